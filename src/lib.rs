@@ -1,0 +1,64 @@
+//! # applog
+//!
+//! An embedded, append-only log (write-ahead log) that lives in memory-mapped files.
+//!
+//! - One [`Writer`] per log (an exclusive file lock enforces it) appends CRC-framed records.
+//!   Each segment file starts empty; the writer maps a large reservation over it and grows the
+//!   file one page at a time, ahead of each write, reserving the blocks first so that a full
+//!   disk is an error rather than a SIGBUS. A full segment is sealed and the log rolls to a new
+//!   one, so a log has no size limit.
+//! - [`Writer::sync`] is the durability checkpoint (msync): once it returns Ok, every record
+//!   appended before it survives a crash or a power cut. Opening a writer recovers the log:
+//!   a torn tail after the last good record is zeroed in place; damage inside data that had
+//!   been synced is reported as [`Error::Corrupt`] and nothing is modified.
+//! - Any number of [`Reader`]s, in this or other processes, read the same files lock-free
+//!   while the writer appends, and get zero-copy borrows of the records.
+//!
+//! ```
+//! # fn main() -> applog::Result<()> {
+//! let dir = tempfile::tempdir().unwrap();
+//! let mut writer = applog::Writer::open(dir.path(), applog::Options::default())?;
+//! writer.append(b"first")?;
+//! writer.append_batch(&[&b"second"[..], &b"third"[..]])?;
+//! writer.sync()?;
+//!
+//! let mut reader = applog::Reader::open(dir.path())?;
+//! let mut seen = Vec::new();
+//! while let Some(record) = reader.next()? {
+//!     seen.push((record.seq(), record.data().to_vec()));
+//! }
+//! assert_eq!(seen[2], (2, b"third".to_vec()));
+//!
+//! let report = applog::verify(dir.path())?;
+//! assert!(report.is_clean());
+//! assert_eq!(report.next_seq, 3);
+//! # Ok(()) }
+//! ```
+//!
+//! The on-disk format is described in [`format`](crate::format) and `docs/format.md`.
+#![deny(missing_docs)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod dir;
+mod error;
+pub mod format;
+mod options;
+mod reader;
+mod recovery;
+mod segment;
+mod writer;
+
+pub use dir::{segment_name, LOCK_FILE};
+pub use error::{Error, Result};
+pub use options::{Options, SyncPolicy};
+pub use reader::{Reader, Record};
+pub use recovery::{verify, Corruption, SegmentReport, TornTail, VerifyReport};
+pub use writer::Writer;
+
+/// Whether a writer holds the lock of the log in `dir` right now.
+///
+/// # Errors
+/// [`Error::Io`] when the lock file exists but cannot be opened.
+pub fn is_locked(dir: impl AsRef<std::path::Path>) -> Result<bool> {
+    dir::Lock::is_held(dir.as_ref())
+}

@@ -1,0 +1,281 @@
+//! Readers: lock-free, read-only, usable from any process while a writer appends.
+
+use std::path::{Path, PathBuf};
+
+use crate::dir;
+use crate::error::{Error, Result};
+use crate::format::{self, Frame, HEADER_LEN};
+use crate::segment::{Opened, Segment};
+
+/// A record read from the log: its seq and a zero-copy borrow of its bytes in the mapping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Record<'a> {
+    seq: u64,
+    data: &'a [u8],
+}
+
+impl<'a> Record<'a> {
+    /// The record's sequence number.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The record's bytes, borrowed from the shared mapping (they are never written again).
+    pub fn data(&self) -> &'a [u8] {
+        self.data
+    }
+}
+
+/// Reads a log, in seq order, from this or any other process, while a writer appends.
+///
+/// A reader takes no lock, maps segments read-only, never blocks the writer, never reads past
+/// the file size it has observed, and checks every CRC before it yields a record. It follows
+/// the log across segment files. When it has read everything there is, [`next`](Self::next)
+/// returns `Ok(None)`; call it again later to get records appended since.
+///
+/// # Example
+/// ```
+/// # fn main() -> applog::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let mut w = applog::Writer::open(dir.path(), applog::Options::default())?;
+/// # w.append(b"a")?; w.append(b"b")?;
+/// let mut reader = applog::Reader::open(dir.path())?;
+/// while let Some(rec) = reader.next()? {
+///     println!("{}: {:?}", rec.seq(), rec.data());
+/// }
+/// # Ok(()) }
+/// ```
+pub struct Reader {
+    dir: PathBuf,
+    seg: Option<Segment>,
+    /// Offset of the next frame in `seg`.
+    off: u64,
+    /// Seq of the next frame.
+    next_seq: u64,
+    /// Records below this seq are read but not yielded (a `seek` past the end).
+    skip_until: u64,
+}
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader")
+            .field("dir", &self.dir)
+            .field("segment", &self.seg.as_ref().map(|s| &s.path))
+            .field("next_seq", &self.next_seq.max(self.skip_until))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where `next` found the next record.
+enum Step {
+    Yield { off: u64, len: u64, seq: u64 },
+    Nothing,
+}
+
+impl Reader {
+    /// Opens the log in `dir` for reading, positioned at its first record.
+    ///
+    /// # Errors
+    /// [`Error::Io`] (`NotFound`) when `dir` does not exist; [`Error::NotALog`] when it is not
+    /// a log directory or its first segment is not an applog segment; [`Error::Corrupt`] when
+    /// that segment's header is damaged.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Reader> {
+        let dir = dir.as_ref().to_owned();
+        let listing = dir::list(&dir)?;
+        if listing.segments.is_empty() && !listing.has_lock_file {
+            return Err(Error::NotALog {
+                path: dir,
+                reason: "no applog segments or lock file in the directory".into(),
+            });
+        }
+        let first = listing.segments.first().map_or(0, |e| e.base);
+        let mut r = Reader {
+            dir,
+            seg: None,
+            off: HEADER_LEN,
+            next_seq: first,
+            skip_until: 0,
+        };
+        r.open_segment(first)?;
+        Ok(r)
+    }
+
+    /// The log directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The seq of the record the next successful [`next`](Self::next) returns.
+    pub fn position(&self) -> u64 {
+        self.next_seq.max(self.skip_until)
+    }
+
+    /// Opens the segment whose first seq is `base`, if it exists and its header is complete.
+    fn open_segment(&mut self, base: u64) -> Result<bool> {
+        let path = self.dir.join(dir::segment_name(base));
+        if !path.exists() {
+            return Ok(false);
+        }
+        let seg = match Segment::open(&path, false) {
+            Ok(Opened::Ready(seg)) => seg,
+            Ok(Opened::Blank) => return Ok(false),
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(false)
+            }
+            Err(e) => return Err(e),
+        };
+        if seg.header.base_seq != base {
+            return Err(Error::Corrupt {
+                segment: path,
+                offset: 24,
+                reason: format!(
+                    "header says the segment starts at seq {}, its name says {base}",
+                    seg.header.base_seq
+                ),
+            });
+        }
+        self.seg = Some(seg);
+        self.off = HEADER_LEN;
+        self.next_seq = base;
+        Ok(true)
+    }
+
+    /// Positions the reader so that the next record returned is `seq`. A `seq` past the end
+    /// is allowed: records before it are skipped as they arrive.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when `seq` is older than the first record in the log (it has been
+    /// removed) or a segment on the way is damaged.
+    pub fn seek(&mut self, seq: u64) -> Result<()> {
+        let listing = dir::list(&self.dir)?;
+        let Some(entry) = listing.segments.iter().rev().find(|e| e.base <= seq) else {
+            let first = listing.segments.first().map_or(0, |e| e.base);
+            if listing.segments.is_empty() {
+                // Empty log: wait for seq from the start.
+                self.seg = None;
+                self.next_seq = first;
+                self.skip_until = seq;
+                return Ok(());
+            }
+            return Err(Error::Corrupt {
+                segment: self.dir.join(dir::segment_name(first)),
+                offset: 0,
+                reason: format!("seq {seq} is before the first record in the log ({first})"),
+            });
+        };
+        self.seg = None;
+        if !self.open_segment(entry.base)? {
+            self.next_seq = entry.base;
+        }
+        self.skip_until = seq;
+        // Skip ahead frame by frame (checking each CRC) up to seq, or as far as there is.
+        while self.next_seq < seq {
+            match self.step()? {
+                Step::Yield { .. } => {}
+                Step::Nothing => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Returns the next record, or `Ok(None)` when there is none yet. Call again later to see
+    /// records appended since: `Ok(None)` is "not yet", never an error.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] for a damaged frame inside data the writer had made durable;
+    /// [`Error::Io`] when a segment file cannot be opened or mapped.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Result<Option<Record<'_>>> {
+        loop {
+            match self.step()? {
+                Step::Nothing => return Ok(None),
+                Step::Yield { off, len, seq } => {
+                    if seq < self.skip_until {
+                        continue;
+                    }
+                    let data = self
+                        .seg
+                        .as_ref()
+                        .and_then(|s| s.map.bytes(off + format::FRAME_HEADER_LEN, len));
+                    return Ok(data.map(|data| Record { seq, data }));
+                }
+            }
+        }
+    }
+
+    /// Advances over one record (or segment boundary); does not borrow the record.
+    fn step(&mut self) -> Result<Step> {
+        loop {
+            let Some(seg) = self.seg.as_mut() else {
+                if self.open_segment(self.next_seq)? {
+                    continue;
+                }
+                return Ok(Step::Nothing);
+            };
+            let reservation = seg.reservation();
+            if self.off + format::FRAME_HEADER_LEN > reservation {
+                // Full to the last byte: no seal; the next segment starts at next_seq.
+                let next = self.next_seq;
+                if self.next_segment(next)? {
+                    continue;
+                }
+                return Ok(Step::Nothing);
+            }
+            if self.off + format::FRAME_HEADER_LEN > seg.size() {
+                seg.refresh_size()?;
+            }
+            let mut frame = seg.frame_at(self.off, self.next_seq).0;
+            if matches!(frame, Frame::Bad(format::BadFrame::LengthOutOfBounds { .. })) {
+                // The writer grows the file before it publishes: look at the size again.
+                seg.refresh_size()?;
+                frame = seg.frame_at(self.off, self.next_seq).0;
+            }
+            match frame {
+                Frame::Empty => return Ok(Step::Nothing),
+                Frame::Record { len } => {
+                    let step = Step::Yield {
+                        off: self.off,
+                        len: u64::from(len),
+                        seq: self.next_seq,
+                    };
+                    self.off += format::frame_len(u64::from(len));
+                    self.next_seq += 1;
+                    return Ok(step);
+                }
+                Frame::Seal => {
+                    let next = self.next_seq;
+                    if self.next_segment(next)? {
+                        continue;
+                    }
+                    return Ok(Step::Nothing);
+                }
+                Frame::Bad(why) => {
+                    if self.off < seg.synced_mark() {
+                        return Err(Error::Corrupt {
+                            segment: seg.path.clone(),
+                            offset: self.off,
+                            reason: why.to_string(),
+                        });
+                    }
+                    // Past the synced mark: a torn tail left by a crash, which the next
+                    // writer will cut. Nothing to read (yet).
+                    tracing::debug!(segment = %seg.path.display(), offset = self.off, %why, "unreadable frame after the synced mark; waiting");
+                    return Ok(Step::Nothing);
+                }
+            }
+        }
+    }
+
+    /// Moves to the segment starting at `base`, keeping the current one if it is not there yet.
+    fn next_segment(&mut self, base: u64) -> Result<bool> {
+        let old = self.seg.take();
+        let old_off = self.off;
+        if self.open_segment(base)? {
+            return Ok(true);
+        }
+        self.seg = old;
+        self.off = old_off;
+        self.next_seq = base;
+        Ok(false)
+    }
+}

@@ -1,0 +1,501 @@
+//! One mapped segment file: map the reservation, grow the file ahead of writes, publish frames,
+//! flush with msync. All of the crate's `unsafe` lives in this module, in [`Mapping`].
+//!
+//! # Assumptions (the soundness argument)
+//!
+//! A segment file is mapped once over its whole reservation; the file itself is usually
+//! shorter. Touching a page of the mapping at or past the end of the file raises SIGBUS, so
+//! every access goes through [`Mapping`], which knows the file size this process has set
+//! (writer) or observed with `fstat` (reader) and refuses any byte at or past it. The log
+//! never shrinks a segment file (torn tails are zeroed in place), so a size once observed
+//! stays valid. If another program truncates a segment file, processes that have it mapped
+//! get SIGBUS: that is the one documented hazard we cannot prevent.
+//!
+//! Other processes write into the same pages while we read them. Rust's memory model does
+//! not describe memory shared with another process, so we rely on the following, which the
+//! publish protocol establishes:
+//! - Header words (segment magic, frame headers, synced mark) are read and written only with
+//!   aligned 8-byte atomic operations.
+//! - A frame's payload is written before its header word is stored with `Release`; a reader
+//!   that loads a non-zero header word with `Acquire` sees the payload bytes. Bytes of a frame
+//!   whose CRC passed are never written again while the log lives (recovery only zeroes bytes
+//!   after the last good frame), so handing out `&[u8]` into them is sound.
+//! - Bytes that are not yet published (or garbage after a crash) may change under a reader
+//!   while it computes a CRC over them; the CRC then fails or the header is still zero, and
+//!   nothing derived from those bytes is returned.
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use memmap2::{MmapOptions, MmapRaw};
+
+use crate::error::{is_enospc, Error, Result};
+use crate::format::{self, Frame, HeaderError, SegmentHeader, HEADER_LEN, SYNCED_MARK_OFFSET};
+
+/// The system's page size.
+pub(crate) fn page_size() -> u64 {
+    rustix::param::page_size() as u64
+}
+
+/// Blocks are reserved with `fallocate` this many bytes at a time (capped at the
+/// reservation), ahead of the file size, so that growing by a page is one `ftruncate`.
+const ALLOCATE_CHUNK: u64 = 64 * 1024;
+
+/// A mapping of a segment's reservation that knows how much of it the file backs.
+pub(crate) struct Mapping {
+    raw: MmapRaw,
+    /// Bytes of the file known to exist. Nothing at or past it is touched.
+    size: u64,
+    writable: bool,
+}
+
+fn out_of_bounds(off: u64, len: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("internal error: access to {len} bytes at {off} is outside the file or the mapping"),
+    )
+}
+
+impl Mapping {
+    fn map(file: &File, reservation: u64, writable: bool) -> io::Result<Mapping> {
+        let len = usize::try_from(reservation).map_err(|_| out_of_bounds(0, reservation))?;
+        let mut opts = MmapOptions::new();
+        opts.len(len);
+        let raw = if writable {
+            opts.map_raw(file)?
+        } else {
+            opts.map_raw_read_only(file)?
+        };
+        Ok(Mapping {
+            raw,
+            size: 0,
+            writable,
+        })
+    }
+
+    fn reservation(&self) -> u64 {
+        self.raw.len() as u64
+    }
+
+    /// Bytes that may be touched: the smaller of the file size and the reservation.
+    pub(crate) fn limit(&self) -> u64 {
+        self.size.min(self.reservation())
+    }
+
+    /// Records that the file is now `size` bytes long. The caller has set or observed it.
+    fn set_size(&mut self, size: u64) {
+        self.size = size;
+    }
+
+    fn check(&self, off: u64, len: u64) -> io::Result<usize> {
+        match off.checked_add(len) {
+            Some(end) if end <= self.limit() => Ok(off as usize),
+            _ => Err(out_of_bounds(off, len)),
+        }
+    }
+
+    fn word(&self, off: u64) -> Option<&AtomicU64> {
+        if off % 8 != 0 {
+            return None;
+        }
+        let at = self.check(off, 8).ok()?;
+        // SAFETY: `at + 8` is inside both the mapping and the file (checked above), and `at`
+        // is 8-aligned relative to the page-aligned base of the mapping, so the pointer is
+        // valid and aligned for an AtomicU64. The word is only ever accessed atomically (by
+        // this and other processes), as the module docs state.
+        Some(unsafe { AtomicU64::from_ptr(self.raw.as_mut_ptr().add(at).cast::<u64>()) })
+    }
+
+    /// Loads the 8-byte word at `off` with `Acquire`; `None` when it is out of bounds.
+    pub(crate) fn load(&self, off: u64) -> Option<u64> {
+        self.word(off).map(|w| w.load(Ordering::Acquire))
+    }
+
+    /// Stores an 8-byte word at `off`: `Release` publishes everything written before it.
+    fn store(&self, off: u64, value: u64, order: Ordering) -> io::Result<()> {
+        if !self.writable {
+            return Err(out_of_bounds(off, 8));
+        }
+        self.word(off).ok_or_else(|| out_of_bounds(off, 8))?.store(value, order);
+        Ok(())
+    }
+
+    /// Copies `bytes` to `off`. Only for bytes no reader trusts yet (unpublished frames).
+    fn write(&self, off: u64, bytes: &[u8]) -> io::Result<()> {
+        let at = self.check(off, bytes.len() as u64)?;
+        if !self.writable {
+            return Err(out_of_bounds(off, bytes.len() as u64));
+        }
+        // SAFETY: the destination range is inside the mapping and the file (checked), the
+        // mapping is writable, and `bytes` is ordinary memory that cannot overlap a shared
+        // file mapping we own. No reference to this range exists: it is not published.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.raw.as_mut_ptr().add(at), bytes.len())
+        };
+        Ok(())
+    }
+
+    /// Zeroes `len` bytes at `off` (cutting a torn tail; these bytes were never a valid frame
+    /// past the last good one, so no reference to them was ever handed out).
+    fn zero(&self, off: u64, len: u64) -> io::Result<()> {
+        let at = self.check(off, len)?;
+        if !self.writable {
+            return Err(out_of_bounds(off, len));
+        }
+        // SAFETY: inside the mapping and the file (checked), mapping writable; see above.
+        unsafe { std::ptr::write_bytes(self.raw.as_mut_ptr().add(at), 0, len as usize) };
+        Ok(())
+    }
+
+    /// Borrows `len` bytes at `off`, or `None` when out of bounds. Callers use it for frame
+    /// bytes whose header they loaded with `Acquire` (see the module docs for why the borrow
+    /// is sound once the CRC passed, and harmless before).
+    pub(crate) fn bytes(&self, off: u64, len: u64) -> Option<&[u8]> {
+        let at = self.check(off, len).ok()?;
+        // SAFETY: the range is inside the mapping and the file (checked), so every byte is
+        // readable without a fault, and the mapping lives as long as `&self`.
+        Some(unsafe { std::slice::from_raw_parts(self.raw.as_ptr().add(at), len as usize) })
+    }
+
+    /// msync(MS_SYNC) of `[off, off + len)`.
+    fn flush(&self, off: u64, len: u64) -> io::Result<()> {
+        let at = self.check(off, len)?;
+        self.raw.flush_range(at, len as usize)
+    }
+}
+
+/// Where a segment stands when opened.
+pub(crate) enum Opened {
+    /// A valid header: the segment, mapped over its reservation.
+    Ready(Segment),
+    /// The file is empty or its header was never completed (a crash while creating it, or a
+    /// writer that is creating it right now).
+    Blank,
+}
+
+/// One segment file, mapped.
+pub(crate) struct Segment {
+    pub(crate) path: PathBuf,
+    file: File,
+    pub(crate) map: Mapping,
+    pub(crate) header: SegmentHeader,
+    pub(crate) seed: u32,
+    /// Bytes of the file reserved with fallocate (writer only).
+    allocated: u64,
+}
+
+impl Segment {
+    /// Opens an existing segment file, read-only (reader) or read-write (writer, under the
+    /// lock). Never modifies the file.
+    pub(crate) fn open(path: &Path, writable: bool) -> Result<Opened> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(writable)
+            .open(path)
+            .map_err(|e| Error::io("could not open segment", path, e))?;
+        let size = file
+            .metadata()
+            .map_err(|e| Error::io("could not stat segment", path, e))?
+            .len();
+        if size == 0 {
+            return Ok(Opened::Blank);
+        }
+        // Read the header through a one-page mapping: the writer stores the magic last, with
+        // Release, so an Acquire load of it that sees the magic also sees the other fields.
+        let mut probe = Mapping::map(&file, page_size(), false)
+            .map_err(|e| Error::io("could not map segment", path, e))?;
+        probe.set_size(size);
+        let mut bytes = [0u8; HEADER_LEN as usize];
+        let magic_word = probe.load(0);
+        if let Some(b) = probe.bytes(0, HEADER_LEN.min(size)) {
+            bytes[..b.len()].copy_from_slice(b);
+        }
+        drop(probe);
+        let header = match (magic_word, SegmentHeader::decode(&bytes[..HEADER_LEN.min(size) as usize])) {
+            (_, Ok(h)) => h,
+            (Some(0), Err(HeaderError::Blank | HeaderError::NotApplog)) => {
+                // Magic not stored yet: the header is blank or being written right now.
+                return Ok(Opened::Blank);
+            }
+            (_, Err(HeaderError::NotApplog)) => {
+                return Err(Error::NotALog {
+                    path: path.to_owned(),
+                    reason: "the file does not start with the applog segment magic".into(),
+                })
+            }
+            (_, Err(HeaderError::Blank)) => return Ok(Opened::Blank),
+            (_, Err(e)) => {
+                return Err(Error::Corrupt {
+                    segment: path.to_owned(),
+                    offset: 0,
+                    reason: e.to_string(),
+                })
+            }
+        };
+        let mut map = Mapping::map(&file, header.reservation(), writable)
+            .map_err(|e| Error::io("could not map segment", path, e))?;
+        map.set_size(size);
+        Ok(Opened::Ready(Segment {
+            path: path.to_owned(),
+            file,
+            map,
+            seed: header.crc_seed(),
+            header,
+            allocated: size,
+        }))
+    }
+
+    /// Creates a new, empty segment file (it must not exist), grows it to one page and writes
+    /// its header. The caller fsyncs the directory before the next durability point.
+    pub(crate) fn create(path: &Path, base_seq: u64, segment_pages: u32) -> Result<Segment> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|e| Error::io("could not create segment", path, e))?;
+        let page = page_size();
+        let header = SegmentHeader {
+            page_size: page as u32,
+            segment_pages,
+            base_seq,
+            salt: random_salt(),
+        };
+        let map = Mapping::map(&file, header.reservation(), true)
+            .map_err(|e| Error::io("could not map segment", path, e))?;
+        let mut seg = Segment {
+            path: path.to_owned(),
+            file,
+            map,
+            seed: header.crc_seed(),
+            header,
+            allocated: 0,
+        };
+        seg.write_header()?;
+        Ok(seg)
+    }
+
+    /// Writes the header of a segment whose file is empty or blank: fields first, the magic
+    /// last with `Release`, so readers never see a half-written header.
+    pub(crate) fn write_header(&mut self) -> Result<()> {
+        self.grow_to(HEADER_LEN)?;
+        let bytes = self.header.encode();
+        let io = |e| Error::io("could not write segment header", &self.path, e);
+        self.map.write(8, &bytes[8..]).map_err(io)?;
+        self.map
+            .store(0, u64::from_le_bytes(format::MAGIC), Ordering::Release)
+            .map_err(io)
+    }
+
+    /// Re-initialises a blank segment found at recovery (its header was never completed).
+    pub(crate) fn init_blank(path: &Path, base_seq: u64, segment_pages: u32) -> Result<Segment> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| Error::io("could not open segment", path, e))?;
+        let size = file
+            .metadata()
+            .map_err(|e| Error::io("could not stat segment", path, e))?
+            .len();
+        let page = page_size();
+        let header = SegmentHeader {
+            page_size: page as u32,
+            segment_pages,
+            base_seq,
+            salt: random_salt(),
+        };
+        let mut map = Mapping::map(&file, header.reservation(), true)
+            .map_err(|e| Error::io("could not map segment", path, e))?;
+        map.set_size(size);
+        let mut seg = Segment {
+            path: path.to_owned(),
+            file,
+            map,
+            seed: header.crc_seed(),
+            header,
+            allocated: size,
+        };
+        let limit = seg.map.limit();
+        seg.map
+            .zero(0, limit)
+            .map_err(|e| Error::io("could not clear blank segment", path, e))?;
+        seg.write_header()?;
+        Ok(seg)
+    }
+
+    /// The file size this handle knows (set by growth, or observed).
+    pub(crate) fn size(&self) -> u64 {
+        self.map.size
+    }
+
+    /// The reservation in bytes.
+    pub(crate) fn reservation(&self) -> u64 {
+        self.map.reservation()
+    }
+
+    /// Re-reads the file size (readers, to see growth by the writer). Returns the new size.
+    pub(crate) fn refresh_size(&mut self) -> Result<u64> {
+        let size = rustix::fs::fstat(&self.file)
+            .map_err(|e| Error::io("could not stat segment", &self.path, e.into()))?
+            .st_size as u64;
+        // The log never shrinks a file; never forget bytes we already know exist.
+        if size > self.map.size {
+            self.map.set_size(size);
+        }
+        Ok(self.map.size)
+    }
+
+    /// Grows the file so that bytes `[0, end)` exist: to the smallest page multiple that holds
+    /// them (capped at the reservation). Blocks are reserved first with fallocate, so a full
+    /// file system is an error here rather than a SIGBUS at the first store.
+    pub(crate) fn grow_to(&mut self, end: u64) -> Result<()> {
+        if end <= self.map.size {
+            return Ok(());
+        }
+        let reservation = self.reservation();
+        let page = page_size();
+        let new_size = format::round_up(end, page).min(reservation);
+        if new_size > self.allocated {
+            let chunk_end = (self.allocated + ALLOCATE_CHUNK).max(new_size).min(reservation);
+            self.reserve_blocks(chunk_end, new_size)?;
+        }
+        self.file
+            .set_len(new_size)
+            .map_err(|e| self.grow_error(e))?;
+        self.map.set_size(new_size);
+        Ok(())
+    }
+
+    fn reserve_blocks(&mut self, to: u64, new_size: u64) -> Result<()> {
+        let from = self.allocated;
+        match rustix::fs::fallocate(
+            &self.file,
+            rustix::fs::FallocateFlags::KEEP_SIZE,
+            from,
+            to - from,
+        ) {
+            Ok(()) => {}
+            Err(e) if e == rustix::io::Errno::OPNOTSUPP || e == rustix::io::Errno::NOSYS => {
+                // No fallocate on this file system: make the blocks of the new pages exist by
+                // writing zeros through write(), which reports a full disk as an error. Only
+                // up to the new size: the file must never be longer than its growth rule.
+                self.zero_fill(self.map.size, new_size)?;
+                self.allocated = new_size;
+                return Ok(());
+            }
+            Err(e) => return Err(self.grow_error(e.into())),
+        }
+        self.allocated = to;
+        Ok(())
+    }
+
+    fn zero_fill(&mut self, from: u64, to: u64) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        let zeros = vec![0u8; (to - from) as usize];
+        self.file
+            .write_all_at(&zeros, from)
+            .map_err(|e| self.grow_error(e))?;
+        self.map.set_size(to.max(self.map.size));
+        Ok(())
+    }
+
+    fn grow_error(&self, e: io::Error) -> Error {
+        if is_enospc(&e) {
+            Error::NoSpace {
+                path: self.path.clone(),
+                source: e,
+            }
+        } else {
+            Error::io("could not grow segment", &self.path, e)
+        }
+    }
+
+    /// Checks the frame at `off` as the frame of `seq`; returns the verdict and, for a valid
+    /// record, its payload.
+    pub(crate) fn frame_at(&self, off: u64, seq: u64) -> (Frame, &[u8]) {
+        let Some(word) = self.map.load(off) else {
+            // No whole header word inside the file: nothing there (yet).
+            return (Frame::Empty, &[]);
+        };
+        let start = off + format::FRAME_HEADER_LEN;
+        let avail = self.map.limit().saturating_sub(start);
+        let mut payload: &[u8] = &[];
+        let frame = format::check_frame(self.seed, seq, word, avail, |len| {
+            payload = self.map.bytes(start, u64::from(len)).unwrap_or(&[]);
+            payload
+        });
+        match frame {
+            Frame::Record { .. } => (frame, payload),
+            _ => (frame, &[]),
+        }
+    }
+
+    /// Writes a record frame's payload at `off` without publishing it; returns its header word.
+    pub(crate) fn write_payload(&self, off: u64, seq: u64, payload: &[u8]) -> Result<u64> {
+        self.map
+            .write(off + format::FRAME_HEADER_LEN, payload)
+            .map_err(|e| Error::io("could not write record", &self.path, e))?;
+        Ok(format::record_word(self.seed, seq, payload))
+    }
+
+    /// Stores a frame header word. With `Release`, this publishes the frame (and every frame
+    /// written after it whose header was stored before).
+    pub(crate) fn store_head(&self, off: u64, word: u64, order: Ordering) -> Result<()> {
+        self.map
+            .store(off, word, order)
+            .map_err(|e| Error::io("could not publish record", &self.path, e))
+    }
+
+    /// Zeroes `[from, size)`: cuts a torn tail in place (never shrinking the file).
+    pub(crate) fn zero_from(&self, from: u64) -> Result<()> {
+        let limit = self.map.limit();
+        if from >= limit {
+            return Ok(());
+        }
+        self.map
+            .zero(from, limit - from)
+            .map_err(|e| Error::io("could not cut torn tail of", &self.path, e))
+    }
+
+    /// msync(MS_SYNC) of bytes `[0, end)`: header page and data. On Linux this persists the
+    /// pages and the file size, like a ranged fdatasync.
+    pub(crate) fn flush(&self, end: u64) -> io::Result<()> {
+        self.map.flush(0, end.min(self.map.limit()))
+    }
+
+    /// The synced mark: offset below which every frame had been made durable. 0 when none, or
+    /// when the mark fails its check.
+    pub(crate) fn synced_mark(&self) -> u64 {
+        self.map
+            .load(SYNCED_MARK_OFFSET)
+            .and_then(|w| self.header.decode_synced_mark(w))
+            .unwrap_or(0)
+    }
+
+    /// Records that every frame below `offset` is durable. Call only after the flush that made
+    /// them so returned Ok; the mark itself reaches the disk with the next flush.
+    pub(crate) fn set_synced_mark(&self, offset: u64) -> Result<()> {
+        let word = self.header.encode_synced_mark(offset);
+        self.map
+            .store(SYNCED_MARK_OFFSET, word, Ordering::Release)
+            .map_err(|e| Error::io("could not write synced mark of", &self.path, e))
+    }
+}
+
+/// A random salt for a new segment (falls back to time and pid if getrandom fails).
+fn random_salt() -> u64 {
+    let mut buf = [0u8; 8];
+    match rustix::rand::getrandom(&mut buf, rustix::rand::GetRandomFlags::empty()) {
+        Ok(8) => u64::from_le_bytes(buf),
+        _ => {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0);
+            t ^ (u64::from(std::process::id()) << 32) ^ 0x9e37_79b9_7f4a_7c15
+        }
+    }
+}
