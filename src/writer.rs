@@ -87,6 +87,13 @@ impl Writer {
                 reason: "the directory holds other files and no applog segments".into(),
             });
         }
+        if !listing.has_lock_file {
+            // Taking the lock creates the lock file: first make sure that segments found
+            // without one are applog's, so that a foreign directory is left untouched.
+            for entry in &listing.segments {
+                Segment::open(&entry.path, false)?;
+            }
+        }
         let lock = Lock::acquire(&dir)?;
         // List again under the lock: the previous holder may have changed things meanwhile.
         let listing = dir::list(&dir)?;

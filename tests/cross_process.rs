@@ -1,0 +1,93 @@
+//! A reader in another process reads what the writer appends, while it appends.
+//!
+//! The parent test opens a writer, starts a child process (this test binary running
+//! `reader_child`), and appends records of varied sizes into small segments (many rollovers)
+//! while the child polls a `Reader`. Pass criterion: the child receives every record, in
+//! order, byte for byte, and did catch up with the writer (saw "nothing yet") at least once
+//! before the end, so it really read concurrently.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use applog::{Options, Reader, Writer};
+use common::*;
+
+const N: u64 = 20_000;
+
+fn len_of(seq: u64) -> usize {
+    // 0 bytes, page-crossing and multi-page records, mostly small.
+    match seq % 97 {
+        0 => 0,
+        1 => 4096,
+        2 => 9000,
+        _ => (seq as usize * 31) % 300,
+    }
+}
+
+#[test]
+fn reader_in_another_process_follows_the_writer() {
+    let d = tempfile::tempdir().unwrap();
+    let mut w = Writer::open(d.path(), Options::new().segment_pages(4)).unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "reader_child", "--ignored", "--nocapture", "--test-threads=1"])
+        .env("APPLOG_XPROC_DIR", d.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the child has opened the log and caught up with the (empty) log.
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    loop {
+        let line = lines.next().expect("child output").unwrap();
+        if line.contains("child: ready") {
+            break;
+        }
+    }
+    for seq in 0..N {
+        assert_eq!(w.append(&payload(seq, len_of(seq))).unwrap(), seq);
+        if seq % 2000 == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let status = child.wait().unwrap();
+    let out = rest.join("\n");
+    assert!(status.success(), "child failed:\n{out}");
+    assert!(out.contains(&format!("child: read {N} records")), "{out}");
+    let polls_empty: u64 = out
+        .lines()
+        .find_map(|l| l.split_once("child: caught up ").map(|(_, s)| s))
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    assert!(polls_empty > 0, "the child never caught up with the writer: {out}");
+    assert!(std::fs::read_dir(d.path()).unwrap().count() > 10, "many segments");
+}
+
+#[test]
+#[ignore = "run as a child process by reader_in_another_process_follows_the_writer"]
+fn reader_child() {
+    let dir = std::env::var_os("APPLOG_XPROC_DIR").expect("run by the parent test");
+    let mut r = Reader::open(&dir).unwrap();
+    println!("child: ready");
+    let mut expected = 0u64;
+    let mut caught_up = 0u64;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while expected < N {
+        match r.next().unwrap() {
+            Some(rec) => {
+                assert_eq!(rec.seq(), expected);
+                assert!(rec.data() == payload(expected, len_of(expected)), "record {expected} differs");
+                expected += 1;
+            }
+            None => {
+                caught_up += 1;
+                assert!(Instant::now() < deadline, "timed out at seq {expected}");
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+    }
+    println!("child: caught up {caught_up} times");
+    println!("child: read {expected} records");
+}

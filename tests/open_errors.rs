@@ -1,0 +1,149 @@
+//! Opening what is not a healthy, free log: a second writer, foreign files and directories,
+//! and a writer poisoned by a failed sync. Each gives its typed error, names the file, and
+//! changes nothing on disk.
+
+mod common;
+
+use std::io;
+
+use applog::{Error, Options, Reader, Writer};
+use common::*;
+
+#[test]
+fn second_writer_is_locked_out_and_changes_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let mut w = Writer::open(d.path(), Options::new()).unwrap();
+    w.append(b"one").unwrap();
+    let before = snapshot(d.path());
+    let err = Writer::open(d.path(), Options::new().segment_pages(7)).unwrap_err();
+    match &err {
+        Error::Locked { lock_file } => assert_eq!(lock_file, &d.path().join(applog::LOCK_FILE)),
+        other => panic!("expected Locked, got {other:?}"),
+    }
+    assert!(err.to_string().contains(applog::LOCK_FILE), "{err}");
+    assert_eq!(snapshot(d.path()), before);
+    assert!(applog::is_locked(d.path()).unwrap());
+    // Readers take no lock.
+    assert_eq!(read_all(d.path()).len(), 1);
+    drop(w);
+    assert!(!applog::is_locked(d.path()).unwrap());
+    let mut w = Writer::open(d.path(), Options::new()).unwrap();
+    assert_eq!(w.append(b"two").unwrap(), 1);
+}
+
+#[test]
+fn second_writer_in_another_process_is_locked_out() {
+    if std::env::var_os("APPLOG_TEST_LOCK_CHILD").is_some() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let _w = Writer::open(d.path(), Options::new()).unwrap();
+    // A child process (this test binary, running the helper below) tries to open it.
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "lock_child", "--ignored", "--nocapture"])
+        .env("APPLOG_TEST_LOCK_DIR", d.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("child: locked"), "{stdout}");
+}
+
+#[test]
+#[ignore = "run by second_writer_in_another_process_is_locked_out"]
+fn lock_child() {
+    let dir = std::env::var_os("APPLOG_TEST_LOCK_DIR").expect("run by the parent test");
+    match Writer::open(&dir, Options::new()) {
+        Err(Error::Locked { .. }) => println!("child: locked"),
+        other => panic!("child expected Locked, got {other:?}"),
+    }
+}
+
+#[test]
+fn foreign_segment_file_is_not_a_log() {
+    let d = tempfile::tempdir().unwrap();
+    let foreign = d.path().join(applog::segment_name(0));
+    std::fs::write(&foreign, b"this is someone's spreadsheet, not a log").unwrap();
+    let before = snapshot(d.path());
+    for err in [
+        Writer::open(d.path(), Options::new()).unwrap_err(),
+        Reader::open(d.path()).unwrap_err(),
+        applog::verify(d.path()).unwrap_err(),
+    ] {
+        assert!(matches!(&err, Error::NotALog { path, .. } if *path == foreign), "{err:?}");
+        assert!(err.to_string().contains("00000000000000000000.seg"), "{err}");
+    }
+    // Not even a lock file was created.
+    assert_eq!(snapshot(d.path()), before);
+}
+
+#[test]
+fn truncated_segment_header_is_reported() {
+    let d = tempfile::tempdir().unwrap();
+    let seg = d.path().join(applog::segment_name(0));
+    std::fs::write(&seg, b"\x89APPLOG\n\x01\x00").unwrap();
+    let before = snapshot(d.path());
+    let err = Writer::open(d.path(), Options::new()).unwrap_err();
+    assert!(matches!(&err, Error::Corrupt { segment, offset: 0, reason } if *segment == seg && reason.contains("truncated")), "{err:?}");
+    assert!(Reader::open(d.path()).is_err());
+    assert_eq!(snapshot(d.path()), before);
+}
+
+#[test]
+fn directory_of_other_files_is_not_a_log() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("notes.txt"), b"hello").unwrap();
+    let before = snapshot(d.path());
+    let err = Writer::open(d.path(), Options::new()).unwrap_err();
+    assert!(matches!(&err, Error::NotALog { path, .. } if path == d.path()), "{err:?}");
+    assert!(matches!(Reader::open(d.path()), Err(Error::NotALog { .. })));
+    assert_eq!(snapshot(d.path()), before, "no lock file, no segment created");
+    // An empty directory is not a log for readers, but a writer makes one there.
+    let empty = tempfile::tempdir().unwrap();
+    assert!(matches!(Reader::open(empty.path()), Err(Error::NotALog { .. })));
+    Writer::open(empty.path(), Options::new()).unwrap();
+    Reader::open(empty.path()).unwrap();
+}
+
+#[test]
+fn regular_file_and_missing_path() {
+    let d = tempfile::tempdir().unwrap();
+    let file = d.path().join("file");
+    std::fs::write(&file, b"x").unwrap();
+    assert!(matches!(Writer::open(&file, Options::new()), Err(Error::NotALog { path, .. }) if path == file));
+    assert!(matches!(Reader::open(&file), Err(Error::NotALog { .. })));
+    assert_eq!(std::fs::read(&file).unwrap(), b"x");
+    let missing = d.path().join("missing");
+    let err = Reader::open(&missing).unwrap_err();
+    assert!(matches!(&err, Error::Io { source, path, .. } if source.kind() == io::ErrorKind::NotFound && *path == missing), "{err:?}");
+    assert!(matches!(applog::verify(&missing), Err(Error::Io { .. })));
+    // A writer creates missing directories, parents included.
+    let nested = d.path().join("a/b/log");
+    Writer::open(&nested, Options::new()).unwrap().append(b"x").unwrap();
+    assert_eq!(read_all(&nested).len(), 1);
+}
+
+#[test]
+fn failed_sync_poisons_the_writer_until_reopen() {
+    let d = tempfile::tempdir().unwrap();
+    let mut w = Writer::open(d.path(), Options::new()).unwrap();
+    w.append(b"kept").unwrap();
+    w.sync().unwrap();
+    w.append(b"appended before the failure").unwrap();
+    w.inject_sync_error(io::Error::from_raw_os_error(5)); // EIO
+    let err = w.sync().unwrap_err();
+    assert!(matches!(&err, Error::Io { source, .. } if source.raw_os_error() == Some(5)), "{err:?}");
+    // Every later call fails, including a sync that would now "succeed".
+    assert!(matches!(w.sync(), Err(Error::Poisoned { .. })));
+    assert!(matches!(w.append(b"x"), Err(Error::Poisoned { .. })));
+    assert!(matches!(w.append_batch(&[b"y"]), Err(Error::Poisoned { .. })));
+    let err = w.sync().unwrap_err();
+    assert!(err.to_string().contains("reopen"), "{err}");
+    drop(w);
+    // Reopening recovers: the records that reached the page cache are there.
+    let mut w = Writer::open(d.path(), Options::new()).unwrap();
+    assert_eq!(w.next_seq(), 2);
+    w.append(b"after").unwrap();
+    w.sync().unwrap();
+    assert_eq!(read_all(d.path()).len(), 3);
+}
