@@ -65,7 +65,7 @@ const SEAL_WORD: u32 = u32::MAX;
 /// Rounds `n` up to a multiple of `to` (a power of two). Saturates instead of overflowing.
 pub fn round_up(n: u64, to: u64) -> u64 {
     debug_assert!(to.is_power_of_two());
-    n.checked_add(to - 1).map_or(u64::MAX & !(to - 1), |v| v & !(to - 1))
+    n.checked_add(to - 1).map_or(!(to - 1), |v| v & !(to - 1))
 }
 
 /// Bytes a frame with a payload of `len` bytes occupies, padding included.
@@ -430,7 +430,9 @@ mod tests {
     #[test]
     fn foreign_bytes_are_not_applog() {
         assert_eq!(
-            SegmentHeader::decode(b"hello world, this is not an applog segment header at all......"),
+            SegmentHeader::decode(
+                b"hello world, this is not an applog segment header at all......"
+            ),
             Err(HeaderError::NotApplog)
         );
         assert_eq!(SegmentHeader::decode(b"hi"), Err(HeaderError::NotApplog));
@@ -444,7 +446,10 @@ mod tests {
             for bit in 0..8 {
                 let mut b = good;
                 b[byte] ^= 1 << bit;
-                assert!(SegmentHeader::decode(&b).is_err(), "flip {byte}:{bit} passed");
+                assert!(
+                    SegmentHeader::decode(&b).is_err(),
+                    "flip {byte}:{bit} passed"
+                );
             }
         }
     }
@@ -457,7 +462,10 @@ mod tests {
         all.extend_from_slice(&7u64.to_le_bytes());
         all.extend_from_slice(&(3u32 | PRESENT).to_le_bytes());
         all.extend_from_slice(b"abc");
-        assert_eq!(record_crc(h.crc_seed(), 7, 3, b"abc"), crc32fast::hash(&all));
+        assert_eq!(
+            record_crc(h.crc_seed(), 7, 3, b"abc"),
+            crc32fast::hash(&all)
+        );
     }
 
     #[test]
@@ -467,7 +475,10 @@ mod tests {
         let ok = check_frame(h.crc_seed(), 5, w, 100, |_| b"payload");
         assert_eq!(ok, Frame::Record { len: 7 });
         let other_seq = check_frame(h.crc_seed(), 6, w, 100, |_| b"payload");
-        assert!(matches!(other_seq, Frame::Bad(BadFrame::CrcMismatch { .. })));
+        assert!(matches!(
+            other_seq,
+            Frame::Bad(BadFrame::CrcMismatch { .. })
+        ));
         let other_salt = SegmentHeader { salt: 1, ..h };
         let stale = check_frame(other_salt.crc_seed(), 5, w, 100, |_| b"payload");
         assert!(matches!(stale, Frame::Bad(BadFrame::CrcMismatch { .. })));

@@ -60,7 +60,9 @@ impl Options {
     pub(crate) fn validate(&self, page_size: u64) -> Result<()> {
         let reservation = page_size * u64::from(self.segment_pages);
         if self.segment_pages == 0 {
-            return Err(Error::InvalidOptions("segment_pages must be at least 1".into()));
+            return Err(Error::InvalidOptions(
+                "segment_pages must be at least 1".into(),
+            ));
         }
         if reservation > MAX_RESERVATION {
             return Err(Error::InvalidOptions(format!(

@@ -225,7 +225,10 @@ impl Reader {
                 seg.refresh_size()?;
             }
             let mut frame = seg.frame_at(self.off, self.next_seq).0;
-            if matches!(frame, Frame::Bad(format::BadFrame::LengthOutOfBounds { .. })) {
+            if matches!(
+                frame,
+                Frame::Bad(format::BadFrame::LengthOutOfBounds { .. })
+            ) {
                 // The writer grows the file before it publishes: look at the size again.
                 seg.refresh_size()?;
                 frame = seg.frame_at(self.off, self.next_seq).0;

@@ -260,7 +260,10 @@ fn analyze(scans: &[Scanned]) -> Verdict {
                             ),
                             _ => stop_reason(s),
                         },
-                        later_segments: scans[i + 1..].iter().map(|l| l.entry.path.clone()).collect(),
+                        later_segments: scans[i + 1..]
+                            .iter()
+                            .map(|l| l.entry.path.clone())
+                            .collect(),
                     },
                 ));
             }
@@ -334,7 +337,11 @@ impl VerifyReport {
     }
 }
 
-fn scan_all(entries: Vec<Entry>, writable: bool, corruptions: &mut Vec<Corruption>) -> Result<Vec<Scanned>> {
+fn scan_all(
+    entries: Vec<Entry>,
+    writable: bool,
+    corruptions: &mut Vec<Corruption>,
+) -> Result<Vec<Scanned>> {
     let mut scans = Vec::with_capacity(entries.len());
     for e in entries {
         match scan(e.clone(), writable) {
@@ -498,7 +505,8 @@ fn trusted_prefix(entries: &[Entry]) -> Result<usize> {
 /// and makes both durable before anything new is written.
 fn cut(dir: &Path, s: &Scanned, tail: &TornTail) -> Result<()> {
     for path in &tail.later_segments {
-        std::fs::remove_file(path).map_err(|e| Error::io("could not remove torn segment", path, e))?;
+        std::fs::remove_file(path)
+            .map_err(|e| Error::io("could not remove torn segment", path, e))?;
         tracing::warn!(segment = %path.display(), "removed a segment that lay wholly in a torn tail");
     }
     if !tail.later_segments.is_empty() {

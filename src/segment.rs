@@ -54,7 +54,9 @@ pub(crate) struct Mapping {
 fn out_of_bounds(off: u64, len: u64) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidInput,
-        format!("internal error: access to {len} bytes at {off} is outside the file or the mapping"),
+        format!(
+            "internal error: access to {len} bytes at {off} is outside the file or the mapping"
+        ),
     )
 }
 
@@ -118,7 +120,9 @@ impl Mapping {
         if !self.writable {
             return Err(out_of_bounds(off, 8));
         }
-        self.word(off).ok_or_else(|| out_of_bounds(off, 8))?.store(value, order);
+        self.word(off)
+            .ok_or_else(|| out_of_bounds(off, 8))?
+            .store(value, order);
         Ok(())
     }
 
@@ -132,7 +136,11 @@ impl Mapping {
         // mapping is writable, and `bytes` is ordinary memory that cannot overlap a shared
         // file mapping we own. No reference to this range exists: it is not published.
         unsafe {
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.raw.as_mut_ptr().add(at), bytes.len())
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                self.raw.as_mut_ptr().add(at),
+                bytes.len(),
+            )
         };
         Ok(())
     }
@@ -213,7 +221,10 @@ impl Segment {
             bytes[..b.len()].copy_from_slice(b);
         }
         drop(probe);
-        let header = match (magic_word, SegmentHeader::decode(&bytes[..HEADER_LEN.min(size) as usize])) {
+        let header = match (
+            magic_word,
+            SegmentHeader::decode(&bytes[..HEADER_LEN.min(size) as usize]),
+        ) {
             (_, Ok(h)) => h,
             (Some(0), Err(HeaderError::Blank | HeaderError::NotApplog)) => {
                 // Magic not stored yet: the header is blank or being written right now.
@@ -359,7 +370,9 @@ impl Segment {
         let page = page_size();
         let new_size = format::round_up(end, page).min(reservation);
         if new_size > self.allocated {
-            let chunk_end = (self.allocated + ALLOCATE_CHUNK).max(new_size).min(reservation);
+            let chunk_end = (self.allocated + ALLOCATE_CHUNK)
+                .max(new_size)
+                .min(reservation);
             self.reserve_blocks(chunk_end, new_size)?;
         }
         self.file

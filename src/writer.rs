@@ -104,7 +104,10 @@ impl Writer {
             None => {
                 let path = dir.join(dir::segment_name(rec.next_seq));
                 dir_dirty = true;
-                (Segment::create(&path, rec.next_seq, opts.segment_pages)?, HEADER_LEN)
+                (
+                    Segment::create(&path, rec.next_seq, opts.segment_pages)?,
+                    HEADER_LEN,
+                )
             }
         };
         let synced_pos = seg.synced_mark().min(pos);
@@ -144,7 +147,8 @@ impl Writer {
 
     /// The largest record new segments can hold.
     pub fn max_record_len(&self) -> u64 {
-        (page_size() * u64::from(self.opts.segment_pages)).saturating_sub(HEADER_LEN + FRAME_HEADER_LEN)
+        (page_size() * u64::from(self.opts.segment_pages))
+            .saturating_sub(HEADER_LEN + FRAME_HEADER_LEN)
     }
 
     fn check_poisoned(&self) -> Result<()> {
@@ -310,13 +314,21 @@ impl Writer {
     /// later call returns [`Error::Poisoned`] until the log is reopened (and recovered).
     pub fn sync(&mut self) -> Result<()> {
         self.check_poisoned()?;
-        if self.pending.is_empty() && !self.dir_dirty && self.synced_pos == self.pos && self.injected_sync_error.is_none() {
+        if self.pending.is_empty()
+            && !self.dir_dirty
+            && self.synced_pos == self.pos
+            && self.injected_sync_error.is_none()
+        {
             return Ok(());
         }
         let started = std::time::Instant::now();
         match self.sync_inner() {
             Ok(()) => {
-                tracing::debug!(next_seq = self.next_seq, elapsed_us = started.elapsed().as_micros() as u64, "synced");
+                tracing::debug!(
+                    next_seq = self.next_seq,
+                    elapsed_us = started.elapsed().as_micros() as u64,
+                    "synced"
+                );
                 Ok(())
             }
             Err(e) => {
@@ -355,7 +367,8 @@ impl Writer {
             .flush(self.pos)
             .map_err(|e| Error::io("could not sync segment", &self.seg.path, e))?;
         if self.dir_dirty {
-            dir::sync_dir(&self.dir).map_err(|e| Error::io("could not sync log directory", &self.dir, e))?;
+            dir::sync_dir(&self.dir)
+                .map_err(|e| Error::io("could not sync log directory", &self.dir, e))?;
         }
         self.seg.set_synced_mark(self.pos)?;
         self.pending.clear();

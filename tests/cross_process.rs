@@ -32,7 +32,13 @@ fn reader_in_another_process_follows_the_writer() {
     let d = tempfile::tempdir().unwrap();
     let mut w = Writer::open(d.path(), Options::new().segment_pages(4)).unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "reader_child", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "reader_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("APPLOG_XPROC_DIR", d.path())
         .stdout(Stdio::piped())
         .spawn()
@@ -61,8 +67,14 @@ fn reader_in_another_process_follows_the_writer() {
         .find_map(|l| l.split_once("child: caught up ").map(|(_, s)| s))
         .and_then(|s| s.split_whitespace().next()?.parse().ok())
         .unwrap();
-    assert!(polls_empty > 0, "the child never caught up with the writer: {out}");
-    assert!(std::fs::read_dir(d.path()).unwrap().count() > 10, "many segments");
+    assert!(
+        polls_empty > 0,
+        "the child never caught up with the writer: {out}"
+    );
+    assert!(
+        std::fs::read_dir(d.path()).unwrap().count() > 10,
+        "many segments"
+    );
 }
 
 #[test]
@@ -78,7 +90,10 @@ fn reader_child() {
         match r.next().unwrap() {
             Some(rec) => {
                 assert_eq!(rec.seq(), expected);
-                assert!(rec.data() == payload(expected, len_of(expected)), "record {expected} differs");
+                assert!(
+                    rec.data() == payload(expected, len_of(expected)),
+                    "record {expected} differs"
+                );
                 expected += 1;
             }
             None => {

@@ -37,16 +37,26 @@ fn mount(kind: &str) -> Result<Mount, String> {
         if out.status.success() {
             Ok(())
         } else {
-            Err(format!("{cmd:?}: {}", String::from_utf8_lossy(&out.stderr).trim()))
+            Err(format!(
+                "{cmd:?}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
         }
     };
     match kind {
-        "tmpfs" => run(Command::new("mount").args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"]).arg(&dir))?,
+        "tmpfs" => run(Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .arg(&dir))?,
         _ => {
             let img = tmp.path().join("fs.img");
-            std::fs::File::create(&img).and_then(|f| f.set_len(16 << 20)).map_err(|e| e.to_string())?;
+            std::fs::File::create(&img)
+                .and_then(|f| f.set_len(16 << 20))
+                .map_err(|e| e.to_string())?;
             run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&img))?;
-            run(Command::new("mount").args(["-o", "loop"]).arg(&img).arg(&dir))?;
+            run(Command::new("mount")
+                .args(["-o", "loop"])
+                .arg(&img)
+                .arg(&dir))?;
         }
     }
     Ok(Mount { dir, _tmp: tmp })
@@ -70,9 +80,16 @@ fn fill_until_no_space(log: &Path, filler: &Path, filler_len: usize) {
     };
     assert!(err.is_no_space(), "expected NoSpace, got {err:?}");
     assert!(err.to_string().contains("no space"), "{err}");
-    assert!(lens.len() > 10, "appended {} records before the disk was full", lens.len());
+    assert!(
+        lens.len() > 10,
+        "appended {} records before the disk was full",
+        lens.len()
+    );
     // Still full: still an error, still alive.
-    assert!(w.append(&payload(lens.len() as u64, 4000)).unwrap_err().is_no_space());
+    assert!(w
+        .append(&payload(lens.len() as u64, 4000))
+        .unwrap_err()
+        .is_no_space());
     assert_eq!(w.next_seq(), lens.len() as u64);
 
     // Everything appended is readable and the log verifies, while the writer is open.
@@ -85,7 +102,10 @@ fn fill_until_no_space(log: &Path, filler: &Path, filler_len: usize) {
             assert_eq!(data, &payload(i as u64, lens[i]));
         }
         let report = applog::verify(log).unwrap();
-        assert!(report.is_clean() && report.torn_tail.is_none(), "{report:?}");
+        assert!(
+            report.is_clean() && report.torn_tail.is_none(),
+            "{report:?}"
+        );
         assert_eq!(report.next_seq, n as u64);
     };
     check(&lens);

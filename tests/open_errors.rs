@@ -45,7 +45,11 @@ fn second_writer_in_another_process_is_locked_out() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("child: locked"), "{stdout}");
 }
 
@@ -70,8 +74,14 @@ fn foreign_segment_file_is_not_a_log() {
         Reader::open(d.path()).unwrap_err(),
         applog::verify(d.path()).unwrap_err(),
     ] {
-        assert!(matches!(&err, Error::NotALog { path, .. } if *path == foreign), "{err:?}");
-        assert!(err.to_string().contains("00000000000000000000.seg"), "{err}");
+        assert!(
+            matches!(&err, Error::NotALog { path, .. } if *path == foreign),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().contains("00000000000000000000.seg"),
+            "{err}"
+        );
     }
     // Not even a lock file was created.
     assert_eq!(snapshot(d.path()), before);
@@ -84,7 +94,10 @@ fn truncated_segment_header_is_reported() {
     std::fs::write(&seg, b"\x89APPLOG\n\x01\x00").unwrap();
     let before = snapshot(d.path());
     let err = Writer::open(d.path(), Options::new()).unwrap_err();
-    assert!(matches!(&err, Error::Corrupt { segment, offset: 0, reason } if *segment == seg && reason.contains("truncated")), "{err:?}");
+    assert!(
+        matches!(&err, Error::Corrupt { segment, offset: 0, reason } if *segment == seg && reason.contains("truncated")),
+        "{err:?}"
+    );
     assert!(Reader::open(d.path()).is_err());
     assert_eq!(snapshot(d.path()), before);
 }
@@ -95,12 +108,22 @@ fn directory_of_other_files_is_not_a_log() {
     std::fs::write(d.path().join("notes.txt"), b"hello").unwrap();
     let before = snapshot(d.path());
     let err = Writer::open(d.path(), Options::new()).unwrap_err();
-    assert!(matches!(&err, Error::NotALog { path, .. } if path == d.path()), "{err:?}");
+    assert!(
+        matches!(&err, Error::NotALog { path, .. } if path == d.path()),
+        "{err:?}"
+    );
     assert!(matches!(Reader::open(d.path()), Err(Error::NotALog { .. })));
-    assert_eq!(snapshot(d.path()), before, "no lock file, no segment created");
+    assert_eq!(
+        snapshot(d.path()),
+        before,
+        "no lock file, no segment created"
+    );
     // An empty directory is not a log for readers, but a writer makes one there.
     let empty = tempfile::tempdir().unwrap();
-    assert!(matches!(Reader::open(empty.path()), Err(Error::NotALog { .. })));
+    assert!(matches!(
+        Reader::open(empty.path()),
+        Err(Error::NotALog { .. })
+    ));
     Writer::open(empty.path(), Options::new()).unwrap();
     Reader::open(empty.path()).unwrap();
 }
@@ -110,16 +133,24 @@ fn regular_file_and_missing_path() {
     let d = tempfile::tempdir().unwrap();
     let file = d.path().join("file");
     std::fs::write(&file, b"x").unwrap();
-    assert!(matches!(Writer::open(&file, Options::new()), Err(Error::NotALog { path, .. }) if path == file));
+    assert!(
+        matches!(Writer::open(&file, Options::new()), Err(Error::NotALog { path, .. }) if path == file)
+    );
     assert!(matches!(Reader::open(&file), Err(Error::NotALog { .. })));
     assert_eq!(std::fs::read(&file).unwrap(), b"x");
     let missing = d.path().join("missing");
     let err = Reader::open(&missing).unwrap_err();
-    assert!(matches!(&err, Error::Io { source, path, .. } if source.kind() == io::ErrorKind::NotFound && *path == missing), "{err:?}");
+    assert!(
+        matches!(&err, Error::Io { source, path, .. } if source.kind() == io::ErrorKind::NotFound && *path == missing),
+        "{err:?}"
+    );
     assert!(matches!(applog::verify(&missing), Err(Error::Io { .. })));
     // A writer creates missing directories, parents included.
     let nested = d.path().join("a/b/log");
-    Writer::open(&nested, Options::new()).unwrap().append(b"x").unwrap();
+    Writer::open(&nested, Options::new())
+        .unwrap()
+        .append(b"x")
+        .unwrap();
     assert_eq!(read_all(&nested).len(), 1);
 }
 
@@ -132,11 +163,17 @@ fn failed_sync_poisons_the_writer_until_reopen() {
     w.append(b"appended before the failure").unwrap();
     w.inject_sync_error(io::Error::from_raw_os_error(5)); // EIO
     let err = w.sync().unwrap_err();
-    assert!(matches!(&err, Error::Io { source, .. } if source.raw_os_error() == Some(5)), "{err:?}");
+    assert!(
+        matches!(&err, Error::Io { source, .. } if source.raw_os_error() == Some(5)),
+        "{err:?}"
+    );
     // Every later call fails, including a sync that would now "succeed".
     assert!(matches!(w.sync(), Err(Error::Poisoned { .. })));
     assert!(matches!(w.append(b"x"), Err(Error::Poisoned { .. })));
-    assert!(matches!(w.append_batch(&[b"y"]), Err(Error::Poisoned { .. })));
+    assert!(matches!(
+        w.append_batch(&[b"y"]),
+        Err(Error::Poisoned { .. })
+    ));
     let err = w.sync().unwrap_err();
     assert!(err.to_string().contains("reopen"), "{err}");
     drop(w);

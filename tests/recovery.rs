@@ -37,7 +37,12 @@ fn fixture(lens: &[usize], synced: usize) -> Fixture {
         w.append(&payload(i as u64, l)).unwrap();
     }
     drop(w); // no sync: the tail after `synced` is unsynced
-    Fixture { _tmp: tmp, dir, lens: lens.to_vec(), synced }
+    Fixture {
+        _tmp: tmp,
+        dir,
+        lens: lens.to_vec(),
+        synced,
+    }
 }
 
 fn expect_prefix(dir: &Path, lens: &[usize], n: usize) {
@@ -79,7 +84,8 @@ fn survivors(placed: &[Placed], seg: u64, orig: &[u8], damaged: &[u8]) -> usize 
 
 /// Offset after the last surviving record's frame in its segment.
 fn end_of(placed: &[Placed], n: usize) -> u64 {
-    n.checked_sub(1).map_or(HEADER, |i| placed[i].offset + frame_len(placed[i].len))
+    n.checked_sub(1)
+        .map_or(HEADER, |i| placed[i].offset + frame_len(placed[i].len))
 }
 
 #[test]
@@ -89,7 +95,10 @@ fn truncation_at_every_byte_of_the_unsynced_tail() {
     let placed = place(&lens, page() * u64::from(SEG_PAGES));
     let last_seg = placed.last().unwrap().segment;
     let first_unsynced = &placed[f.synced];
-    assert_eq!(first_unsynced.segment, last_seg, "fixture keeps the tail in one segment");
+    assert_eq!(
+        first_unsynced.segment, last_seg,
+        "fixture keeps the tail in one segment"
+    );
     let end = placed.last().map(|p| p.offset + frame_len(p.len)).unwrap();
     let work = f._tmp.path().join("work");
     for cut in first_unsynced.offset..=end {
@@ -97,13 +106,21 @@ fn truncation_at_every_byte_of_the_unsynced_tail() {
         copy_dir(&f.dir, &work);
         let seg = seg_path(&work, last_seg);
         let orig = std::fs::read(&seg).unwrap();
-        std::fs::OpenOptions::new().write(true).open(&seg).unwrap().set_len(cut).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&seg)
+            .unwrap()
+            .set_len(cut)
+            .unwrap();
         let n = survivors(&placed, last_seg, &orig, &orig[..cut as usize]);
         {
             let w = Writer::open(&work, Options::new().segment_pages(SEG_PAGES)).unwrap();
             assert_eq!(w.next_seq(), n as u64, "cut at {cut}");
         }
-        assert!(std::fs::metadata(&seg).unwrap().len() >= cut, "never shrinks");
+        assert!(
+            std::fs::metadata(&seg).unwrap().len() >= cut,
+            "never shrinks"
+        );
         expect_prefix(&work, &lens, n);
         reopen_and_append(&work, n);
     }
@@ -117,17 +134,27 @@ fn truncation_inside_synced_data_is_corruption() {
     let seg = seg_path(&f.dir, 0);
     // Cut in the middle of record 5, which was synced.
     let cut = placed[5].offset + 20;
-    std::fs::OpenOptions::new().write(true).open(&seg).unwrap().set_len(cut).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .set_len(cut)
+        .unwrap();
     let before = snapshot(&f.dir);
     let err = Writer::open(&f.dir, Options::new().segment_pages(SEG_PAGES)).unwrap_err();
     match &err {
-        Error::Corrupt { segment, offset, .. } => {
+        Error::Corrupt {
+            segment, offset, ..
+        } => {
             assert_eq!(segment, &seg);
             assert_eq!(*offset, placed[5].offset);
         }
         other => panic!("expected Corrupt, got {other:?}"),
     }
-    assert!(err.to_string().contains(&placed[5].offset.to_string()), "{err}");
+    assert!(
+        err.to_string().contains(&placed[5].offset.to_string()),
+        "{err}"
+    );
     assert_eq!(snapshot(&f.dir), before, "nothing modified");
 }
 
@@ -136,7 +163,10 @@ fn fill_tail(f: &Fixture, garbage: bool) {
     let placed = place(lens, page() * u64::from(SEG_PAGES));
     let last_seg = placed.last().unwrap().segment;
     let end = placed.last().map(|p| p.offset + frame_len(p.len)).unwrap();
-    let work = f._tmp.path().join(if garbage { "garbage" } else { "zeros" });
+    let work = f
+        ._tmp
+        .path()
+        .join(if garbage { "garbage" } else { "zeros" });
     let mut cases = 0;
     for p in &placed[f.synced..] {
         // Damage from somewhere inside record synced+k to the end of the file.
@@ -154,16 +184,28 @@ fn fill_tail(f: &Fixture, garbage: bool) {
                 bytes = payload(from ^ 0x5555, bytes.len());
             }
             let orig = std::fs::read(&seg).unwrap();
-            std::fs::OpenOptions::new().write(true).open(&seg).unwrap().write_all_at(&bytes, from).unwrap();
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&seg)
+                .unwrap()
+                .write_all_at(&bytes, from)
+                .unwrap();
             let damaged = std::fs::read(&seg).unwrap();
             let n = survivors(&placed, last_seg, &orig, &damaged);
             assert!(n >= f.synced);
             Writer::open(&work, Options::new().segment_pages(SEG_PAGES)).unwrap();
-            assert_eq!(std::fs::metadata(&seg).unwrap().len(), size, "size unchanged");
+            assert_eq!(
+                std::fs::metadata(&seg).unwrap().len(),
+                size,
+                "size unchanged"
+            );
             // The cut is zeroed in place.
             let after = std::fs::read(&seg).unwrap();
             let cut = end_of(&placed, n) as usize;
-            assert!(after[cut..].iter().all(|&b| b == 0), "tail zeroed (damage from {from}, {n} survive)");
+            assert!(
+                after[cut..].iter().all(|&b| b == 0),
+                "tail zeroed (damage from {from}, {n} survive)"
+            );
             expect_prefix(&work, lens, n);
             reopen_and_append(&work, n);
             cases += 1;
@@ -191,13 +233,23 @@ fn garbage_after_the_last_record_is_cut() {
     let f = fixture(&lens, 10);
     let seg = seg_path(&f.dir, 0);
     let size = std::fs::metadata(&seg).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(&seg).unwrap().write_all_at(b"stale bytes", size - 100).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .write_all_at(b"stale bytes", size - 100)
+        .unwrap();
     let report = applog::verify(&f.dir).unwrap();
-    assert!(report.is_clean(), "a torn tail is not corruption: {report:?}");
+    assert!(
+        report.is_clean(),
+        "a torn tail is not corruption: {report:?}"
+    );
     let tail = report.torn_tail.expect("torn tail reported");
     assert_eq!(tail.segment, seg);
     Writer::open(&f.dir, Options::new().segment_pages(SEG_PAGES)).unwrap();
-    assert!(std::fs::read(&seg).unwrap()[(size - 100) as usize..].iter().all(|&b| b == 0));
+    assert!(std::fs::read(&seg).unwrap()[(size - 100) as usize..]
+        .iter()
+        .all(|&b| b == 0));
     expect_prefix(&f.dir, &lens, 10);
 }
 
@@ -206,14 +258,19 @@ fn every_bit_flip_in_synced_data_is_reported_and_nothing_changes() {
     let lens = vec![0, 1, 13, 100, 7, 64];
     let f = fixture(&lens, lens.len());
     // Sync everything (fixture leaves the last batch unsynced when synced == len).
-    Writer::open(&f.dir, Options::new().segment_pages(SEG_PAGES)).unwrap().close().unwrap();
+    Writer::open(&f.dir, Options::new().segment_pages(SEG_PAGES))
+        .unwrap()
+        .close()
+        .unwrap();
     let placed = place(&lens, page() * u64::from(SEG_PAGES));
-    let seg = seg_path(&f.dir, 0);
     let end = placed.last().map(|p| p.offset + frame_len(p.len)).unwrap();
     let work = f._tmp.path().join("flip");
     let mut checked = 0;
     for byte in HEADER..end {
-        let p = placed.iter().find(|p| byte >= p.offset && byte < p.offset + frame_len(p.len)).unwrap();
+        let p = placed
+            .iter()
+            .find(|p| byte >= p.offset && byte < p.offset + frame_len(p.len))
+            .unwrap();
         if byte >= p.offset + 8 + p.len as u64 {
             continue; // padding: not covered by the CRC, and not data
         }
@@ -221,7 +278,11 @@ fn every_bit_flip_in_synced_data_is_reported_and_nothing_changes() {
             let _ = std::fs::remove_dir_all(&work);
             copy_dir(&f.dir, &work);
             let wseg = seg_path(&work, 0);
-            let file = std::fs::OpenOptions::new().read(true).write(true).open(&wseg).unwrap();
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&wseg)
+                .unwrap();
             let mut b = [0u8; 1];
             file.read_exact_at(&mut b, byte).unwrap();
             file.write_all_at(&[b[0] ^ (1 << bit)], byte).unwrap();
@@ -258,27 +319,41 @@ fn every_bit_flip_in_synced_data_is_reported_and_nothing_changes() {
 #[test]
 fn header_damage_is_reported() {
     let f = fixture(&[10, 20], 2);
-    let seg = seg_path(&f.dir, 0);
-    for (byte, expect_not_a_log) in [(0u64, true), (5, true), (12, false), (30, false), (40, false)] {
+    for (byte, expect_not_a_log) in [
+        (0u64, true),
+        (5, true),
+        (12, false),
+        (30, false),
+        (40, false),
+    ] {
         let work = f._tmp.path().join(format!("hdr{byte}"));
         copy_dir(&f.dir, &work);
         let wseg = seg_path(&work, 0);
-        let file = std::fs::OpenOptions::new().read(true).write(true).open(&wseg).unwrap();
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&wseg)
+            .unwrap();
         let mut b = [0u8; 1];
         file.read_exact_at(&mut b, byte).unwrap();
         file.write_all_at(&[b[0] ^ 0x10], byte).unwrap();
         let before = snapshot(&work);
         let err = Writer::open(&work, Options::new()).unwrap_err();
         if expect_not_a_log {
-            assert!(matches!(&err, Error::NotALog { path, .. } if *path == wseg), "{err:?}");
+            assert!(
+                matches!(&err, Error::NotALog { path, .. } if *path == wseg),
+                "{err:?}"
+            );
         } else {
-            assert!(matches!(&err, Error::Corrupt { segment, offset: 0, .. } if *segment == wseg), "{err:?}");
+            assert!(
+                matches!(&err, Error::Corrupt { segment, offset: 0, .. } if *segment == wseg),
+                "{err:?}"
+            );
         }
         assert!(Writer::open(&work, Options::new()).is_err());
         assert!(applog::Reader::open(&work).is_err());
         assert_eq!(snapshot(&work), before);
     }
-    let _ = seg;
 }
 
 #[test]
@@ -289,14 +364,28 @@ fn torn_tail_spanning_segments_is_cut_and_later_segments_removed() {
     let f = fixture(&lens, 3);
     let placed = place(&lens, page() * u64::from(SEG_PAGES));
     let victim = &placed[8];
-    let later: Vec<u64> = placed.iter().map(|p| p.segment).filter(|&s| s > victim.segment).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    let later: Vec<u64> = placed
+        .iter()
+        .map(|p| p.segment)
+        .filter(|&s| s > victim.segment)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
     assert!(!later.is_empty());
     let seg = seg_path(&f.dir, victim.segment);
-    std::fs::OpenOptions::new().write(true).open(&seg).unwrap().write_all_at(&[0xFF; 16], victim.offset + 20).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .write_all_at(&[0xFF; 16], victim.offset + 20)
+        .unwrap();
     let report = applog::verify(&f.dir).unwrap();
     assert!(report.is_clean(), "{report:?}");
     let tail = report.torn_tail.clone().unwrap();
-    assert_eq!((tail.segment.clone(), tail.offset), (seg.clone(), victim.offset));
+    assert_eq!(
+        (tail.segment.clone(), tail.offset),
+        (seg.clone(), victim.offset)
+    );
     assert_eq!(tail.later_segments.len(), later.len());
     assert_eq!(report.next_seq, 8);
     Writer::open(&f.dir, Options::new().segment_pages(SEG_PAGES)).unwrap();
@@ -313,14 +402,25 @@ fn a_gap_before_synced_segments_is_corruption() {
     // it is past that segment's own mark, because later segments hold synced records.
     let lens = vec![900; 30];
     let f = fixture(&lens, 30);
-    Writer::open(&f.dir, Options::new().segment_pages(SEG_PAGES)).unwrap().close().unwrap();
+    Writer::open(&f.dir, Options::new().segment_pages(SEG_PAGES))
+        .unwrap()
+        .close()
+        .unwrap();
     let placed = place(&lens, page() * u64::from(SEG_PAGES));
     let victim = &placed[8];
     let seg = seg_path(&f.dir, victim.segment);
-    std::fs::OpenOptions::new().write(true).open(&seg).unwrap().write_all_at(&[0xFF; 16], victim.offset + 20).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .write_all_at(&[0xFF; 16], victim.offset + 20)
+        .unwrap();
     let before = snapshot(&f.dir);
     let err = Writer::open(&f.dir, Options::new().segment_pages(SEG_PAGES)).unwrap_err();
-    assert!(matches!(&err, Error::Corrupt { segment, offset, .. } if *segment == seg && *offset == victim.offset), "{err:?}");
+    assert!(
+        matches!(&err, Error::Corrupt { segment, offset, .. } if *segment == seg && *offset == victim.offset),
+        "{err:?}"
+    );
     assert_eq!(snapshot(&f.dir), before);
 }
 
@@ -329,13 +429,21 @@ fn lost_seal_is_rewritten_when_the_next_segment_continues() {
     let lens = vec![4000; 12];
     let f = fixture(&lens, 12);
     let placed = place(&lens, page() * u64::from(SEG_PAGES));
-    let first_seg_last = placed.iter().filter(|p| p.segment == 0).last().unwrap();
+    let first_seg_last = placed.iter().rfind(|p| p.segment == 0).unwrap();
     let seal_at = first_seg_last.offset + frame_len(first_seg_last.len);
     let seg = seg_path(&f.dir, 0);
-    std::fs::OpenOptions::new().write(true).open(&seg).unwrap().write_all_at(&[0; 8], seal_at).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .write_all_at(&[0; 8], seal_at)
+        .unwrap();
     Writer::open(&f.dir, Options::new().segment_pages(SEG_PAGES)).unwrap();
     let mut b = [0u8; 8];
-    std::fs::File::open(&seg).unwrap().read_exact_at(&mut b, seal_at).unwrap();
+    std::fs::File::open(&seg)
+        .unwrap()
+        .read_exact_at(&mut b, seal_at)
+        .unwrap();
     assert_ne!(b, [0; 8], "seal rewritten");
     expect_prefix(&f.dir, &lens, 12);
 }
@@ -349,7 +457,12 @@ fn blank_last_segment_is_reinitialised() {
     let last = placed.last().unwrap().segment;
     let seg = seg_path(&f.dir, last);
     let size = std::fs::metadata(&seg).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(&seg).unwrap().write_all_at(&vec![0; size as usize], 0).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .write_all_at(&vec![0; size as usize], 0)
+        .unwrap();
     let n = placed.iter().filter(|p| p.segment < last).count();
     assert!(n >= 8, "fixture spans segments");
     let report = applog::verify(&f.dir).unwrap();

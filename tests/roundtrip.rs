@@ -95,20 +95,31 @@ fn segment_grows_one_page_at_a_time() {
     let seg0 = seg_path(d.path(), 0);
     // A fresh segment holds only its header: one page.
     assert_eq!(std::fs::metadata(&seg0).unwrap().len(), page());
-    let lens: Vec<usize> = (0..400).map(|i| [0, 1, 100, 500, 4000, 8, 4096, 17][i % 8]).collect();
+    let lens: Vec<usize> = (0..400)
+        .map(|i| [0, 1, 100, 500, 4000, 8, 4096, 17][i % 8])
+        .collect();
     let placed = place(&lens, reservation());
     for (i, p) in placed.iter().enumerate() {
         assert_eq!(w.append(&payload(i as u64, p.len)).unwrap(), i as u64);
         let end = p.offset + frame_len(p.len);
-        let size = std::fs::metadata(seg_path(d.path(), p.segment)).unwrap().len();
-        assert_eq!(size, end.div_ceil(page()) * page(), "after record {i} (segment {}, end {end})", p.segment);
+        let size = std::fs::metadata(seg_path(d.path(), p.segment))
+            .unwrap()
+            .len();
+        assert_eq!(
+            size,
+            end.div_ceil(page()) * page(),
+            "after record {i} (segment {}, end {end})",
+            p.segment
+        );
         if i > 0 && placed[i - 1].segment != p.segment {
             // The sealed segment ends with an 8-byte seal frame (when there was room for it),
             // and was not grown further.
             let prev = &placed[i - 1];
             let prev_end = prev.offset + frame_len(prev.len);
             let sealed_end = (prev_end + 8).min(reservation());
-            let prev_size = std::fs::metadata(seg_path(d.path(), prev.segment)).unwrap().len();
+            let prev_size = std::fs::metadata(seg_path(d.path(), prev.segment))
+                .unwrap()
+                .len();
             assert_eq!(prev_size, sealed_end.div_ceil(page()) * page());
         }
     }
@@ -121,23 +132,42 @@ fn record_too_large_names_the_limit() {
     let max = (2 * page() - HEADER - 8) as usize;
     assert_eq!(w.max_record_len(), max as u64);
     let err = w.append(&vec![7u8; max + 1]).unwrap_err();
-    assert!(matches!(err, Error::RecordTooLarge { len, max: m } if len == max + 1 && m == max as u64), "{err:?}");
+    assert!(
+        matches!(err, Error::RecordTooLarge { len, max: m } if len == max + 1 && m == max as u64),
+        "{err:?}"
+    );
     assert!(err.to_string().contains(&max.to_string()), "{err}");
     // Nothing was appended; a record of exactly the limit fits.
     assert_eq!(w.next_seq(), 0);
     assert_eq!(w.append(&vec![7u8; max]).unwrap(), 0);
     let big = vec![vec![1u8; 10], vec![2u8; max + 1]];
-    assert!(matches!(w.append_batch(&big), Err(Error::RecordTooLarge { .. })));
-    assert_eq!(w.next_seq(), 1, "a batch with a record too large appends nothing");
+    assert!(matches!(
+        w.append_batch(&big),
+        Err(Error::RecordTooLarge { .. })
+    ));
+    assert_eq!(
+        w.next_seq(),
+        1,
+        "a batch with a record too large appends nothing"
+    );
     assert_eq!(read_all(d.path()).len(), 1);
 }
 
 #[test]
 fn invalid_options_are_refused() {
     let d = tempfile::tempdir().unwrap();
-    assert!(matches!(Writer::open(d.path(), Options::new().segment_pages(0)), Err(Error::InvalidOptions(_))));
-    assert!(matches!(Writer::open(d.path(), Options::new().segment_pages(u32::MAX)), Err(Error::InvalidOptions(_))));
-    assert!(std::fs::read_dir(d.path()).unwrap().next().is_none(), "nothing created");
+    assert!(matches!(
+        Writer::open(d.path(), Options::new().segment_pages(0)),
+        Err(Error::InvalidOptions(_))
+    ));
+    assert!(matches!(
+        Writer::open(d.path(), Options::new().segment_pages(u32::MAX)),
+        Err(Error::InvalidOptions(_))
+    ));
+    assert!(
+        std::fs::read_dir(d.path()).unwrap().next().is_none(),
+        "nothing created"
+    );
 }
 
 #[test]
@@ -146,27 +176,47 @@ fn sync_policies_move_the_synced_mark() {
     let mut w = Writer::open(d.path().join("a"), Options::new().sync(SyncPolicy::Always)).unwrap();
     w.append(b"one").unwrap();
     let r = applog::verify(d.path().join("a")).unwrap();
-    assert_eq!(r.segments[0].synced_mark, r.segments[0].data_end, "Always syncs every append");
+    assert_eq!(
+        r.segments[0].synced_mark, r.segments[0].data_end,
+        "Always syncs every append"
+    );
     w.append_batch(&[&b"two"[..], &b"three"[..]]).unwrap();
     let r = applog::verify(d.path().join("a")).unwrap();
     assert_eq!(r.segments[0].synced_mark, r.segments[0].data_end);
 
-    let mut w = Writer::open(d.path().join("b"), Options::new().sync(SyncPolicy::EveryBytes(1000))).unwrap();
+    let mut w = Writer::open(
+        d.path().join("b"),
+        Options::new().sync(SyncPolicy::EveryBytes(1000)),
+    )
+    .unwrap();
     w.append(&[0u8; 100]).unwrap();
     let r = applog::verify(d.path().join("b")).unwrap();
-    assert_eq!(r.segments[0].synced_mark, 0, "below the threshold: not synced yet");
+    assert_eq!(
+        r.segments[0].synced_mark, 0,
+        "below the threshold: not synced yet"
+    );
     for _ in 0..7 {
         w.append(&[0u8; 100]).unwrap();
     }
     let r = applog::verify(d.path().join("b")).unwrap();
-    assert_eq!(r.segments[0].synced_mark, 0, "8 frames of 112 bytes: 896 < 1000");
+    assert_eq!(
+        r.segments[0].synced_mark, 0,
+        "8 frames of 112 bytes: 896 < 1000"
+    );
     w.append(&[0u8; 100]).unwrap();
     let r = applog::verify(d.path().join("b")).unwrap();
-    assert_eq!(r.segments[0].synced_mark, r.segments[0].data_end, "1008 bytes of frames: synced");
+    assert_eq!(
+        r.segments[0].synced_mark, r.segments[0].data_end,
+        "1008 bytes of frames: synced"
+    );
 
     let mut w = Writer::open(d.path().join("c"), Options::new()).unwrap();
     w.append(b"x").unwrap();
-    assert_eq!(applog::verify(d.path().join("c")).unwrap().segments[0].synced_mark, 0, "Manual: no sync until asked");
+    assert_eq!(
+        applog::verify(d.path().join("c")).unwrap().segments[0].synced_mark,
+        0,
+        "Manual: no sync until asked"
+    );
     w.sync().unwrap();
     let r = applog::verify(d.path().join("c")).unwrap();
     assert_eq!(r.segments[0].synced_mark, r.segments[0].data_end);

@@ -19,7 +19,9 @@ fn observed_page_size() -> u64 {
     // A fresh segment is exactly one page long: read it back from the file system.
     let d = tempfile::tempdir().unwrap();
     let w = applog::Writer::open(d.path(), applog::Options::new().segment_pages(4)).unwrap();
-    let len = std::fs::metadata(d.path().join(applog::segment_name(0))).unwrap().len();
+    let len = std::fs::metadata(d.path().join(applog::segment_name(0)))
+        .unwrap()
+        .len();
     drop(w);
     len
 }
@@ -52,7 +54,12 @@ pub fn place(lens: &[usize], reservation: u64) -> Vec<Placed> {
             seg = i as u64;
             off = HEADER;
         }
-        out.push(Placed { seq: i as u64, segment: seg, offset: off, len });
+        out.push(Placed {
+            seq: i as u64,
+            segment: seg,
+            offset: off,
+            len,
+        });
         off += f;
     }
     out
