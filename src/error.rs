@@ -57,6 +57,15 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A seq older than the first record still in the log (removed by retention or never
+    /// written there).
+    #[error("seq {seq} is before the first record of the log ({first_seq})")]
+    SeqBeforeStart {
+        /// The seq asked for.
+        seq: u64,
+        /// The oldest seq in the log.
+        first_seq: u64,
+    },
     /// A record is larger than one segment can hold.
     #[error("record of {len} bytes is larger than the {max} bytes one segment can hold (raise segment_pages)")]
     RecordTooLarge {

@@ -144,8 +144,8 @@ impl Reader {
     /// is allowed: records before it are skipped as they arrive.
     ///
     /// # Errors
-    /// [`Error::Corrupt`] when `seq` is older than the first record in the log (it has been
-    /// removed) or a segment on the way is damaged.
+    /// [`Error::SeqBeforeStart`] when `seq` is older than the first record in the log;
+    /// [`Error::Corrupt`] when a segment on the way is damaged.
     pub fn seek(&mut self, seq: u64) -> Result<()> {
         let listing = dir::list(&self.dir)?;
         let Some(entry) = listing.segments.iter().rev().find(|e| e.base <= seq) else {
@@ -157,10 +157,9 @@ impl Reader {
                 self.skip_until = seq;
                 return Ok(());
             }
-            return Err(Error::Corrupt {
-                segment: self.dir.join(dir::segment_name(first)),
-                offset: 0,
-                reason: format!("seq {seq} is before the first record in the log ({first})"),
+            return Err(Error::SeqBeforeStart {
+                seq,
+                first_seq: first,
             });
         };
         self.seg = None;

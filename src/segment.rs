@@ -226,8 +226,9 @@ impl Segment {
             SegmentHeader::decode(&bytes[..HEADER_LEN.min(size) as usize]),
         ) {
             (_, Ok(h)) => h,
-            (Some(0), Err(HeaderError::Blank | HeaderError::NotApplog)) => {
-                // Magic not stored yet: the header is blank or being written right now.
+            (Some(0), Err(HeaderError::NotApplog)) if is_header_without_magic(&bytes) => {
+                // Our header with the magic not stored yet: being written right now, or its
+                // creation was cut short by a crash.
                 return Ok(Opened::Blank);
             }
             (_, Err(HeaderError::NotApplog)) => {
@@ -496,6 +497,14 @@ impl Segment {
             .store(SYNCED_MARK_OFFSET, word, Ordering::Release)
             .map_err(|e| Error::io("could not write synced mark of", &self.path, e))
     }
+}
+
+/// True when `bytes` are an applog header whose magic alone is missing (the magic is stored
+/// last). Anything else without the magic is a foreign file, which must never be rewritten.
+fn is_header_without_magic(bytes: &[u8; HEADER_LEN as usize]) -> bool {
+    let mut with_magic = *bytes;
+    with_magic[..8].copy_from_slice(&format::MAGIC);
+    SegmentHeader::decode(&with_magic).is_ok()
 }
 
 /// A random salt for a new segment (falls back to time and pid if getrandom fails).

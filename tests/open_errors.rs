@@ -184,3 +184,47 @@ fn failed_sync_poisons_the_writer_until_reopen() {
     w.sync().unwrap();
     assert_eq!(read_all(d.path()).len(), 3);
 }
+
+#[test]
+fn foreign_segment_starting_with_zeros_is_not_rewritten() {
+    // Leading zeros must not make a foreign file look like a segment whose creation was cut
+    // short (which recovery would re-initialise).
+    let d = tempfile::tempdir().unwrap();
+    let mut w = Writer::open(d.path(), Options::new().segment_pages(2)).unwrap();
+    w.append(b"real").unwrap();
+    drop(w);
+    let foreign = d.path().join(applog::segment_name(1));
+    let mut bytes = vec![0u8; 16];
+    bytes.extend_from_slice(b"a foreign file whose first bytes are zeros, padded out to a page");
+    bytes.resize(4096, 7);
+    std::fs::write(&foreign, &bytes).unwrap();
+    let before = snapshot(d.path());
+    let err = Writer::open(d.path(), Options::new()).unwrap_err();
+    assert!(
+        matches!(&err, Error::NotALog { path, .. } if *path == foreign),
+        "{err:?}"
+    );
+    assert_eq!(snapshot(d.path()), before);
+}
+
+#[test]
+fn seek_before_the_first_record_is_a_typed_error() {
+    let d = tempfile::tempdir().unwrap();
+    let mut w = Writer::open(d.path(), Options::new().segment_pages(2)).unwrap();
+    for i in 0..100u32 {
+        w.append(&i.to_le_bytes().repeat(50)).unwrap();
+    }
+    // Drop the oldest segment by hand (what retention will do): its records are gone.
+    std::fs::remove_file(d.path().join(applog::segment_name(0))).unwrap();
+    let first = applog::verify(d.path()).unwrap().first_seq;
+    assert!(first > 0);
+    let mut r = Reader::open(d.path()).unwrap();
+    assert_eq!(r.next().unwrap().unwrap().seq(), first);
+    let err = r.seek(first - 1).unwrap_err();
+    assert!(
+        matches!(err, Error::SeqBeforeStart { seq, first_seq } if seq == first - 1 && first_seq == first),
+        "{err:?}"
+    );
+    r.seek(first + 3).unwrap();
+    assert_eq!(r.next().unwrap().unwrap().seq(), first + 3);
+}
