@@ -166,9 +166,12 @@ impl SegmentHeader {
     /// Decodes and validates a header from the first bytes of a segment file.
     pub fn decode(b: &[u8]) -> Result<SegmentHeader, HeaderError> {
         let Some(b) = b.get(..HEADER_LEN as usize) else {
-            return if b.iter().all(|&x| x == 0) && !b.is_empty() {
+            // Too short: blank if all zeros, foreign if what is there differs from the magic,
+            // otherwise a truncated applog header.
+            let prefix = b.get(..b.len().min(MAGIC.len())).unwrap_or_default();
+            return if b.iter().all(|&x| x == 0) {
                 Err(HeaderError::Blank)
-            } else if b.get(..8).is_some_and(|m| m != MAGIC) || b.is_empty() {
+            } else if !MAGIC.starts_with(prefix) {
                 Err(HeaderError::NotApplog)
             } else {
                 Err(HeaderError::Short)
@@ -437,6 +440,8 @@ mod tests {
         );
         assert_eq!(SegmentHeader::decode(b"hi"), Err(HeaderError::NotApplog));
         assert_eq!(SegmentHeader::decode(&MAGIC), Err(HeaderError::Short));
+        assert_eq!(SegmentHeader::decode(&MAGIC[..3]), Err(HeaderError::Short));
+        assert_eq!(SegmentHeader::decode(&[0, 0, 0]), Err(HeaderError::Blank));
     }
 
     #[test]

@@ -58,7 +58,7 @@ pub(crate) struct Scanned {
 
 /// Walks every frame of a segment, checking each CRC.
 pub(crate) fn scan(entry: Entry, writable: bool) -> Result<Scanned> {
-    let seg = match Segment::open(&entry.path, writable)? {
+    let mut seg = match Segment::open(&entry.path, writable)? {
         Opened::Blank => {
             return Ok(Scanned {
                 next_seq: entry.base,
@@ -90,7 +90,13 @@ pub(crate) fn scan(entry: Entry, writable: bool) -> Result<Scanned> {
         if off >= reservation {
             break Stop::Full;
         }
-        match seg.frame_at(off, seq).0 {
+        let mut frame = seg.frame_at(off, seq).0;
+        if matches!(frame, Frame::Bad(BadFrame::LengthOutOfBounds { .. })) && !writable {
+            // A live writer grows the file before it publishes: look at the size again.
+            seg.refresh_size()?;
+            frame = seg.frame_at(off, seq).0;
+        }
+        match frame {
             Frame::Record { len } => {
                 off += format::frame_len(u64::from(len));
                 seq += 1;
@@ -328,6 +334,9 @@ pub struct VerifyReport {
     pub torn_tail: Option<TornTail>,
     /// Damage inside synced data, each with its file and offset.
     pub corruptions: Vec<Corruption>,
+    /// Whether a writer held the log's lock when the check started (the newest records may
+    /// then have been appended during the check).
+    pub writer_active: bool,
 }
 
 impl VerifyReport {
@@ -337,15 +346,32 @@ impl VerifyReport {
     }
 }
 
+/// Scans `entries` in order. After a sealed segment, the next one is looked up by name (the
+/// seal's seq) even when `entries` lacks it: a directory listing taken while a writer rolls
+/// over is not a snapshot (ext4 lists in hash order), so a new segment can be missing from it
+/// while a newer one is present.
 fn scan_all(
-    entries: Vec<Entry>,
+    dir: &Path,
+    mut entries: Vec<Entry>,
     writable: bool,
     corruptions: &mut Vec<Corruption>,
 ) -> Result<Vec<Scanned>> {
     let mut scans = Vec::with_capacity(entries.len());
-    for e in entries {
-        match scan(e.clone(), writable) {
-            Ok(s) => scans.push(s),
+    let mut i = 0;
+    while let Some(e) = entries.get(i).cloned() {
+        i += 1;
+        match scan(e, writable) {
+            Ok(s) => {
+                if matches!(s.stop, Stop::Sealed | Stop::Full) {
+                    let next = s.next_seq;
+                    let at = entries.partition_point(|e| e.base < next);
+                    let path = dir.join(dir::segment_name(next));
+                    if at >= i && entries.get(at).map(|e| e.base) != Some(next) && path.exists() {
+                        entries.insert(at, Entry { base: next, path });
+                    }
+                }
+                scans.push(s);
+            }
             Err(Error::Corrupt {
                 segment,
                 offset,
@@ -376,8 +402,14 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
             reason: "no applog segments or lock file in the directory".into(),
         });
     }
+    let writer_active = dir::Lock::is_held(dir)?;
     let mut corruptions = Vec::new();
-    let scans = scan_all(listing.segments, false, &mut corruptions)?;
+    let mut scans = scan_all(dir, listing.segments, false, &mut corruptions)?;
+    if let (true, Some(last)) = (writer_active, scans.last_mut()) {
+        // A live writer copies a payload in before it publishes the frame's header: non-zero
+        // bytes after the newest frame are that record in flight, not a torn tail.
+        last.garbage_after = false;
+    }
     let verdict = analyze(&scans);
     corruptions.extend(verdict.corruptions);
     let first_seq = scans.first().map_or(0, |s| s.entry.base);
@@ -404,6 +436,7 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
         next_seq,
         torn_tail: verdict.torn.map(|(_, t)| t),
         corruptions,
+        writer_active,
     })
 }
 
@@ -431,7 +464,7 @@ pub(crate) fn recover(dir: &Path, entries: Vec<Entry>, segment_pages: u32) -> Re
     // after the newest of them. The others are scanned, oldest first.
     let start = trusted_prefix(&entries)?;
     let mut corruptions = Vec::new();
-    let mut scans = scan_all(entries[start..].to_vec(), true, &mut corruptions)?;
+    let mut scans = scan_all(dir, entries[start..].to_vec(), true, &mut corruptions)?;
     let verdict = analyze(&scans);
     corruptions.extend(verdict.corruptions);
     if let Some(c) = corruptions.into_iter().next() {

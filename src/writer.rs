@@ -145,7 +145,8 @@ impl Writer {
         self.first_seq
     }
 
-    /// The largest record new segments can hold.
+    /// The largest record this writer accepts: what one segment of the configured
+    /// [`Options::segment_pages`] can hold (reservation minus 72 bytes of headers).
     pub fn max_record_len(&self) -> u64 {
         (page_size() * u64::from(self.opts.segment_pages))
             .saturating_sub(HEADER_LEN + FRAME_HEADER_LEN)
@@ -179,9 +180,9 @@ impl Writer {
     /// that followed (the record was appended but is not known to be durable).
     pub fn append(&mut self, record: &[u8]) -> Result<u64> {
         self.check_poisoned()?;
+        self.check_len(record.len())?;
         let flen = format::frame_len(record.len() as u64);
         if self.sealed || self.pos + flen > self.seg.reservation() {
-            self.check_len(record.len())?;
             self.roll()?;
         }
         let off = self.pos;
@@ -394,7 +395,8 @@ impl Writer {
     }
 }
 
-/// Creates the log directory if missing, and makes its entry durable.
+/// Creates the log directory if missing (its parent must exist: a mistyped path should not
+/// become a tree of directories), and makes its entry durable.
 fn create_dir(dir: &Path) -> Result<()> {
     match std::fs::create_dir(dir) {
         Ok(()) => {
@@ -407,14 +409,6 @@ fn create_dir(dir: &Path) -> Result<()> {
             Ok(())
         }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => match dir.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| Error::io("could not create log directory", parent, e))?;
-                create_dir(dir)
-            }
-            _ => Err(Error::io("could not create log directory", dir, e)),
-        },
         Err(e) => Err(Error::io("could not create log directory", dir, e)),
     }
 }

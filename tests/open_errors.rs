@@ -145,13 +145,14 @@ fn regular_file_and_missing_path() {
         "{err:?}"
     );
     assert!(matches!(applog::verify(&missing), Err(Error::Io { .. })));
-    // A writer creates missing directories, parents included.
+    // A writer creates the log directory, but not a chain of missing parents (a typo).
     let nested = d.path().join("a/b/log");
-    Writer::open(&nested, Options::new())
-        .unwrap()
-        .append(b"x")
-        .unwrap();
-    assert_eq!(read_all(&nested).len(), 1);
+    let err = Writer::open(&nested, Options::new()).unwrap_err();
+    assert!(
+        matches!(&err, Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound),
+        "{err:?}"
+    );
+    assert!(!d.path().join("a").exists());
 }
 
 #[test]
@@ -227,4 +228,55 @@ fn seek_before_the_first_record_is_a_typed_error() {
     );
     r.seek(first + 3).unwrap();
     assert_eq!(r.next().unwrap().unwrap().seq(), first + 3);
+}
+
+#[test]
+fn is_locked_tells_without_disturbing_a_writer() {
+    let d = tempfile::tempdir().unwrap();
+    assert!(
+        !applog::is_locked(d.path()).unwrap(),
+        "no lock file: not locked"
+    );
+    drop(Writer::open(d.path(), Options::new()).unwrap());
+    assert!(!applog::is_locked(d.path()).unwrap());
+    // Probing in a loop never makes a writer's open fail.
+    let dir = d.path().to_owned();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let prober = {
+        let (dir, stop) = (dir.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                applog::is_locked(&dir).unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    for _ in 0..300 {
+        let w = Writer::open(&dir, Options::new()).expect("a probe must not lock a writer out");
+        assert!(applog::is_locked(&dir).unwrap());
+        drop(w);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(prober.join().unwrap() > 0);
+}
+
+#[test]
+fn max_record_len_is_the_same_limit_for_append_and_batch() {
+    let d = tempfile::tempdir().unwrap();
+    // The current segment is large; the writer is reopened with small segments.
+    drop(Writer::open(d.path(), Options::new().segment_pages(8)).unwrap());
+    let mut w = Writer::open(d.path(), Options::new().segment_pages(1)).unwrap();
+    let max = w.max_record_len() as usize;
+    let too_big = vec![1u8; max + 1];
+    assert!(matches!(
+        w.append(&too_big),
+        Err(Error::RecordTooLarge { .. })
+    ));
+    assert!(matches!(
+        w.append_batch(&[&too_big]),
+        Err(Error::RecordTooLarge { .. })
+    ));
+    assert_eq!(w.append(&vec![1u8; max]).unwrap(), 0);
 }

@@ -275,7 +275,10 @@ mod encode {
 
         #[test]
         fn json_escapes_quotes_backslashes_and_controls() {
-            assert_eq!(json_str("a\"b\\c\n\t\u{1}é"), r#""a\"b\\c\u000a\u0009\u0001é""#);
+            assert_eq!(
+                json_str("a\"b\\c\n\t\u{1}é"),
+                r#""a\"b\\c\u000a\u0009\u0001é""#
+            );
         }
 
         #[test]
@@ -321,7 +324,12 @@ mod problems {
     }
 
     pub fn corruption_text(c: &applog::Corruption) -> String {
-        format!("{} at byte offset {}: {}", c.segment.display(), c.offset, c.reason)
+        format!(
+            "{} at byte offset {}: {}",
+            c.segment.display(),
+            c.offset,
+            c.reason
+        )
     }
 
     pub fn corruptions_json(cs: &[applog::Corruption]) -> String {
@@ -406,18 +414,23 @@ mod append {
                 if next > first {
                     match writer.close() {
                         Ok(()) => note(format_args!(
-                            "{} records (seq {first}..{next}) were appended and synced before the error",
-                            next - first
+                            "appended and synced {} (seq {first}..{next}) before the error",
+                            records(next - first)
                         )),
                         Err(e) => note(format_args!(
-                            "{} records (seq {first}..{next}) were appended before the error, but syncing them failed: {e}",
-                            next - first
+                            "appended {} (seq {first}..{next}) before the error, but syncing them failed: {e}",
+                            records(next - first)
                         )),
                     }
                 }
                 Err(failure)
             }
         }
+    }
+
+    /// "1 record", "2 records".
+    fn records(n: u64) -> String {
+        format!("{n} record{}", if n == 1 { "" } else { "s" })
     }
 
     /// Appends each line of `input` as it arrives. Memory stays bounded by one record: a line
@@ -496,7 +509,10 @@ mod tail {
             Some(from) => (from, None),
             None => {
                 let report = applog::verify(&args.log)?;
-                (report.next_seq.saturating_sub(args.count), Some(report.next_seq))
+                (
+                    report.next_seq.saturating_sub(args.count),
+                    Some(report.next_seq),
+                )
             }
         };
         let mut reader = applog::Reader::open(&args.log)?;
@@ -523,7 +539,11 @@ mod tail {
                 let len = data.len();
                 match std::str::from_utf8(data) {
                     Ok(s) => writeln!(out, r#"{{"seq":{seq},"len":{len},"data":{}}}"#, json_str(s)),
-                    Err(_) => writeln!(out, r#"{{"seq":{seq},"len":{len},"data_b64":"{}"}}"#, base64(data)),
+                    Err(_) => writeln!(
+                        out,
+                        r#"{{"seq":{seq},"len":{len},"data_b64":"{}"}}"#,
+                        base64(data)
+                    ),
                 }
             }
             Format::Hex => {
@@ -538,7 +558,9 @@ mod verify {
     use std::path::PathBuf;
 
     use crate::encode::json_path;
-    use crate::problems::{corrupt_failure, corruption_text, corruptions_json, torn_tail_json, torn_tail_text};
+    use crate::problems::{
+        corrupt_failure, corruption_text, corruptions_json, torn_tail_json, torn_tail_text,
+    };
     use crate::{Failure, Out, ReportFormat};
 
     /// Check every record of a log, without changing anything.
@@ -585,7 +607,11 @@ mod verify {
                 let status = match (r.is_clean(), r.torn_tail.is_some()) {
                     (true, false) => "clean".to_string(),
                     (true, true) => "clean (with a torn tail)".to_string(),
-                    (false, _) => format!("CORRUPT ({} problems)", r.corruptions.len()),
+                    (false, _) => format!(
+                        "CORRUPT ({} problem{})",
+                        r.corruptions.len(),
+                        if r.corruptions.len() == 1 { "" } else { "s" }
+                    ),
                 };
                 writeln!(out, "status     {status}")?;
             }
@@ -638,10 +664,10 @@ mod info {
 
     impl Segment<'_> {
         fn name(&self) -> String {
-            self.report
-                .path
-                .file_name()
-                .map_or_else(|| self.report.path.display().to_string(), |n| n.to_string_lossy().into_owned())
+            self.report.path.file_name().map_or_else(
+                || self.report.path.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            )
         }
 
         fn next_seq(&self) -> u64 {
@@ -656,8 +682,9 @@ mod info {
     }
 
     pub fn run(args: Args) -> Result<(), Failure> {
-        let locked = applog::is_locked(&args.log)?;
+        // verify first: it tells "not a log" apart from other errors.
         let report = applog::verify(&args.log)?;
+        let locked = applog::is_locked(&args.log)?;
         let segments: Vec<Segment<'_>> = report
             .segments
             .iter()
@@ -666,7 +693,10 @@ mod info {
                 header: read_header(&report.path),
             })
             .collect();
-        let page_size = segments.iter().rev().find_map(|s| s.header.map(|h| h.page_size));
+        let page_size = segments
+            .iter()
+            .rev()
+            .find_map(|s| s.header.map(|h| h.page_size));
         let printed = match args.format {
             ReportFormat::Text => print_text(&args.log, &report, &segments, page_size, locked),
             ReportFormat::Json => print_json(&args.log, &report, &segments, page_size, locked),
@@ -686,7 +716,11 @@ mod info {
     ) -> Result<(), Failure> {
         let mut out = Out::new();
         writeln!(out, "log        {}", log.display())?;
-        let writer = if locked { "yes (a writer has the log open)" } else { "no" };
+        let writer = if locked {
+            "yes (a writer has the log open)"
+        } else {
+            "no"
+        };
         writeln!(out, "locked     {writer}")?;
         match page_size {
             Some(p) => writeln!(out, "page size  {p} bytes")?,
@@ -698,7 +732,10 @@ mod info {
         writeln!(out, "next seq   {}", r.next_seq)?;
         writeln!(out, "bytes      {}", r.bytes)?;
         let status = match (&r.torn_tail, r.is_clean()) {
-            (_, false) => format!("CORRUPT ({} problems; see applog verify)", r.corruptions.len()),
+            (_, false) => format!(
+                "CORRUPT ({} problems; see applog verify)",
+                r.corruptions.len()
+            ),
             (Some(t), true) => format!("torn tail in {}", torn_tail_text(t)),
             (None, true) => "clean".into(),
         };
@@ -710,7 +747,9 @@ mod info {
             "segment", "first seq", "next seq", "records", "size", "reservation", "pages"
         )?;
         for s in segments {
-            let pages = s.header.map_or("-".to_string(), |h| h.segment_pages.to_string());
+            let pages = s
+                .header
+                .map_or("-".to_string(), |h| h.segment_pages.to_string());
             writeln!(
                 out,
                 "{:<24} {:>10} {:>10} {:>9} {:>11} {:>11} {:>7}  {}",
