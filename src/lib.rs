@@ -55,6 +55,11 @@ pub use reader::{Reader, Record};
 pub use recovery::{verify, Corruption, SegmentReport, TornTail, VerifyReport};
 pub use writer::Writer;
 
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 /// Whether a writer holds the lock of the log in `dir` right now.
 ///
 /// # Errors

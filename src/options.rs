@@ -21,6 +21,7 @@ pub enum SyncPolicy {
 pub struct Options {
     pub(crate) segment_pages: u32,
     pub(crate) sync: SyncPolicy,
+    pub(crate) grow_pages: u32,
 }
 
 impl Default for Options {
@@ -28,6 +29,7 @@ impl Default for Options {
         Options {
             segment_pages: 1000,
             sync: SyncPolicy::Manual,
+            grow_pages: 1,
         }
     }
 }
@@ -57,8 +59,28 @@ impl Options {
         self
     }
 
+    /// How many pages a segment file grows by when a write needs room. With 1, the file is
+    /// always exactly the smallest page multiple that holds the data: it grows one page at a
+    /// time (more when one record needs more), just before the write that needs the page.
+    /// With `n > 1`, each growth step adds `n - 1` pages beyond what the write needs (capped by
+    /// the reservation), which makes fewer, cheaper growth steps: on the machines we measured,
+    /// growing a file and faulting in its new last page costs several microseconds per step,
+    /// the largest cost of appending small records (see the README's Performance section).
+    /// The extra pages are zeros, reserved on disk, and never read as records.
+    ///
+    /// Default: 1.
+    pub fn grow_pages(mut self, pages: u32) -> Self {
+        self.grow_pages = pages;
+        self
+    }
+
     pub(crate) fn validate(&self, page_size: u64) -> Result<()> {
         let reservation = page_size * u64::from(self.segment_pages);
+        if self.grow_pages == 0 {
+            return Err(Error::InvalidOptions(
+                "grow_pages must be at least 1".into(),
+            ));
+        }
         if self.segment_pages == 0 {
             return Err(Error::InvalidOptions(
                 "segment_pages must be at least 1".into(),

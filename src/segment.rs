@@ -192,6 +192,8 @@ pub(crate) struct Segment {
     pub(crate) seed: u32,
     /// Bytes of the file reserved with fallocate (writer only).
     allocated: u64,
+    /// Extra bytes each growth step adds beyond what the write needs (writer only).
+    grow_extra: u64,
 }
 
 impl Segment {
@@ -256,11 +258,15 @@ impl Segment {
             seed: header.crc_seed(),
             header,
             allocated: size,
+            grow_extra: 0,
         }))
     }
 
     /// Creates a new, empty segment file (it must not exist), grows it to one page and writes
-    /// its header. The caller fsyncs the directory before the next durability point.
+    /// its header. The caller fsyncs the directory before the next durability point. If
+    /// anything fails after the file was created (a full disk, say), the file is removed
+    /// again so that a later attempt starts clean; a file that already existed is never
+    /// touched.
     pub(crate) fn create(path: &Path, base_seq: u64, segment_pages: u32) -> Result<Segment> {
         let file = std::fs::OpenOptions::new()
             .read(true)
@@ -268,6 +274,13 @@ impl Segment {
             .create_new(true)
             .open(path)
             .map_err(|e| Error::io("could not create segment", path, e))?;
+        // From here on the file is ours: remove it again if it cannot be made a segment.
+        Self::init_created(file, path, base_seq, segment_pages).inspect_err(|_| {
+            let _ = std::fs::remove_file(path);
+        })
+    }
+
+    fn init_created(file: File, path: &Path, base_seq: u64, segment_pages: u32) -> Result<Segment> {
         let page = page_size();
         let header = SegmentHeader {
             page_size: page as u32,
@@ -284,6 +297,7 @@ impl Segment {
             seed: header.crc_seed(),
             header,
             allocated: 0,
+            grow_extra: 0,
         };
         seg.write_header()?;
         Ok(seg)
@@ -329,6 +343,7 @@ impl Segment {
             seed: header.crc_seed(),
             header,
             allocated: size,
+            grow_extra: 0,
         };
         let limit = seg.map.limit();
         seg.map
@@ -360,8 +375,13 @@ impl Segment {
         Ok(self.map.size)
     }
 
+    /// Sets how many pages each growth step adds (see `Options::grow_pages`).
+    pub(crate) fn set_grow_pages(&mut self, pages: u32) {
+        self.grow_extra = u64::from(pages.saturating_sub(1)) * page_size();
+    }
+
     /// Grows the file so that bytes `[0, end)` exist: to the smallest page multiple that holds
-    /// them (capped at the reservation). Blocks are reserved first with fallocate, so a full
+    /// them (plus the configured extra pages; capped at the reservation). Blocks are reserved first with fallocate, so a full
     /// file system is an error here rather than a SIGBUS at the first store.
     pub(crate) fn grow_to(&mut self, end: u64) -> Result<()> {
         if end <= self.map.size {
@@ -369,7 +389,7 @@ impl Segment {
         }
         let reservation = self.reservation();
         let page = page_size();
-        let new_size = format::round_up(end, page).min(reservation);
+        let new_size = (format::round_up(end, page) + self.grow_extra).min(reservation);
         if new_size > self.allocated {
             let chunk_end = (self.allocated + ALLOCATE_CHUNK)
                 .max(new_size)

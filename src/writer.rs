@@ -110,6 +110,8 @@ impl Writer {
                 )
             }
         };
+        let mut seg = seg;
+        seg.set_grow_pages(opts.grow_pages);
         let synced_pos = seg.synced_mark().min(pos);
         tracing::debug!(dir = %dir.display(), segment = %seg.path.display(), next_seq = rec.next_seq, offset = pos, "writer opened");
         Ok(Writer {
@@ -287,14 +289,8 @@ impl Writer {
             seal_end = self.pos + FRAME_HEADER_LEN;
         }
         let path = self.dir.join(dir::segment_name(self.next_seq));
-        let seg = match Segment::create(&path, self.next_seq, self.opts.segment_pages) {
-            Ok(seg) => seg,
-            Err(e) => {
-                // Leave no half-made segment behind, so that the next append can try again.
-                let _ = std::fs::remove_file(&path);
-                return Err(e);
-            }
-        };
+        let mut seg = Segment::create(&path, self.next_seq, self.opts.segment_pages)?;
+        seg.set_grow_pages(self.opts.grow_pages);
         let old = std::mem::replace(&mut self.seg, seg);
         tracing::debug!(sealed = %old.path.display(), new = %path.display(), next_seq = self.next_seq, "rolled to a new segment");
         self.pending.push((old.path.clone(), seal_end));

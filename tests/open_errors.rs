@@ -280,3 +280,25 @@ fn max_record_len_is_the_same_limit_for_append_and_batch() {
     ));
     assert_eq!(w.append(&vec![1u8; max]).unwrap(), 0);
 }
+
+#[test]
+fn a_roll_never_touches_a_file_that_already_has_the_next_name() {
+    let d = tempfile::tempdir().unwrap();
+    let mut w = Writer::open(d.path(), Options::new().segment_pages(1)).unwrap();
+    w.append(&[5u8; 4000]).unwrap(); // 64 + 4008 bytes used: a 100-byte record must roll to seq 1
+    let squatter = d.path().join(applog::segment_name(1));
+    std::fs::write(&squatter, b"someone else's file").unwrap();
+    let err = w.append(&[7u8; 100]).unwrap_err();
+    assert!(
+        matches!(&err, Error::Io { path, source, .. } if *path == squatter && source.kind() == io::ErrorKind::AlreadyExists),
+        "{err:?}"
+    );
+    assert_eq!(std::fs::read(&squatter).unwrap(), b"someone else's file");
+    assert!(w.append(&[8u8; 100]).is_err());
+    assert_eq!(std::fs::read(&squatter).unwrap(), b"someone else's file");
+    // Once the name is free, the same writer goes on.
+    std::fs::remove_file(&squatter).unwrap();
+    assert_eq!(w.append(&[7u8; 100]).unwrap(), 1);
+    drop(w);
+    assert_eq!(read_all(d.path()).len(), 2);
+}

@@ -221,3 +221,51 @@ fn sync_policies_move_the_synced_mark() {
     let r = applog::verify(d.path().join("c")).unwrap();
     assert_eq!(r.segments[0].synced_mark, r.segments[0].data_end);
 }
+
+#[test]
+fn grow_pages_grows_in_bigger_steps_and_changes_nothing_else() {
+    let d = tempfile::tempdir().unwrap();
+    let opts = Options::new().segment_pages(64).grow_pages(8);
+    let mut w = Writer::open(d.path(), opts.clone()).unwrap();
+    let seg0 = seg_path(d.path(), 0);
+    let lens: Vec<usize> = (0..300).map(|i| [10, 300, 5000][i % 3]).collect();
+    let placed = place(&lens, page() * 64);
+    let mut steps = std::collections::BTreeSet::new();
+    for (i, p) in placed.iter().enumerate() {
+        w.append(&payload(i as u64, p.len)).unwrap();
+        if p.segment != 0 {
+            break;
+        }
+        let end = p.offset + frame_len(p.len);
+        let size = std::fs::metadata(&seg0).unwrap().len();
+        // Always ahead of the data by less than the step, never past the reservation.
+        assert!(
+            size >= end && size <= (end.div_ceil(page()) + 7) * page() && size <= 64 * page(),
+            "size {size} end {end}"
+        );
+        steps.insert(size);
+    }
+    assert!(steps.len() < 64 / 4, "grew in steps of 8 pages: {steps:?}");
+    drop(w);
+    let got = read_all(d.path());
+    assert_eq!(
+        got.len(),
+        placed.iter().take_while(|p| p.segment == 0).count() + 1
+    );
+    let report = applog::verify(d.path()).unwrap();
+    assert!(
+        report.is_clean() && report.torn_tail.is_none(),
+        "{report:?}"
+    );
+    // Reopening recovers across the zero pages ahead of the data.
+    let mut w = Writer::open(d.path(), opts).unwrap();
+    assert_eq!(w.next_seq(), got.len() as u64);
+    w.append(b"x").unwrap();
+    assert!(matches!(
+        Writer::open(
+            tempfile::tempdir().unwrap().path(),
+            Options::new().grow_pages(0)
+        ),
+        Err(Error::InvalidOptions(_))
+    ));
+}
