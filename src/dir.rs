@@ -168,7 +168,15 @@ impl Lock {
 fn held_per_proc_locks(file: &File) -> Option<bool> {
     let st = rustix::fs::fstat(file).ok()?;
     let (major, minor) = (rustix::fs::major(st.st_dev), rustix::fs::minor(st.st_dev));
-    let table = std::fs::read_to_string("/proc/locks").ok()?;
+    // One read() call: the kernel builds /proc/locks afresh for each call, and entries that
+    // move while a reader comes back for the next chunk can be skipped. A table larger than
+    // the buffer falls back to the probe.
+    let mut buf = vec![0u8; 1 << 20];
+    let n = std::io::Read::read(&mut File::open("/proc/locks").ok()?, &mut buf).ok()?;
+    if n == buf.len() {
+        return None;
+    }
+    let table = String::from_utf8_lossy(&buf[..n]);
     Some(table.lines().any(|line| {
         let f: Vec<&str> = line.split_whitespace().collect();
         // Waiters are listed as `1: -> FLOCK ...`: field 1 is then "->".

@@ -228,9 +228,14 @@ impl Segment {
             SegmentHeader::decode(&bytes[..HEADER_LEN.min(size) as usize]),
         ) {
             (_, Ok(h)) => h,
-            (Some(0), Err(HeaderError::NotApplog)) if is_header_without_magic(&bytes) => {
-                // Our header with the magic not stored yet: being written right now, or its
-                // creation was cut short by a crash.
+            // The magic is stored last. Read-only openers (readers, verify) may race the live
+            // writer while it fills in the other fields: to them, no magic means "not ready
+            // yet". A writer (alone under the lock, and about to re-initialise blank segments)
+            // takes it as blank only if the rest is our header, so that it never rewrites a
+            // foreign file that happens to start with zeros.
+            (Some(0), Err(HeaderError::NotApplog))
+                if !writable || is_header_without_magic(&bytes) =>
+            {
                 return Ok(Opened::Blank);
             }
             (_, Err(HeaderError::NotApplog)) => {
@@ -306,10 +311,15 @@ impl Segment {
     /// Writes the header of a segment whose file is empty or blank: fields first, the magic
     /// last with `Release`, so readers never see a half-written header.
     pub(crate) fn write_header(&mut self) -> Result<()> {
+        use std::os::unix::fs::FileExt;
         self.grow_to(HEADER_LEN)?;
         let bytes = self.header.encode();
         let io = |e| Error::io("could not write segment header", &self.path, e);
-        self.map.write(8, &bytes[8..]).map_err(io)?;
+        // One pwrite, not a copy through the mapping: a process killed during a syscall dies
+        // before or after it, never halfway, so a crash leaves bytes 8..64 all zero or all
+        // written, and recovery recognises either (a killed memcpy could leave them half
+        // written, which would look like a foreign file). Then the magic, with Release.
+        self.file.write_all_at(&bytes[8..], 8).map_err(io)?;
         self.map
             .store(0, u64::from_le_bytes(format::MAGIC), Ordering::Release)
             .map_err(io)

@@ -69,7 +69,10 @@ impl Writer {
     /// `tracing::warn!`, and made durable.
     ///
     /// # Errors
-    /// - [`Error::Locked`] when another writer holds the log (nothing is changed);
+    /// - [`Error::Locked`] when another writer holds the log (nothing is changed). The lock
+    ///   is an `flock` on the lock file, released when the writer is dropped; but a child
+    ///   process that this process forks keeps a copy of the lock until it calls `exec`, so
+    ///   reopening a log while spawning processes can briefly see `Locked`;
     /// - [`Error::NotALog`] when `dir` is a file, a non-empty directory without a log, or holds
     ///   a segment file without the applog magic;
     /// - [`Error::Corrupt`] when a frame inside data that had been synced is damaged (nothing

@@ -5,7 +5,8 @@
 //! while the child polls a `Reader`. Pass criterion: the child receives every record, in
 //! order, byte for byte, and did catch up with the writer (saw "nothing yet") at least once
 //! before the end, so it really read concurrently. Also: `verify` running while a writer
-//! appends reports neither a torn tail nor corruption.
+//! appends reports neither a torn tail nor corruption. A second writer in another process
+//! gets `Error::Locked`.
 
 mod common;
 
@@ -13,7 +14,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use applog::{Options, Reader, Writer};
+use applog::{Error, Options, Reader, Writer};
 use common::*;
 
 const N: u64 = 20_000;
@@ -143,4 +144,36 @@ fn verify_during_appends_sees_no_torn_tail() {
     let n = writer.join().unwrap();
     let report = applog::verify(&dir).unwrap();
     assert!(!report.writer_active && report.is_clean() && report.next_seq == n);
+}
+
+#[test]
+fn second_writer_in_another_process_is_locked_out() {
+    if std::env::var_os("APPLOG_TEST_LOCK_CHILD").is_some() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let _w = Writer::open(d.path(), Options::new()).unwrap();
+    // A child process (this test binary, running the helper below) tries to open it.
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "lock_child", "--ignored", "--nocapture"])
+        .env("APPLOG_TEST_LOCK_DIR", d.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("child: locked"), "{stdout}");
+}
+
+#[test]
+#[ignore = "run by second_writer_in_another_process_is_locked_out"]
+fn lock_child() {
+    let dir = std::env::var_os("APPLOG_TEST_LOCK_DIR").expect("run by the parent test");
+    match Writer::open(&dir, Options::new()) {
+        Err(Error::Locked { .. }) => println!("child: locked"),
+        other => panic!("child expected Locked, got {other:?}"),
+    }
 }
