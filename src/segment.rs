@@ -200,15 +200,7 @@ impl Segment {
     /// Opens an existing segment file, read-only (reader) or read-write (writer, under the
     /// lock). Never modifies the file.
     pub(crate) fn open(path: &Path, writable: bool) -> Result<Opened> {
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(writable)
-            .open(path)
-            .map_err(|e| Error::io("could not open segment", path, e))?;
-        let size = file
-            .metadata()
-            .map_err(|e| Error::io("could not stat segment", path, e))?
-            .len();
+        let (file, size) = open_file(path, writable)?;
         if size == 0 {
             return Ok(Opened::Blank);
         }
@@ -286,26 +278,37 @@ impl Segment {
     }
 
     fn init_created(file: File, path: &Path, base_seq: u64, segment_pages: u32) -> Result<Segment> {
-        let page = page_size();
+        let mut seg = Self::fresh(file, 0, path, base_seq, segment_pages)?;
+        seg.write_header()?;
+        Ok(seg)
+    }
+
+    /// A new header (with a new salt) for `file`, mapped read-write; nothing written yet.
+    fn fresh(
+        file: File,
+        size: u64,
+        path: &Path,
+        base_seq: u64,
+        segment_pages: u32,
+    ) -> Result<Segment> {
         let header = SegmentHeader {
-            page_size: page as u32,
+            page_size: page_size() as u32,
             segment_pages,
             base_seq,
             salt: random_salt(),
         };
-        let map = Mapping::map(&file, header.reservation(), true)
+        let mut map = Mapping::map(&file, header.reservation(), true)
             .map_err(|e| Error::io("could not map segment", path, e))?;
-        let mut seg = Segment {
+        map.set_size(size);
+        Ok(Segment {
             path: path.to_owned(),
             file,
             map,
             seed: header.crc_seed(),
             header,
-            allocated: 0,
+            allocated: size,
             grow_extra: 0,
-        };
-        seg.write_header()?;
-        Ok(seg)
+        })
     }
 
     /// Writes the header of a segment whose file is empty or blank: fields first, the magic
@@ -327,34 +330,8 @@ impl Segment {
 
     /// Re-initialises a blank segment found at recovery (its header was never completed).
     pub(crate) fn init_blank(path: &Path, base_seq: u64, segment_pages: u32) -> Result<Segment> {
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(|e| Error::io("could not open segment", path, e))?;
-        let size = file
-            .metadata()
-            .map_err(|e| Error::io("could not stat segment", path, e))?
-            .len();
-        let page = page_size();
-        let header = SegmentHeader {
-            page_size: page as u32,
-            segment_pages,
-            base_seq,
-            salt: random_salt(),
-        };
-        let mut map = Mapping::map(&file, header.reservation(), true)
-            .map_err(|e| Error::io("could not map segment", path, e))?;
-        map.set_size(size);
-        let mut seg = Segment {
-            path: path.to_owned(),
-            file,
-            map,
-            seed: header.crc_seed(),
-            header,
-            allocated: size,
-            grow_extra: 0,
-        };
+        let (file, size) = open_file(path, true)?;
+        let mut seg = Self::fresh(file, size, path, base_seq, segment_pages)?;
         let limit = seg.map.limit();
         seg.map
             .zero(0, limit)
@@ -527,6 +504,20 @@ impl Segment {
             .store(SYNCED_MARK_OFFSET, word, Ordering::Release)
             .map_err(|e| Error::io("could not write synced mark of", &self.path, e))
     }
+}
+
+/// Opens a segment file and returns it with its size.
+fn open_file(path: &Path, writable: bool) -> Result<(File, u64)> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(writable)
+        .open(path)
+        .map_err(|e| Error::io("could not open segment", path, e))?;
+    let size = file
+        .metadata()
+        .map_err(|e| Error::io("could not stat segment", path, e))?
+        .len();
+    Ok((file, size))
 }
 
 /// True when `bytes` are an applog header whose magic alone is missing (the magic is stored

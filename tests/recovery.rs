@@ -471,3 +471,53 @@ fn blank_last_segment_is_reinitialised() {
     expect_prefix(&f.dir, &lens, n);
     reopen_and_append(&f.dir, n);
 }
+
+/// Collects what a tracing subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn cutting_a_torn_tail_is_logged_with_file_offset_and_bytes() {
+    let lens = vec![50; 10];
+    let f = fixture(&lens, 5);
+    let placed = place(&lens, page() * u64::from(SEG_PAGES));
+    let seg = seg_path(&f.dir, 0);
+    let at = placed[7].offset;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .write_all_at(&[0xEE; 8], at + 3)
+        .unwrap();
+    let out = Captured::default();
+    let sink = out.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || sink.clone())
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        Writer::open(&f.dir, Options::new().segment_pages(SEG_PAGES)).unwrap();
+    });
+    let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.contains("WARN") && text.contains("cut a torn tail"),
+        "{text}"
+    );
+    assert!(text.contains("00000000000000000000.seg"), "{text}");
+    assert!(text.contains(&format!("offset={at}")), "{text}");
+    let size = std::fs::metadata(&seg).unwrap().len();
+    assert!(text.contains(&format!("bytes={}", size - at)), "{text}");
+    assert!(text.contains("next_seq=7"), "{text}");
+    expect_prefix(&f.dir, &lens, 7);
+}
