@@ -37,6 +37,8 @@ pub struct Writer {
     pos: u64,
     next_seq: u64,
     first_seq: u64,
+    /// The largest record accepted: what one new segment holds.
+    max_record_len: u64,
     /// `seg` holds a seal at `pos`: the next append must create a new segment first.
     sealed: bool,
     /// Offset in `seg` up to which frames are durable.
@@ -119,6 +121,8 @@ impl Writer {
         tracing::debug!(dir = %dir.display(), segment = %seg.path.display(), next_seq = rec.next_seq, offset = pos, "writer opened");
         Ok(Writer {
             first_seq: rec.first_seq.min(rec.next_seq),
+            max_record_len: (page * u64::from(opts.segment_pages))
+                .saturating_sub(HEADER_LEN + FRAME_HEADER_LEN),
             dir,
             opts,
             seg,
@@ -153,8 +157,7 @@ impl Writer {
     /// The largest record this writer accepts: what one segment of the configured
     /// [`Options::segment_pages`] can hold (reservation minus 72 bytes of headers).
     pub fn max_record_len(&self) -> u64 {
-        (page_size() * u64::from(self.opts.segment_pages))
-            .saturating_sub(HEADER_LEN + FRAME_HEADER_LEN)
+        self.max_record_len
     }
 
     fn check_poisoned(&self) -> Result<()> {
@@ -167,7 +170,7 @@ impl Writer {
     }
 
     fn check_len(&self, len: usize) -> Result<()> {
-        let max = self.max_record_len();
+        let max = self.max_record_len;
         if len as u64 > max {
             return Err(Error::RecordTooLarge { len, max });
         }

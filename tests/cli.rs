@@ -136,6 +136,24 @@ fn numbered_lines(a: u64, b: u64) -> String {
     (a..b).map(|i| format!("r{i}\n")).collect()
 }
 
+/// A log of `n` records of 1000 bytes of `fill`, appended by the tool with 1-page segments
+/// (so about 4 records per segment).
+fn one_page_segments(fill: char, n: usize) -> (tempfile::TempDir, PathBuf) {
+    let (tmp, log) = new_log();
+    let input = format!("{}\n", fill.to_string().repeat(1000)).repeat(n);
+    run_with_stdin(
+        &[
+            OsStr::new("append"),
+            log_arg(&log),
+            OsStr::new("--segment-pages"),
+            OsStr::new("1"),
+        ],
+        input.as_bytes(),
+    )
+    .ok();
+    (tmp, log)
+}
+
 fn log_arg(log: &Path) -> &OsStr {
     log.as_os_str()
 }
@@ -258,19 +276,7 @@ fn append_creates_the_log_but_not_missing_parents() {
 
 #[test]
 fn append_segment_pages_sets_the_segment_size() {
-    let (_tmp, log) = new_log();
-    let record = "x".repeat(1000);
-    let input = format!("{record}\n").repeat(30);
-    run_with_stdin(
-        &[
-            OsStr::new("append"),
-            log_arg(&log),
-            OsStr::new("--segment-pages"),
-            OsStr::new("1"),
-        ],
-        input.as_bytes(),
-    )
-    .ok();
+    let (_tmp, log) = one_page_segments('x', 30);
     let report = applog::verify(&log).expect("verify");
     assert_eq!(report.records, 30);
     let page = report.segments[0].reservation;
@@ -771,19 +777,7 @@ fn verify_reports_corruption_with_file_and_offset() {
 
 #[test]
 fn info_describes_segments_and_the_lock() {
-    let (_tmp, log) = new_log();
-    let record = "y".repeat(1000);
-    let input = format!("{record}\n").repeat(12);
-    run_with_stdin(
-        &[
-            OsStr::new("append"),
-            log_arg(&log),
-            OsStr::new("--segment-pages"),
-            OsStr::new("1"),
-        ],
-        input.as_bytes(),
-    )
-    .ok();
+    let (_tmp, log) = one_page_segments('y', 12);
     let report = applog::verify(&log).expect("verify");
     let n = report.segments.len();
     assert!(n > 1, "{report:?}");

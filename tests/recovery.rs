@@ -106,12 +106,7 @@ fn truncation_at_every_byte_of_the_unsynced_tail() {
         copy_dir(&f.dir, &work);
         let seg = seg_path(&work, last_seg);
         let orig = std::fs::read(&seg).unwrap();
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(&seg)
-            .unwrap()
-            .set_len(cut)
-            .unwrap();
+        truncate(&seg, cut);
         let n = survivors(&placed, last_seg, &orig, &orig[..cut as usize]);
         {
             let w = Writer::open(&work, Options::new().segment_pages(SEG_PAGES)).unwrap();
@@ -134,12 +129,7 @@ fn truncation_inside_synced_data_is_corruption() {
     let seg = seg_path(&f.dir, 0);
     // Cut in the middle of record 5, which was synced.
     let cut = placed[5].offset + 20;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&seg)
-        .unwrap()
-        .set_len(cut)
-        .unwrap();
+    truncate(&seg, cut);
     let before = snapshot(&f.dir);
     let err = Writer::open(&f.dir, Options::new().segment_pages(SEG_PAGES)).unwrap_err();
     match &err {
@@ -184,12 +174,7 @@ fn fill_tail(f: &Fixture, garbage: bool) {
                 bytes = payload(from ^ 0x5555, bytes.len());
             }
             let orig = std::fs::read(&seg).unwrap();
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open(&seg)
-                .unwrap()
-                .write_all_at(&bytes, from)
-                .unwrap();
+            write_at(&seg, from, &bytes);
             let damaged = std::fs::read(&seg).unwrap();
             let n = survivors(&placed, last_seg, &orig, &damaged);
             assert!(n >= f.synced);
@@ -233,12 +218,7 @@ fn garbage_after_the_last_record_is_cut() {
     let f = fixture(&lens, 10);
     let seg = seg_path(&f.dir, 0);
     let size = std::fs::metadata(&seg).unwrap().len();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&seg)
-        .unwrap()
-        .write_all_at(b"stale bytes", size - 100)
-        .unwrap();
+    write_at(&seg, size - 100, b"stale bytes");
     let report = applog::verify(&f.dir).unwrap();
     assert!(
         report.is_clean(),
@@ -278,15 +258,7 @@ fn every_bit_flip_in_synced_data_is_reported_and_nothing_changes() {
             let _ = std::fs::remove_dir_all(&work);
             copy_dir(&f.dir, &work);
             let wseg = seg_path(&work, 0);
-            let file = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(&wseg)
-                .unwrap();
-            let mut b = [0u8; 1];
-            file.read_exact_at(&mut b, byte).unwrap();
-            file.write_all_at(&[b[0] ^ (1 << bit)], byte).unwrap();
-            drop(file);
+            flip(&wseg, byte, 1 << bit);
             let before = snapshot(&work);
             let err = Writer::open(&work, Options::new().segment_pages(SEG_PAGES)).unwrap_err();
             assert!(
@@ -329,14 +301,7 @@ fn header_damage_is_reported() {
         let work = f._tmp.path().join(format!("hdr{byte}"));
         copy_dir(&f.dir, &work);
         let wseg = seg_path(&work, 0);
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&wseg)
-            .unwrap();
-        let mut b = [0u8; 1];
-        file.read_exact_at(&mut b, byte).unwrap();
-        file.write_all_at(&[b[0] ^ 0x10], byte).unwrap();
+        flip(&wseg, byte, 0x10);
         let before = snapshot(&work);
         let err = Writer::open(&work, Options::new()).unwrap_err();
         if expect_not_a_log {
@@ -373,12 +338,7 @@ fn torn_tail_spanning_segments_is_cut_and_later_segments_removed() {
         .collect();
     assert!(!later.is_empty());
     let seg = seg_path(&f.dir, victim.segment);
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&seg)
-        .unwrap()
-        .write_all_at(&[0xFF; 16], victim.offset + 20)
-        .unwrap();
+    write_at(&seg, victim.offset + 20, &[0xFF; 16]);
     let report = applog::verify(&f.dir).unwrap();
     assert!(report.is_clean(), "{report:?}");
     let tail = report.torn_tail.clone().unwrap();
@@ -409,12 +369,7 @@ fn a_gap_before_synced_segments_is_corruption() {
     let placed = place(&lens, page() * u64::from(SEG_PAGES));
     let victim = &placed[8];
     let seg = seg_path(&f.dir, victim.segment);
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&seg)
-        .unwrap()
-        .write_all_at(&[0xFF; 16], victim.offset + 20)
-        .unwrap();
+    write_at(&seg, victim.offset + 20, &[0xFF; 16]);
     let before = snapshot(&f.dir);
     let err = Writer::open(&f.dir, Options::new().segment_pages(SEG_PAGES)).unwrap_err();
     assert!(
@@ -432,12 +387,7 @@ fn lost_seal_is_rewritten_when_the_next_segment_continues() {
     let first_seg_last = placed.iter().rfind(|p| p.segment == 0).unwrap();
     let seal_at = first_seg_last.offset + frame_len(first_seg_last.len);
     let seg = seg_path(&f.dir, 0);
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&seg)
-        .unwrap()
-        .write_all_at(&[0; 8], seal_at)
-        .unwrap();
+    write_at(&seg, seal_at, &[0; 8]);
     Writer::open(&f.dir, Options::new().segment_pages(SEG_PAGES)).unwrap();
     let mut b = [0u8; 8];
     std::fs::File::open(&seg)
@@ -457,12 +407,7 @@ fn blank_last_segment_is_reinitialised() {
     let last = placed.last().unwrap().segment;
     let seg = seg_path(&f.dir, last);
     let size = std::fs::metadata(&seg).unwrap().len();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&seg)
-        .unwrap()
-        .write_all_at(&vec![0; size as usize], 0)
-        .unwrap();
+    write_at(&seg, 0, &vec![0; size as usize]);
     let n = placed.iter().filter(|p| p.segment < last).count();
     assert!(n >= 8, "fixture spans segments");
     let report = applog::verify(&f.dir).unwrap();
@@ -493,12 +438,7 @@ fn cutting_a_torn_tail_is_logged_with_file_offset_and_bytes() {
     let placed = place(&lens, page() * u64::from(SEG_PAGES));
     let seg = seg_path(&f.dir, 0);
     let at = placed[7].offset;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&seg)
-        .unwrap()
-        .write_all_at(&[0xEE; 8], at + 3)
-        .unwrap();
+    write_at(&seg, at + 3, &[0xEE; 8]);
     let out = Captured::default();
     let sink = out.clone();
     let subscriber = tracing_subscriber::fmt()

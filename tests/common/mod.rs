@@ -110,3 +110,35 @@ pub fn copy_dir(from: &Path, to: &Path) {
 pub fn seg_path(dir: &Path, base: u64) -> PathBuf {
     dir.join(applog::segment_name(base))
 }
+
+/// Overwrites bytes of a file in place (never changing its size unless writing past the end).
+pub fn write_at(path: &Path, offset: u64, bytes: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .write_all_at(bytes, offset)
+        .unwrap();
+}
+
+/// XORs one byte of a file with `mask`.
+pub fn flip(path: &Path, offset: u64, mask: u8) {
+    use std::os::unix::fs::FileExt;
+    let mut b = [0u8; 1];
+    std::fs::File::open(path)
+        .unwrap()
+        .read_exact_at(&mut b, offset)
+        .unwrap();
+    write_at(path, offset, &[b[0] ^ mask]);
+}
+
+/// Sets a file's length (a crash that left it shorter, or longer).
+pub fn truncate(path: &Path, len: u64) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(len)
+        .unwrap();
+}
