@@ -462,3 +462,31 @@ fn big_payload(seq: u64) -> Vec<u8> {
     }
     p
 }
+
+/// The producer/consumer example (examples/ipc.rs) runs as documented: a consumer process
+/// receives every message in order.
+#[test]
+fn the_ipc_example_runs() {
+    // cargo test builds examples next to the test binaries: target/<profile>/examples.
+    let exe = std::env::current_exe().unwrap();
+    let example = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|p| p.join("examples").join("ipc"))
+        .unwrap();
+    if !example.exists() {
+        println!("skipped: {} was not built", example.display());
+        return;
+    }
+    let out = Command::new(&example).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("consumer: received 10000 messages in order"),
+        "{stdout}"
+    );
+}
