@@ -107,7 +107,13 @@ use tempfile::TempDir;
 /// The page size the `costs/` group steps by (applog itself asks the system; the bench warns
 /// when they differ).
 const PAGE: u64 = 4096;
-const SIZES: [(usize, &str); 4] = [(16, "16B"), (128, "128B"), (4096, "4KiB"), (65536, "64KiB")];
+const SIZES: [(usize, &str); 5] = [
+    (16, "16B"),
+    (128, "128B"),
+    (1024, "1KiB"),
+    (4096, "4KiB"),
+    (65536, "64KiB"),
+];
 const ZEROS: [u8; 8] = [0; 8];
 /// Files of the `costs/` group are recycled at this size.
 const COST_FILE: u64 = 256 << 20;
@@ -370,9 +376,20 @@ impl Drop for BufLog {
     }
 }
 
+/// How the pre-sized mmap log maps its file.
+#[derive(Clone, Copy)]
+enum MapKind {
+    Plain,
+    /// `MAP_POPULATE`: every page of the file is faulted in when it is mapped (untimed).
+    Populate,
+    /// `madvise(MADV_HUGEPAGE)` on the mapping.
+    HugePage,
+}
+
 struct MmapLog {
     dir: PathBuf,
     generation: u64,
+    kind: MapKind,
     map: Option<MmapMut>,
     pos: usize,
     seq: u64,
@@ -392,16 +409,27 @@ impl MmapLog {
             .open(self.path())
             .expect("create mmap log");
         file.set_len(self.cap).expect("set_len");
+        let mut opts = MmapOptions::new();
+        if let MapKind::Populate = self.kind {
+            opts.populate();
+        }
         // SAFETY: the file is ours alone (fresh name in our own temporary directory), and it
         // is only truncated (retired) after this mapping has been dropped.
-        self.map = Some(unsafe { MmapMut::map_mut(&file) }.expect("map log"));
+        let map = unsafe { opts.map_mut(&file) }.expect("map log");
+        if let MapKind::HugePage = self.kind {
+            if let Err(e) = map.advise(memmap2::Advice::HugePage) {
+                eprintln!("madvise(MADV_HUGEPAGE) on the file mapping: {e}");
+            }
+        }
+        self.map = Some(map);
         self.pos = 0;
     }
 
-    fn new() -> MmapLog {
+    fn new(kind: MapKind) -> MmapLog {
         let mut log = MmapLog {
             dir: temp_dir(),
             generation: 0,
+            kind,
             map: None,
             pos: 0,
             seq: 0,
@@ -444,6 +472,137 @@ impl Drop for MmapLog {
     }
 }
 
+/// okaywal's write path: one entry is kept open and every record is one `write_chunk` into it
+/// (okaywal frames and checksums each chunk and buffers its writes); the entry is committed
+/// (which syncs) only when the log is retired, outside the timing, so that no variant of this
+/// bench syncs. okaywal has no way to append without a sync per committed entry: its durable
+/// commit is measured by `benches/durable.rs`.
+struct OkayLog {
+    root: PathBuf,
+    generation: u64,
+    wal: Option<okaywal::WriteAheadLog>,
+    used: u64,
+    cap: u64,
+}
+
+#[derive(Debug)]
+struct NoCheckpoint;
+
+impl okaywal::LogManager for NoCheckpoint {
+    fn recover(&mut self, _entry: &mut okaywal::Entry<'_>) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn checkpoint_to(
+        &mut self,
+        _last: okaywal::EntryId,
+        _entries: &mut okaywal::SegmentReader,
+        _wal: &okaywal::WriteAheadLog,
+    ) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl OkayLog {
+    fn new() -> OkayLog {
+        let mut log = OkayLog {
+            root: temp_dir(),
+            generation: 0,
+            wal: None,
+            used: 0,
+            cap: log_cap(),
+        };
+        log.open();
+        log
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.root.join(format!("log-{}", self.generation))
+    }
+
+    fn open(&mut self) {
+        let wal = okaywal::WriteAheadLog::recover(self.dir(), NoCheckpoint).expect("open okaywal");
+        self.wal = Some(wal);
+        self.used = 0;
+    }
+
+    fn close(&mut self) {
+        if let Some(wal) = self.wal.take() {
+            wal.shutdown().expect("okaywal shutdown");
+        }
+        retire(&self.dir());
+    }
+
+    fn room(&self) -> u64 {
+        self.cap.saturating_sub(self.used)
+    }
+
+    fn recycle(&mut self) {
+        self.close();
+        self.generation += 1;
+        self.open();
+    }
+}
+
+/// Times `iters` okaywal chunk writes (see [`OkayLog`]), one entry per chunk of records that
+/// fits the log, committed untimed.
+fn time_okaywal(log: &mut OkayLog, payload: &[u8], iters: u64) -> Duration {
+    let flen = frame_len(payload.len());
+    let mut left = iters;
+    let mut total = Duration::ZERO;
+    while left > 0 {
+        let n = left.min(log.room() / flen);
+        if n == 0 {
+            log.recycle();
+            continue;
+        }
+        let wal = log.wal.as_ref().expect("okaywal open");
+        let mut entry = wal.begin_entry().expect("begin_entry");
+        let start = Instant::now();
+        for _ in 0..n {
+            black_box(entry.write_chunk(black_box(payload)).expect("write_chunk"));
+        }
+        total += start.elapsed();
+        entry.commit().expect("commit");
+        log.used += n * flen;
+        left -= n;
+    }
+    total
+}
+
+/// The physical limit: the payload copied (no framing, no CRC) into 64 MiB of anonymous
+/// memory that was faulted in before the timing, cyclically.
+struct MemcpyLog {
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl MemcpyLog {
+    fn new() -> MemcpyLog {
+        MemcpyLog {
+            buf: vec![0x5a; 64 << 20],
+            pos: 0,
+        }
+    }
+}
+
+impl BenchLog for MemcpyLog {
+    fn room(&self) -> u64 {
+        u64::MAX
+    }
+
+    fn append(&mut self, payload: &[u8]) {
+        if self.pos + payload.len() > self.buf.len() {
+            self.pos = 0;
+        }
+        self.buf[self.pos..self.pos + payload.len()].copy_from_slice(payload);
+        black_box(&self.buf[self.pos]);
+        self.pos += payload.len().next_multiple_of(8);
+    }
+
+    fn recycle(&mut self) {}
+}
+
 /// Short runs: the whole bench takes a few minutes. Command-line options still override.
 fn config() -> Criterion {
     Criterion::default()
@@ -461,6 +620,12 @@ fn append_benches(c: &mut Criterion) {
         for (variant, opts) in [
             ("applog", Options::default()),
             ("applog_grow16", Options::default().grow_pages(16)),
+            ("applog_ahead1", Options::default().grow_ahead(1)),
+            ("applog_ahead8", Options::default().grow_ahead(8)),
+            (
+                "applog_ahead32_grow16",
+                Options::default().grow_ahead(32).grow_pages(16),
+            ),
         ] {
             let mut log: Option<ApplogLog> = None;
             group.bench_function(variant, |b| {
@@ -477,9 +642,31 @@ fn append_benches(c: &mut Criterion) {
         });
         drop(log);
 
-        let mut log: Option<MmapLog> = None;
-        group.bench_function("mmap_presized", |b| {
-            let log = log.get_or_insert_with(MmapLog::new);
+        let mut log: Option<OkayLog> = None;
+        group.bench_function("okaywal", |b| {
+            let log = log.get_or_insert_with(OkayLog::new);
+            b.iter_custom(|iters| time_okaywal(log, &data, iters));
+        });
+        if let Some(mut log) = log {
+            log.close();
+        }
+
+        for (variant, kind) in [
+            ("mmap_presized", MapKind::Plain),
+            ("mmap_presized_populate", MapKind::Populate),
+            ("mmap_presized_hugepage", MapKind::HugePage),
+        ] {
+            let mut log: Option<MmapLog> = None;
+            group.bench_function(variant, |b| {
+                let log = log.get_or_insert_with(|| MmapLog::new(kind));
+                b.iter_custom(|iters| time_appends(log, &data, iters));
+            });
+            drop(log);
+        }
+
+        let mut log: Option<MemcpyLog> = None;
+        group.bench_function("memcpy", |b| {
+            let log = log.get_or_insert_with(MemcpyLog::new);
             b.iter_custom(|iters| time_appends(log, &data, iters));
         });
         drop(log);

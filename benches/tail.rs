@@ -13,6 +13,9 @@
 //! live in fresh temporary directories (one pair per measurement batch), 64 MiB segments.
 //! Run: `cargo bench --bench tail` (add `-- --warm-up-time 1 --measurement-time 3` to shorten).
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -330,6 +333,11 @@ fn percentiles(n: u64) {
             at(99),
             v.len()
         );
+        // For the report command (benches/support/mod.rs), in ns.
+        let key = format!("tail_oneway/{}", name.replace(' ', "_"));
+        support::record(&key, "p50_ns", at(50) * 1e3);
+        support::record(&key, "p99_ns", at(99) * 1e3);
+        support::record(&key, "samples", v.len() as f64);
     };
     for wait in ["spin", "block"] {
         let mut peer = ApplogPeer::new();

@@ -634,8 +634,8 @@ fn grow_error(path: &Path, e: io::Error) -> Error {
 
 /// A thread that keeps a segment file `ahead` bytes (whole pages) ahead of the page the writer
 /// writes in, so that growing the file and the first-touch page faults happen off the append
-/// path. It grows the file one page at a time, each page only after the one before it, and
-/// pre-faults every new page (`MADV_POPULATE_WRITE`) before it publishes the new size to the
+/// path. It grows the file one page at a time (`Options::grow_pages` at a time when that is
+/// more), each step only after the one before it, and pre-faults every new page (`MADV_POPULATE_WRITE`) before it publishes the new size to the
 /// writer with a `Release` store. The writer never touches a byte past the size it loaded with
 /// `Acquire` (or grew itself): the rule that no access lands past the end of the file holds as
 /// without a grower.
@@ -655,6 +655,8 @@ struct GrowShared {
     reservation: u64,
     page: u64,
     ahead: u64,
+    /// Bytes each of the grower's steps adds: one page, plus `Options::grow_pages - 1`.
+    step: u64,
     /// The growth state, shared by the writer's own growth and the grower.
     state: Mutex<GrowState>,
     /// The file size the grower published (`Release`): pages below it exist and are reserved.
@@ -689,7 +691,8 @@ impl GrowShared {
                 continue;
             }
             let from = st.size;
-            let to = format::round_up(from + 1, self.page).min(self.reservation);
+            let to = (format::round_up(from + 1, self.page) + self.step - self.page)
+                .min(self.reservation);
             match grow_file(&self.file, &self.path, &mut st, to, self.reservation) {
                 Ok(()) => {
                     // Fault the new page in now, so that the writer's first store into it
@@ -721,6 +724,7 @@ impl Grower {
                 reservation: seg.reservation(),
                 page: page_size(),
                 ahead,
+                step: page_size() + seg.grow_extra,
                 state: Mutex::new(seg.grow),
                 size: AtomicU64::new(seg.grow.size),
                 want: AtomicU64::new(seg.map.size),
@@ -764,11 +768,18 @@ impl Grower {
         Ok(st.size)
     }
 
-    /// The writer now writes in the page that ends at `page_end`: wake the grower to keep the
-    /// file `ahead` beyond it.
+    /// The writer now writes in the page that ends at `page_end`: the grower is to keep the
+    /// file `ahead` beyond it. It is woken only once its lead has shrunk to half of `ahead`
+    /// (or to nothing, with `ahead` of one page), so that the writer pays for a wake-up once
+    /// per `ahead / 2` pages rather than once per page.
     fn request(&self, page_end: u64) {
-        if page_end > self.shared.want.load(Ordering::Relaxed) {
-            self.shared.want.store(page_end, Ordering::Relaxed);
+        let g = &self.shared;
+        if page_end <= g.want.load(Ordering::Relaxed) {
+            return;
+        }
+        g.want.store(page_end, Ordering::Relaxed);
+        let lead = g.size.load(Ordering::Relaxed).saturating_sub(page_end);
+        if lead <= g.ahead / 2 || lead < g.page {
             self.wake();
         }
     }
