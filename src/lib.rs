@@ -52,7 +52,10 @@ pub use dir::{segment_name, LOCK_FILE};
 pub use error::{Error, Result};
 pub use options::{Options, SyncPolicy};
 pub use reader::{Reader, Record};
-pub use recovery::{verify, Corruption, SegmentReport, TornTail, VerifyReport};
+pub use recovery::{
+    recover, verify, Corruption, RecoveryMode, RecoveryReport, SegmentReport, TornTail, Truncation,
+    VerifyReport,
+};
 pub use writer::Writer;
 
 /// The README's examples, compiled and run as doc tests.
