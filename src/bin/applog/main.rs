@@ -1,7 +1,8 @@
 //! `applog`: the command-line tool for applog logs.
 //!
 //! A thin layer over the library: `main` parses the command line and dispatches to one small
-//! module per command (`append`, `tail`, `verify`, `info`), each with a `run` function. Shared
+//! module per command (`append`, `tail`, `verify`, `info`, `recover`, `copy`), each with a `run`
+//! function. Shared
 //! pieces live beside them: `Failure` (what a command can end with), `Out` (standard output,
 //! where a closed pipe is a quiet stop), and `encode` (JSON strings, base64, hex dumps).
 //!
@@ -17,9 +18,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod append;
+mod copy;
 mod encode;
 mod info;
 mod problems;
+mod recover;
 mod tail;
 mod verify;
 
@@ -42,6 +45,8 @@ enum Command {
     Tail(tail::Args),
     Verify(verify::Args),
     Info(info::Args),
+    Recover(recover::Args),
+    Copy(copy::Args),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +57,8 @@ fn main() -> ExitCode {
         Command::Tail(args) => tail::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Info(args) => info::run(args),
+        Command::Recover(args) => recover::run(args),
+        Command::Copy(args) => copy::run(args),
     };
     match result {
         Ok(()) | Err(Failure::Closed) => ExitCode::SUCCESS,
@@ -170,9 +177,14 @@ impl Out {
         self.w.write_all(b).map_err(Failure::output)
     }
 
+    /// Flushes what is buffered (per record, when someone waits for it).
+    fn flush(&mut self) -> Result<(), Failure> {
+        self.w.flush().map_err(Failure::output)
+    }
+
     /// Flushes; call it before a command returns so that a failed write is reported.
     fn finish(mut self) -> Result<(), Failure> {
-        self.w.flush().map_err(Failure::output)
+        self.flush()
     }
 }
 
