@@ -22,7 +22,9 @@
 //!  44      4   reserved         0
 //!  48      8   synced mark      low 32 bits: offset below which every frame was durable;
 //!                               high 32 bits: check = CRC-32(salt, offset). 0 = none yet.
-//!  56      8   reserved         0
+//!  56      4   wake word        bit 0: a reader may be waiting; bits 1..32: wake epoch.
+//!                               Only for waking readers (see `notify`); not checked.
+//!  60      4   reserved         0
 //!
 //! frame (8-byte aligned)
 //!  offset size field
@@ -58,6 +60,8 @@ pub const ALIGN: u64 = 8;
 pub const MAX_RESERVATION: u64 = 1 << 31;
 /// Offset of the synced mark inside the header.
 pub const SYNCED_MARK_OFFSET: u64 = 48;
+/// Offset of the 32-bit wake word inside the header (see `notify`).
+pub const WAKE_WORD_OFFSET: u64 = 56;
 
 const PRESENT: u32 = 1 << 31;
 const SEAL_WORD: u32 = u32::MAX;

@@ -12,7 +12,9 @@
 //!   a torn tail after the last good record is zeroed in place; damage inside data that had
 //!   been synced is reported as [`Error::Corrupt`] and nothing is modified.
 //! - Any number of [`Reader`]s, in this or other processes, read the same files lock-free
-//!   while the writer appends, and get zero-copy borrows of the records.
+//!   while the writer appends, and get zero-copy borrows of the records. A [`Tailer`] follows
+//!   a live log and waits for new records: by default asleep on a futex in the shared mapping,
+//!   which the writer wakes (at no cost to the writer when nobody waits).
 //!
 //! ```
 //! # fn main() -> applog::Result<()> {
@@ -42,10 +44,15 @@
 mod dir;
 mod error;
 pub mod format;
+/// The writer/reader wake-up protocol. Public only so that the loom model test
+/// (tests/loom_notify.rs) checks the crate's own code; not part of the API.
+#[doc(hidden)]
+pub mod notify;
 mod options;
 mod reader;
 mod recovery;
 mod segment;
+mod tailer;
 mod writer;
 
 pub use dir::{segment_name, LOCK_FILE};
@@ -56,6 +63,7 @@ pub use recovery::{
     recover, verify, Corruption, RecoveryMode, RecoveryReport, SegmentReport, TornTail, Truncation,
     VerifyReport,
 };
+pub use tailer::{Tailer, WaitStrategy};
 pub use writer::Writer;
 
 /// The README's examples, compiled and run as doc tests.

@@ -1,6 +1,7 @@
 //! Readers: lock-free, read-only, usable from any process while a writer appends.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU32;
 
 use crate::dir;
 use crate::error::{Error, Result};
@@ -64,6 +65,14 @@ impl std::fmt::Debug for Reader {
             .field("next_seq", &self.next_seq.max(self.skip_until))
             .finish_non_exhaustive()
     }
+}
+
+/// Where a record that `advance` found lies in the current segment.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct At {
+    off: u64,
+    len: u64,
+    seq: u64,
 }
 
 /// Where `next` found the next record.
@@ -185,21 +194,48 @@ impl Reader {
     /// [`Error::Io`] when a segment file cannot be opened or mapped.
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<Option<Record<'_>>> {
+        match self.advance()? {
+            Some(at) => self.record(at).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Moves past the next record to yield (skipping those before a `seek` target) and says
+    /// where it is, without borrowing it; `None` when there is none yet.
+    pub(crate) fn advance(&mut self) -> Result<Option<At>> {
         loop {
             match self.step()? {
                 Step::Nothing => return Ok(None),
-                Step::Yield { off, len, seq } => {
-                    if seq < self.skip_until {
-                        continue;
-                    }
-                    let data = self
-                        .seg
-                        .as_ref()
-                        .and_then(|s| s.map.bytes(off + format::FRAME_HEADER_LEN, len));
-                    return Ok(data.map(|data| Record { seq, data }));
+                Step::Yield { off, len, seq } if seq >= self.skip_until => {
+                    return Ok(Some(At { off, len, seq }))
                 }
+                Step::Yield { .. } => {}
             }
         }
+    }
+
+    /// The record that [`advance`](Self::advance) found (checked against the mapping and
+    /// file bounds once more: an error here would be a bug, not a property of the file).
+    pub(crate) fn record(&self, at: At) -> Result<Record<'_>> {
+        let seg = self.seg.as_ref();
+        seg.and_then(|s| s.map.bytes(at.off + format::FRAME_HEADER_LEN, at.len))
+            .map(|data| Record { seq: at.seq, data })
+            .ok_or_else(|| {
+                Error::io(
+                    "internal error: record outside the mapping of",
+                    seg.map_or(self.dir.as_path(), |s| s.path.as_path()),
+                    std::io::Error::other(format!("{} bytes at {}", at.len, at.off)),
+                )
+            })
+    }
+
+    /// The wake word of the segment the reader waits in, with the segment's base seq (see
+    /// `notify`). `None` when there is no segment yet or this process may not write to it.
+    pub(crate) fn wake_word(&mut self) -> Option<(u64, &AtomicU32)> {
+        let seg = self.seg.as_mut()?;
+        seg.open_wake_view();
+        let base = seg.header.base_seq;
+        seg.wake_word().map(|w| (base, w))
     }
 
     /// Advances over one record (or segment boundary); does not borrow the record.

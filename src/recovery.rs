@@ -490,6 +490,10 @@ pub(crate) fn recover_locked(
                 format::seal_word(seg.seed, s.next_seq),
                 std::sync::atomic::Ordering::Release,
             )?;
+            // Readers waiting at the end of this segment can move on now.
+            if let Some(word) = seg.wake_word() {
+                crate::notify::published(word);
+            }
             seg.flush(s.end + format::FRAME_HEADER_LEN)
                 .map_err(|e| Error::io("could not sync repaired seal of", &seg.path, e))?;
             tracing::warn!(segment = %seg.path.display(), offset = s.end, next_seq = s.next_seq, "rewrote a seal lost in a crash");

@@ -27,7 +27,7 @@
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use memmap2::{MmapOptions, MmapRaw};
 
@@ -108,6 +108,21 @@ impl Mapping {
         // valid and aligned for an AtomicU64. The word is only ever accessed atomically (by
         // this and other processes), as the module docs state.
         Some(unsafe { AtomicU64::from_ptr(self.raw.as_mut_ptr().add(at).cast::<u64>()) })
+    }
+
+    /// The 4-byte word at `off` (4-aligned, inside the file), for the wake word only.
+    fn word32(&self, off: u64) -> Option<&AtomicU32> {
+        if off % 4 != 0 {
+            return None;
+        }
+        let at = self.check(off, 4).ok()?;
+        // SAFETY: `at + 4` is inside both the mapping and the file (checked above), and `at`
+        // is 4-aligned relative to the page-aligned base of the mapping, so the pointer is
+        // valid and aligned for an AtomicU32. The wake word is only ever accessed through
+        // atomics and futex calls (by this and other processes), never as part of a wider
+        // word. Callers use read-modify-writes on it only through a writable mapping (see
+        // `Segment::wake_word`), so no store ever hits a read-only page.
+        Some(unsafe { AtomicU32::from_ptr(self.raw.as_mut_ptr().add(at).cast::<u32>()) })
     }
 
     /// Loads the 8-byte word at `off` with `Acquire`; `None` when it is out of bounds.
@@ -194,6 +209,9 @@ pub(crate) struct Segment {
     allocated: u64,
     /// Extra bytes each growth step adds beyond what the write needs (writer only).
     grow_extra: u64,
+    /// Reader only: a writable mapping of the header page, for the wake word. `None` until a
+    /// reader first waits; `Some(None)` when the file could not be opened for writing.
+    wake_view: Option<Option<Mapping>>,
 }
 
 impl Segment {
@@ -256,6 +274,7 @@ impl Segment {
             header,
             allocated: size,
             grow_extra: 0,
+            wake_view: None,
         }))
     }
 
@@ -308,6 +327,7 @@ impl Segment {
             header,
             allocated: size,
             grow_extra: 0,
+            wake_view: None,
         })
     }
 
@@ -485,6 +505,53 @@ impl Segment {
     /// pages and the file size, like a ranged fdatasync.
     pub(crate) fn flush(&self, end: u64) -> io::Result<()> {
         self.map.flush(0, end.min(self.map.limit()))
+    }
+
+    /// The wake word (see `notify`): through the writer's own mapping, or through the reader's
+    /// header view once [`open_wake_view`](Self::open_wake_view) made one. `None` otherwise.
+    pub(crate) fn wake_word(&self) -> Option<&AtomicU32> {
+        if self.map.writable {
+            return self.map.word32(format::WAKE_WORD_OFFSET);
+        }
+        self.wake_view
+            .as_ref()?
+            .as_ref()?
+            .word32(format::WAKE_WORD_OFFSET)
+    }
+
+    /// Reader side: maps the header page writable, so that this reader can announce that it
+    /// waits (it sets a bit in the wake word; its data mapping stays read-only). The file is
+    /// opened again through `/proc/self/fd`, which works even after retention unlinked it. When
+    /// that is not permitted (a reader without write access), waiting falls back to polling.
+    /// Tried once per segment.
+    pub(crate) fn open_wake_view(&mut self) {
+        if self.map.writable || self.wake_view.is_some() {
+            return;
+        }
+        let view = self.map_wake_view();
+        if let Err(e) = &view {
+            tracing::debug!(segment = %self.path.display(), error = %e, "cannot map the wake word writable; waiting by polling");
+        }
+        self.wake_view = Some(view.ok());
+    }
+
+    fn map_wake_view(&self) -> io::Result<Mapping> {
+        use std::os::fd::AsRawFd;
+        let again = format!("/proc/self/fd/{}", self.file.as_raw_fd());
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&again)
+            .or_else(|_| {
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(&self.path)
+            })?;
+        let page = page_size();
+        let mut view = Mapping::map(&file, page, true)?;
+        view.set_size(self.map.size.min(page));
+        Ok(view)
     }
 
     /// The synced mark: offset below which every frame had been made durable. 0 when none, or

@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use crate::dir::{self, Lock};
 use crate::error::{Error, Result};
 use crate::format::{self, FRAME_HEADER_LEN, HEADER_LEN};
+use crate::notify;
 use crate::options::{Options, SyncPolicy};
 use crate::recovery;
 use crate::segment::{page_size, Segment};
@@ -39,8 +40,6 @@ pub struct Writer {
     first_seq: u64,
     /// The largest record accepted: what one new segment holds.
     max_record_len: u64,
-    /// `seg` holds a seal at `pos`: the next append must create a new segment first.
-    sealed: bool,
     /// Offset in `seg` up to which frames are durable.
     synced_pos: u64,
     /// Bytes of frames appended since the last sync (for `SyncPolicy::EveryBytes`).
@@ -128,7 +127,6 @@ impl Writer {
             seg,
             pos,
             next_seq: rec.next_seq,
-            sealed: false,
             synced_pos,
             unsynced_bytes: 0,
             pending: Vec::new(),
@@ -190,7 +188,7 @@ impl Writer {
         self.check_poisoned()?;
         self.check_len(record.len())?;
         let flen = format::frame_len(record.len() as u64);
-        if self.sealed || self.pos + flen > self.seg.reservation() {
+        if self.pos + flen > self.seg.reservation() {
             self.roll()?;
         }
         let off = self.pos;
@@ -201,6 +199,7 @@ impl Writer {
         let seq = self.next_seq;
         let word = self.seg.write_payload(off, seq, record)?;
         self.seg.store_head(off, word, Ordering::Release)?;
+        self.wake_readers();
         self.pos = end;
         self.next_seq = seq + 1;
         self.unsynced_bytes += flen;
@@ -227,15 +226,13 @@ impl Writer {
             let reservation = self.seg.reservation();
             let mut end = self.pos;
             let mut j = i;
-            if !self.sealed {
-                while let Some(r) = records.get(j) {
-                    let flen = format::frame_len(r.as_ref().len() as u64);
-                    if end + flen > reservation {
-                        break;
-                    }
-                    end += flen;
-                    j += 1;
+            while let Some(r) = records.get(j) {
+                let flen = format::frame_len(r.as_ref().len() as u64);
+                if end + flen > reservation {
+                    break;
                 }
+                end += flen;
+                j += 1;
             }
             if j == i {
                 self.roll()?;
@@ -261,6 +258,7 @@ impl Writer {
                 off += format::frame_len(r.len() as u64);
             }
             self.seg.store_head(start, first_word, Ordering::Release)?;
+            self.wake_readers();
             self.unsynced_bytes += end - start;
             self.pos = end;
             self.next_seq += (j - i) as u64;
@@ -279,32 +277,47 @@ impl Writer {
         }
     }
 
-    /// Seals the current segment and starts a new one at `next_seq`.
+    /// Starts a new segment at `next_seq` and seals the current one.
+    ///
+    /// The new segment is created (header complete) before the seal is published, so a reader
+    /// that sees the seal can always open the successor, and the readers waiting on the old
+    /// segment's wake word are woken by the seal itself. A crash between the two leaves an
+    /// unsealed segment followed by its successor: recovery rewrites the seal.
     fn roll(&mut self) -> Result<()> {
-        let reservation = self.seg.reservation();
-        let mut seal_end = self.pos;
-        if !self.sealed {
-            if self.pos + FRAME_HEADER_LEN <= reservation {
-                self.seg.grow_to(self.pos + FRAME_HEADER_LEN)?;
-                let word = format::seal_word(self.seg.seed, self.next_seq);
-                self.seg.store_head(self.pos, word, Ordering::Release)?;
-                seal_end = self.pos + FRAME_HEADER_LEN;
-            }
-            self.sealed = true;
-        } else if self.pos + FRAME_HEADER_LEN <= reservation {
-            seal_end = self.pos + FRAME_HEADER_LEN;
+        let seal_at = (self.pos + FRAME_HEADER_LEN <= self.seg.reservation()).then_some(self.pos);
+        if let Some(at) = seal_at {
+            // Make room for the seal first: once the successor exists, sealing cannot fail.
+            self.seg.grow_to(at + FRAME_HEADER_LEN)?;
         }
         let path = self.dir.join(dir::segment_name(self.next_seq));
         let mut seg = Segment::create(&path, self.next_seq, self.opts.segment_pages)?;
         seg.set_grow_pages(self.opts.grow_pages);
+        if let Some(at) = seal_at {
+            let word = format::seal_word(self.seg.seed, self.next_seq);
+            if let Err(e) = self.seg.store_head(at, word, Ordering::Release) {
+                // Nothing was published in the successor: take it back so a retry starts clean.
+                let _ = std::fs::remove_file(&path);
+                return Err(e);
+            }
+            self.wake_readers();
+        }
+        let seal_end = seal_at.map_or(self.pos, |at| at + FRAME_HEADER_LEN);
         let old = std::mem::replace(&mut self.seg, seg);
         tracing::debug!(sealed = %old.path.display(), new = %path.display(), next_seq = self.next_seq, "rolled to a new segment");
         self.pending.push((old.path.clone(), seal_end));
         self.pos = HEADER_LEN;
         self.synced_pos = 0;
-        self.sealed = false;
         self.dir_dirty = true;
         Ok(())
+    }
+
+    /// Wakes readers that wait on the active segment's wake word, if any (see `notify`): one
+    /// atomic read-modify-write when nobody waits.
+    #[inline]
+    fn wake_readers(&self) {
+        if let Some(word) = self.seg.wake_word() {
+            notify::published(word);
+        }
     }
 
     /// The durability checkpoint: msync(MS_SYNC) of everything appended since the last sync
