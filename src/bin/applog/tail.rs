@@ -1,13 +1,15 @@
 //! `applog tail`: the last records, every record from a seq on, or following new ones.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::encode::{base64, hex_dump, json_str};
 use crate::{Failure, Out};
 
-/// Print the last records of a log, or every record from a seq on.
-///
-/// Prints what the log holds now and stops (it does not wait for new records).
+/// Print the last records of a log, or every record from a seq on; with -f, keep printing
+/// new records as they are appended.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The log directory.
@@ -17,9 +19,17 @@ pub struct Args {
     #[arg(short = 'n', long = "count", value_name = "N", default_value_t = 10)]
     count: u64,
     /// Print every record from this seq on, instead of the last N (a seq before the first
-    /// record starts at the first record; one past the end prints nothing).
+    /// record starts at the first record; one past the end prints nothing, or with -f waits
+    /// for it).
     #[arg(long, value_name = "SEQ", conflicts_with = "count")]
     from: Option<u64>,
+    /// Keep printing records as they are appended, across segment rollovers and writer
+    /// restarts, until interrupted (SIGINT or SIGTERM end it with exit 0). A log that does
+    /// not exist yet (or an empty directory) is waited for. Output is flushed each time the
+    /// tool has caught up with the writer, so every record is written out as soon as it is
+    /// read.
+    #[arg(short = 'f', long)]
+    follow: bool,
     /// How to print each record.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -38,6 +48,9 @@ pub enum Format {
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
+    if args.follow {
+        return follow(&args);
+    }
     // Where to start, and (for the last N) where to stop: the end as of now, so that
     // exactly N records are printed even while a writer appends.
     let (start, end) = match args.from {
@@ -62,6 +75,92 @@ pub fn run(args: Args) -> Result<(), Failure> {
         print_record(&mut out, args.format, record.seq(), record.data())?;
     }
     out.finish()
+}
+
+/// How long one wait for a record lasts before the tool looks at the stop flag again.
+const POLL: Duration = Duration::from_millis(100);
+
+/// `tail -f`: prints from the start seq on, waiting for new records, until SIGINT or SIGTERM.
+fn follow(args: &Args) -> Result<(), Failure> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop)).map_err(|source| Failure::Io {
+            what: "could not install a signal handler",
+            source,
+        })?;
+    }
+    let Some(mut tailer) = open_tailer(args, &stop)? else {
+        return Ok(()); // interrupted while waiting for the log
+    };
+    let mut out = Out::new();
+    while !stop.load(Ordering::Relaxed) {
+        // Print what is there without waiting; flush before waiting for more.
+        let record = match tailer.next_timeout(Duration::ZERO)? {
+            Some(record) => Some(record),
+            None => {
+                out.flush()?;
+                tailer.next_timeout(POLL)?
+            }
+        };
+        if let Some(record) = record {
+            print_record(&mut out, args.format, record.seq(), record.data())?;
+        }
+    }
+    out.finish()
+}
+
+/// Opens a tailer at the seq `tail -f` starts from, waiting for the log to appear. `None`
+/// when a signal came first.
+fn open_tailer(args: &Args, stop: &AtomicBool) -> Result<Option<applog::Tailer>, Failure> {
+    let mut waited = false;
+    loop {
+        match try_open(args, waited) {
+            Ok(tailer) => return Ok(Some(tailer)),
+            Err(e) if not_there_yet(&args.log, &e) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if !waited {
+            tracing::info!(log = %args.log.display(), "waiting for the log to be created");
+            waited = true;
+        }
+        std::thread::sleep(POLL);
+        if stop.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+    }
+}
+
+/// The tailer for `args`. The last N records are counted when the log is first found; a log
+/// that did not exist when the tool started is printed from its first record.
+fn try_open(args: &Args, appeared: bool) -> applog::Result<applog::Tailer> {
+    let start = match (args.from, appeared) {
+        (Some(from), _) => from,
+        (None, true) => 0,
+        (None, false) => applog::verify(&args.log)?
+            .next_seq
+            .saturating_sub(args.count),
+    };
+    match applog::Tailer::open(&args.log, start) {
+        // Before the first record: start at the first record, as without -f.
+        Err(applog::Error::SeqBeforeStart { first_seq, .. }) => {
+            applog::Tailer::open(&args.log, first_seq)
+        }
+        other => other,
+    }
+}
+
+/// Whether `e` only means that the log has not been created yet: the directory is missing,
+/// or it exists but is still empty.
+fn not_there_yet(log: &Path, e: &applog::Error) -> bool {
+    match e {
+        applog::Error::Io { source, path, .. } if path == log => {
+            source.kind() == std::io::ErrorKind::NotFound
+        }
+        applog::Error::NotALog { path, .. } if path == log => {
+            std::fs::read_dir(log).is_ok_and(|mut entries| entries.next().is_none())
+        }
+        _ => false,
+    }
 }
 
 fn print_record(out: &mut Out, format: Format, seq: u64, data: &[u8]) -> Result<(), Failure> {
