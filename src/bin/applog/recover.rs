@@ -74,14 +74,16 @@ pub fn run(args: Args) -> Result<(), Failure> {
             t.corruption.offset,
             t.corruption.reason
         )?;
+        let dropped = match (t.exact, t.records_dropped) {
+            (true, n) => format!("{n} record{}", if n == 1 { "" } else { "s" }),
+            (false, 0) => "an unknown number of records".to_string(),
+            (false, n) => format!("at least {n} records"),
+        };
         writeln!(
             out,
-            "truncated  at byte offset {} of {}: dropped {}{} record{} from seq {}",
+            "truncated  at byte offset {} of {}: dropped {dropped} from seq {}",
             t.offset,
             t.segment.display(),
-            if t.exact { "" } else { "at least " },
-            t.records_dropped,
-            if t.records_dropped == 1 { "" } else { "s" },
             t.seq
         )?;
         for path in &t.removed_segments {
