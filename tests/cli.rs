@@ -1445,3 +1445,65 @@ fn unreadable_files_are_refused_by_every_command() {
     }
     assert_eq!(snapshot(&log), before, "nothing changed");
 }
+
+#[test]
+fn append_print_seq_to_a_closed_pipe_stops_quietly_and_keeps_the_records() {
+    let (_tmp, log) = new_log();
+    let mut child = applog()
+        .args([
+            OsStr::new("append"),
+            log_arg(&log),
+            OsStr::new("--print-seq"),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take()); // nobody reads the seqs
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"a\nb\n").expect("write");
+    drop(stdin);
+    let out: Run = child.wait_with_output().expect("wait").into();
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""), "{out:?}");
+    assert_eq!(read_all(&log), vec![b"a".to_vec(), b"b".to_vec()]);
+    let (mark, end) = newest_marks(&log);
+    assert_eq!(mark, end, "durable");
+}
+
+#[test]
+fn copy_keeps_the_seqs_of_a_log_that_does_not_start_at_zero() {
+    let (tmp, log) = one_page_segments('q', 20);
+    let report = applog::verify(&log).expect("verify");
+    // Old segments removed by hand (as retention would).
+    for s in &report.segments[..2] {
+        std::fs::remove_file(&s.path).expect("remove");
+    }
+    let first = report.segments[2].base_seq;
+    let dest = tmp.path().join("copy");
+    let out = run(&[OsStr::new("copy"), log_arg(&log), dest.as_os_str()]);
+    assert!(
+        out.ok()
+            .starts_with(&format!("copied {} records (seq {first}..20)", 20 - first)),
+        "{out:?}"
+    );
+    let copy = applog::verify(&dest).expect("verify");
+    assert_eq!((copy.first_seq, copy.next_seq), (first, 20));
+    assert!(copy.is_clean() && copy.torn_tail.is_none(), "{copy:?}");
+    assert_eq!(
+        run(&[
+            OsStr::new("tail"),
+            dest.as_os_str(),
+            OsStr::new("--from"),
+            OsStr::new("0")
+        ])
+        .ok(),
+        run(&[
+            OsStr::new("tail"),
+            log_arg(&log),
+            OsStr::new("--from"),
+            OsStr::new("0")
+        ])
+        .ok()
+    );
+}

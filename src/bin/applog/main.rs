@@ -26,7 +26,7 @@ mod recover;
 mod tail;
 mod verify;
 
-/// Append to, read, check and describe applog logs.
+/// Append to, follow, check, recover, describe and copy applog logs.
 ///
 /// A log is a directory of segment files (`<20-digit first seq>.seg`) and a lock file.
 /// Data goes to standard output and diagnostics to standard error. Exit status: 0 success;
