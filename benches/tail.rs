@@ -1,0 +1,365 @@
+//! Cross-process tailing: one-way latency and throughput of 128 B records from a writer in
+//! this process to a `Tailer` in another, against a Unix pipe and a Unix domain socket moving
+//! the same 128 B messages, measured in the same run.
+//!
+//! - `tail_latency/*`: ping-pong. The child echoes each record (message) back on a second log
+//!   (pipe, socket); criterion's time per iteration is one round trip, so one-way latency is
+//!   half of it. After the criterion groups, the bench also prints p50/p99 of the one-way
+//!   latency over 20,000 individually timed round trips.
+//! - `tail_throughput/*`: the writer appends N records without pausing, the child reads all N
+//!   and acknowledges; criterion's throughput is messages per second.
+//!
+//! The child process is this bench binary itself, started with `APPLOG_BENCH_CHILD` set. Logs
+//! live in fresh temporary directories (one pair per measurement batch), 64 MiB segments.
+//! Run: `cargo bench --bench tail` (add `-- --warm-up-time 1 --measurement-time 3` to shorten).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use applog::{Options, Tailer, WaitStrategy, Writer};
+use criterion::{BenchmarkId, Criterion, Throughput};
+
+const MSG: usize = 128;
+const SEGMENT_PAGES: u32 = 16 * 1024;
+
+fn opts() -> Options {
+    Options::new().segment_pages(SEGMENT_PAGES)
+}
+
+fn strategy(name: &str) -> WaitStrategy {
+    match name {
+        "spin" => WaitStrategy::Spin,
+        "backoff" => WaitStrategy::Backoff,
+        _ => WaitStrategy::Block,
+    }
+}
+
+// ---------------------------------------------------------------- the child process
+
+fn child_main(role: &str) {
+    match role {
+        "applog" => applog_child(),
+        "pipe" => stream_child(std::io::stdin().lock(), std::io::stdout().lock()),
+        "socket" => {
+            // stdin is one end of a socket pair: read and write on it.
+            use std::os::fd::FromRawFd;
+            // SAFETY: fd 0 is open (the parent passed the socket as stdin) and nothing else
+            // in this process uses it; the File takes it over for the process's lifetime.
+            let sock = unsafe { std::fs::File::from_raw_fd(0) };
+            let out = sock.try_clone().expect("dup socket");
+            stream_child(sock, out);
+        }
+        other => panic!("unknown child role {other}"),
+    }
+}
+
+/// Commands on stdin, one per line: `echo A B WAIT` (tail log A, append each record to log B,
+/// until an empty record) or `sink A N WAIT` (read N records of A, then print `ok`).
+fn applog_child() {
+    let stdin = std::io::stdin();
+    let mut out = std::io::stdout();
+    for line in stdin.lock().lines() {
+        let line = line.expect("command");
+        let f: Vec<&str> = line.split_whitespace().collect();
+        match f.as_slice() {
+            ["echo", a, b, wait] => {
+                let mut w = Writer::open(b, opts()).expect("open B");
+                let mut t = Tailer::open(a, 0)
+                    .expect("tail A")
+                    .wait_strategy(strategy(wait));
+                writeln!(out, "ready").unwrap();
+                out.flush().unwrap();
+                loop {
+                    let rec = t.next().expect("record");
+                    w.append(rec.data()).expect("append B");
+                    if rec.data().is_empty() {
+                        break;
+                    }
+                }
+            }
+            ["sink", a, n, wait] => {
+                let n: u64 = n.parse().unwrap();
+                let mut t = Tailer::open(a, 0)
+                    .expect("tail A")
+                    .wait_strategy(strategy(wait));
+                writeln!(out, "ready").unwrap();
+                out.flush().unwrap();
+                let mut sum = 0u64;
+                for _ in 0..n {
+                    sum = sum.wrapping_add(u64::from(t.next().expect("record").data()[0]));
+                }
+                writeln!(out, "ok {sum}").unwrap();
+                out.flush().unwrap();
+            }
+            _ => panic!("bad command {line}"),
+        }
+    }
+}
+
+/// Pipe or socket: each batch starts with an 8-byte header: count N and mode (echo: send each
+/// message back; sink: read N messages, then send one byte).
+fn stream_child(mut input: impl Read, mut output: impl Write) {
+    let mut head = [0u8; 9];
+    let mut msg = [0u8; MSG];
+    while input.read_exact(&mut head).is_ok() {
+        let n = u64::from_le_bytes(head[..8].try_into().unwrap());
+        let echo = head[8] == 1;
+        for _ in 0..n {
+            input.read_exact(&mut msg).unwrap();
+            if echo {
+                output.write_all(&msg).unwrap();
+                output.flush().unwrap();
+            }
+        }
+        if !echo {
+            output.write_all(&[1]).unwrap();
+            output.flush().unwrap();
+        }
+    }
+}
+
+// ---------------------------------------------------------------- the parent side
+
+fn spawn(role: &str, stdin: Stdio) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .env("APPLOG_BENCH_CHILD", role)
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn child")
+}
+
+struct ApplogPeer {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl ApplogPeer {
+    fn new() -> ApplogPeer {
+        let mut child = spawn("applog", Stdio::piped());
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        ApplogPeer {
+            child,
+            stdin,
+            stdout,
+        }
+    }
+
+    fn command(&mut self, cmd: &str) {
+        writeln!(self.stdin, "{cmd}").unwrap();
+        self.stdin.flush().unwrap();
+        self.expect("ready");
+    }
+
+    fn expect(&mut self, what: &str) {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        assert!(
+            line.starts_with(what),
+            "child said {line:?}, expected {what}"
+        );
+    }
+
+    /// `iters` round trips through two logs; returns the time of each (or the total).
+    fn ping_pong(&mut self, wait: &str, iters: u64, each: Option<&mut Vec<Duration>>) -> Duration {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        let mut w = Writer::open(&a, opts()).unwrap();
+        drop(Writer::open(&b, opts()).unwrap());
+        self.command(&format!("echo {} {} {wait}", a.display(), b.display()));
+        let mut t = Tailer::open(&b, 0).unwrap().wait_strategy(strategy(wait));
+        let msg = [7u8; MSG];
+        let mut each = each;
+        let start = Instant::now();
+        for _ in 0..iters {
+            let t0 = Instant::now();
+            w.append(&msg).unwrap();
+            let rec = t.next().unwrap();
+            debug_assert_eq!(rec.data().len(), MSG);
+            if let Some(v) = each.as_deref_mut() {
+                v.push(t0.elapsed());
+            }
+        }
+        let total = start.elapsed();
+        w.append(b"").unwrap();
+        t.next().unwrap();
+        total
+    }
+
+    fn stream(&mut self, wait: &str, iters: u64) -> Duration {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        let mut w = Writer::open(&a, opts()).unwrap();
+        self.command(&format!("sink {} {iters} {wait}", a.display()));
+        let msg = [7u8; MSG];
+        let start = Instant::now();
+        for _ in 0..iters {
+            w.append(&msg).unwrap();
+        }
+        self.expect("ok");
+        start.elapsed()
+    }
+}
+
+impl Drop for ApplogPeer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A pipe pair or a socket to a child that echoes or sinks 128 B messages.
+struct StreamPeer {
+    child: Child,
+    tx: Box<dyn Write>,
+    rx: Box<dyn Read>,
+}
+
+impl StreamPeer {
+    fn pipe() -> StreamPeer {
+        let mut child = spawn("pipe", Stdio::piped());
+        let tx = Box::new(child.stdin.take().unwrap());
+        let rx = Box::new(child.stdout.take().unwrap());
+        StreamPeer { child, tx, rx }
+    }
+
+    fn socket() -> StreamPeer {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let child = spawn("socket", Stdio::from(std::os::fd::OwnedFd::from(theirs)));
+        let rx = Box::new(ours.try_clone().unwrap());
+        StreamPeer {
+            child,
+            tx: Box::new(ours),
+            rx,
+        }
+    }
+
+    fn header(&mut self, n: u64, echo: bool) {
+        let mut h = [0u8; 9];
+        h[..8].copy_from_slice(&n.to_le_bytes());
+        h[8] = u8::from(echo);
+        self.tx.write_all(&h).unwrap();
+    }
+
+    fn ping_pong(&mut self, iters: u64, each: Option<&mut Vec<Duration>>) -> Duration {
+        self.header(iters, true);
+        let msg = [7u8; MSG];
+        let mut back = [0u8; MSG];
+        let mut each = each;
+        let start = Instant::now();
+        for _ in 0..iters {
+            let t0 = Instant::now();
+            self.tx.write_all(&msg).unwrap();
+            self.rx.read_exact(&mut back).unwrap();
+            if let Some(v) = each.as_deref_mut() {
+                v.push(t0.elapsed());
+            }
+        }
+        start.elapsed()
+    }
+
+    fn stream(&mut self, iters: u64) -> Duration {
+        self.header(iters, false);
+        let msg = [7u8; MSG];
+        let start = Instant::now();
+        for _ in 0..iters {
+            self.tx.write_all(&msg).unwrap();
+        }
+        let mut ack = [0u8; 1];
+        self.rx.read_exact(&mut ack).unwrap();
+        start.elapsed()
+    }
+}
+
+impl Drop for StreamPeer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn latency(c: &mut Criterion) {
+    let mut g = c.benchmark_group("tail_latency");
+    g.throughput(Throughput::Elements(1));
+    for wait in ["spin", "block"] {
+        let mut peer = ApplogPeer::new();
+        g.bench_function(BenchmarkId::new("applog_round_trip", wait), |b| {
+            b.iter_custom(|iters| peer.ping_pong(wait, iters, None))
+        });
+    }
+    let mut pipe = StreamPeer::pipe();
+    g.bench_function("pipe_round_trip", |b| {
+        b.iter_custom(|iters| pipe.ping_pong(iters, None))
+    });
+    let mut sock = StreamPeer::socket();
+    g.bench_function("unix_socket_round_trip", |b| {
+        b.iter_custom(|iters| sock.ping_pong(iters, None))
+    });
+    g.finish();
+}
+
+fn throughput(c: &mut Criterion) {
+    let mut g = c.benchmark_group("tail_throughput");
+    g.throughput(Throughput::Elements(1));
+    for wait in ["spin", "block"] {
+        let mut peer = ApplogPeer::new();
+        g.bench_function(BenchmarkId::new("applog", wait), |b| {
+            b.iter_custom(|iters| peer.stream(wait, iters))
+        });
+    }
+    let mut pipe = StreamPeer::pipe();
+    g.bench_function("pipe", |b| b.iter_custom(|iters| pipe.stream(iters)));
+    let mut sock = StreamPeer::socket();
+    g.bench_function("unix_socket", |b| b.iter_custom(|iters| sock.stream(iters)));
+    g.finish();
+}
+
+/// p50 and p99 of the one-way latency (half a round trip), from individually timed round
+/// trips, for each transport.
+fn percentiles(n: u64) {
+    let report = |name: &str, mut v: Vec<Duration>| {
+        v.sort_unstable();
+        let at = |p: usize| v[(v.len() * p / 100).min(v.len() - 1)].as_nanos() as f64 / 2000.0;
+        println!(
+            "one-way latency {name:<16} p50 {:>8.2} us   p99 {:>8.2} us   ({} round trips)",
+            at(50),
+            at(99),
+            v.len()
+        );
+    };
+    for wait in ["spin", "block"] {
+        let mut peer = ApplogPeer::new();
+        peer.ping_pong(wait, n / 10, None); // warm up
+        let mut v = Vec::with_capacity(n as usize);
+        peer.ping_pong(wait, n, Some(&mut v));
+        report(&format!("applog {wait}"), v);
+    }
+    for (name, mut peer) in [
+        ("pipe", StreamPeer::pipe()),
+        ("unix socket", StreamPeer::socket()),
+    ] {
+        peer.ping_pong(n / 10, None);
+        let mut v = Vec::with_capacity(n as usize);
+        peer.ping_pong(n, Some(&mut v));
+        report(name, v);
+    }
+}
+
+fn main() {
+    if let Ok(role) = std::env::var("APPLOG_BENCH_CHILD") {
+        child_main(&role);
+        return;
+    }
+    let mut c = Criterion::default().configure_from_args();
+    latency(&mut c);
+    throughput(&mut c);
+    c.final_summary();
+    // Not under `cargo test --benches` / `--test` (criterion's smoke-test mode).
+    if !std::env::args().any(|a| a == "--test" || a == "--list") {
+        percentiles(20_000);
+    }
+}
