@@ -845,10 +845,26 @@ fn bad_usage_exits_2() {
         &[],
     ] {
         let out = run(args);
-        assert!(!out.usage_error().is_empty(), "{args:?}");
+        assert!(
+            out.usage_error().starts_with("applog: error: "),
+            "{args:?}: {out:?}"
+        );
     }
     let out = run(&["tail", log, "--format", "xml"]);
-    assert!(out.stderr.contains("invalid value 'xml'"), "{out:?}");
+    assert!(
+        out.stderr
+            .starts_with("applog: error: invalid value 'xml' for '--format <FORMAT>'"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr.contains("[possible values: text, json, hex]"),
+        "{out:?}"
+    );
+    let out = run(&["verify", log, "--format", "hex"]);
+    assert!(
+        out.stderr.contains("[possible values: text, json]"),
+        "{out:?}"
+    );
     // Help is not an error.
     assert!(run(&["tail", "--help"]).ok().contains("--format"));
     for cmd in ["append", "tail", "verify", "recover", "info", "copy"] {

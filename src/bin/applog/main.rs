@@ -50,7 +50,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
     init_tracing();
     let result = match cli.command {
         Command::Append(args) => append::run(args),
@@ -67,6 +70,28 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Help and version go to stdout with exit 0; a usage error goes to stderr as
+/// `applog: error: ...` (with clap's usage hint) and exits 2.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    let rendered = e.render().to_string();
+    let message = match e.kind() {
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            format!("a command is required\n\n{rendered}")
+        }
+        _ => rendered
+            .strip_prefix("error: ")
+            .unwrap_or(&rendered)
+            .to_string(),
+    };
+    let _ = write!(io::stderr().lock(), "applog: error: {message}");
+    ExitCode::from(2)
 }
 
 /// Library events (`tracing`) go to stderr, filtered by `RUST_LOG` (default `warn`).

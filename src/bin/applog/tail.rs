@@ -25,9 +25,8 @@ pub struct Args {
     from: Option<u64>,
     /// Keep printing records as they are appended, across segment rollovers and writer
     /// restarts, until interrupted (SIGINT or SIGTERM end it with exit 0). A log that does
-    /// not exist yet (or an empty directory) is waited for. Output is flushed each time the
-    /// tool has caught up with the writer, so every record is written out as soon as it is
-    /// read.
+    /// not exist yet (or an empty directory) is waited for. Output is flushed after each
+    /// record.
     #[arg(short = 'f', long)]
     follow: bool,
     /// How to print each record.
@@ -95,16 +94,10 @@ fn follow(args: &Args) -> Result<(), Failure> {
     };
     let mut out = Out::new();
     while !stop.load(Ordering::Relaxed) {
-        // Print what is there without waiting; flush before waiting for more.
-        let record = match tailer.next_timeout(Duration::ZERO)? {
-            Some(record) => Some(record),
-            None => {
-                out.flush()?;
-                tailer.next_timeout(POLL)?
-            }
-        };
-        if let Some(record) = record {
+        if let Some(record) = tailer.next_timeout(POLL)? {
             print_record(&mut out, args.format, record.seq(), record.data())?;
+            // Someone is waiting for it: no record stays in the buffer.
+            out.flush()?;
         }
     }
     out.finish()
