@@ -701,17 +701,28 @@ pub fn recover(dir: impl AsRef<Path>, mode: RecoveryMode) -> Result<RecoveryRepo
         (Some(c), RecoveryMode::CutTornTail) => return Err(c.into_error()),
         (Some(c), RecoveryMode::TruncateAtCorruption) => Some(truncate(dir, &entries, &scans, c)?),
     };
-    // Where each kept segment's data ends (after its seal), to make it durable below.
-    let kept: Vec<(PathBuf, u64)> = scans
+    // Where each sealed segment's data ends (after its seal), to make it durable below; and
+    // where the records end in the others, in case their lost seal is rewritten.
+    let mut sealed: Vec<(PathBuf, u64)> = scans
         .iter()
         .filter(|s| matches!(s.stop, Stop::Sealed | Stop::Full) && s.seg.is_some())
         .filter(|s| s.mark < sealed_end(s))
         .map(|s| (s.entry.path.clone(), sealed_end(s)))
         .collect();
+    let unsealed: Vec<(PathBuf, u64)> = scans
+        .iter()
+        .filter(|s| s.stop == Stop::Clean)
+        .map(|s| (s.entry.path.clone(), s.end))
+        .collect();
     drop(scans);
 
     let rec = recover_locked(dir, dir::list(dir)?.segments, segment_pages)?;
-    for (path, end) in kept {
+    for path in &rec.resealed {
+        if let Some((_, end)) = unsealed.iter().find(|(p, _)| p == path) {
+            sealed.push((path.clone(), end + format::FRAME_HEADER_LEN));
+        }
+    }
+    for (path, end) in sealed {
         if !path.exists() {
             continue; // removed by the truncation or the cut
         }

@@ -247,3 +247,26 @@ fn a_locked_missing_or_foreign_log_is_refused() {
     ));
     assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
 }
+
+#[test]
+fn a_lost_seal_is_rewritten_and_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    let mut w = Writer::open(&dir, Options::new().segment_pages(1)).unwrap();
+    for seq in 0..12 {
+        w.append(&payload(seq, 900)).unwrap();
+    }
+    drop(w); // no sync: no segment's seal is covered by a synced mark
+    let before = applog::verify(&dir).unwrap();
+    let first = &before.segments[0];
+    assert!(first.sealed && first.data_end + 8 <= first.reservation);
+    assert!(before.segments.len() > 2);
+    // A crash between creating the successor and sealing this segment.
+    write_at(&first.path, first.data_end, &[0; 8]);
+
+    let report = recover(&dir, RecoveryMode::CutTornTail).unwrap();
+    assert_eq!(report.resealed, vec![first.path.clone()]);
+    assert_eq!((report.torn_tail, report.next_seq), (None, 12));
+    assert_all_durable(&dir);
+    expect_records(&dir, 12, 900);
+}
