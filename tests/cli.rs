@@ -165,6 +165,19 @@ fn append_segment_pages_sets_the_segment_size() {
         OsStr::new("x"),
     ]);
     err.usage_error();
+    // More than the 2 GiB a segment may have.
+    let err = run(&[
+        OsStr::new("append"),
+        log_arg(&log),
+        OsStr::new("--segment-pages"),
+        OsStr::new("4000000000"),
+        OsStr::new("x"),
+    ]);
+    assert!(
+        err.usage_error()
+            .contains("applog: error: invalid options: segment_pages 4000000000"),
+        "{err:?}"
+    );
     assert_eq!(read_all(&log).len(), 30);
 }
 

@@ -67,7 +67,11 @@ fn main() -> ExitCode {
         Ok(()) | Err(Failure::Closed) => ExitCode::SUCCESS,
         Err(failure) => {
             report_error(&failure);
-            ExitCode::FAILURE
+            match failure {
+                // An option value the library refuses (a segment size over 2 GiB): bad usage.
+                Failure::Log(applog::Error::InvalidOptions(_)) => ExitCode::from(2),
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }
