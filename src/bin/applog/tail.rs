@@ -94,13 +94,33 @@ fn follow(args: &Args) -> Result<(), Failure> {
     };
     let mut out = Out::new();
     while !stop.load(Ordering::Relaxed) {
-        if let Some(record) = tailer.next_timeout(POLL)? {
-            print_record(&mut out, args.format, record.seq(), record.data())?;
-            // Someone is waiting for it: no record stays in the buffer.
-            out.flush()?;
+        match tailer.next_timeout(POLL)? {
+            Some(record) => {
+                print_record(&mut out, args.format, record.seq(), record.data())?;
+                // Someone is waiting for it: no record stays in the buffer.
+                out.flush()?;
+            }
+            // Idle: notice a reader that went away without waiting for the next record.
+            None if stdout_closed() => return Err(Failure::Closed),
+            None => {}
         }
     }
     out.finish()
+}
+
+/// Whether standard output is a pipe whose reader has gone (poll reports an error on it).
+fn stdout_closed() -> bool {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    use std::os::fd::AsFd;
+    let stdout = std::io::stdout();
+    let fd = stdout.as_fd();
+    let mut fds = [PollFd::new(&fd, PollFlags::empty())];
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    matches!(poll(&mut fds, Some(&now)), Ok(n) if n > 0)
+        && fds[0].revents().intersects(PollFlags::ERR | PollFlags::HUP)
 }
 
 /// Opens a tailer at the seq `tail -f` starts from, waiting for the log to appear. `None`
@@ -196,14 +216,24 @@ fn check_headers(log: &Path) -> applog::Result<()> {
 }
 
 /// Whether `e` only means that the log has not been created yet: the directory is missing,
-/// or it exists but is still empty.
+/// or it exists but holds nothing yet (or only what a writer creating the log has made so far).
 fn not_there_yet(log: &Path, e: &applog::Error) -> bool {
     match e {
         applog::Error::Io { source, path, .. } if path == log => {
             source.kind() == std::io::ErrorKind::NotFound
         }
+        // Listed again now: a writer may have created its lock file since (then the next try
+        // opens the log), but a directory holding anything else is not a log.
         applog::Error::NotALog { path, .. } if path == log => {
-            std::fs::read_dir(log).is_ok_and(|mut entries| entries.next().is_none())
+            std::fs::read_dir(log).is_ok_and(|mut entries| {
+                entries.all(|e| {
+                    e.is_ok_and(|e| {
+                        let name = e.file_name();
+                        name == applog::LOCK_FILE
+                            || std::path::Path::new(&name).extension() == Some("seg".as_ref())
+                    })
+                })
+            })
         }
         _ => false,
     }
