@@ -11,10 +11,12 @@ use crate::reader::{Reader, Record};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum WaitStrategy {
-    /// Sleep on a futex in the shared mapping, after a short spin. The writer wakes sleeping
-    /// readers in any process when it publishes; it pays one atomic operation per append
-    /// when nobody sleeps. An idle tailer uses no CPU. Wake-up latency is that of waking a
-    /// sleeping thread (tens of microseconds on a VM), unless the record comes during the spin.
+    /// Sleep on a futex in the shared mapping. The writer wakes sleeping readers in any
+    /// process when it publishes; it pays one atomic operation per append when nobody sleeps.
+    /// An idle tailer uses no CPU. Wake-up latency is that of waking a sleeping thread (a few
+    /// microseconds on a shared core, tens of microseconds across the vCPUs of a VM). It does
+    /// not spin first: measured, even a short spin delays the writer more than it saves when
+    /// the two share CPUs.
     /// Needs write access to the segment files (to announce the wait); without it, and on
     /// systems without futexes, it behaves like [`Backoff`](Self::Backoff).
     #[default]
@@ -26,10 +28,6 @@ pub enum WaitStrategy {
     /// latency up to the sleep length.
     Backoff,
 }
-
-/// Spin iterations before a [`WaitStrategy::Block`] tailer goes to sleep (a few microseconds):
-/// records that follow each other closely are picked up without a system call on either side.
-const SPIN_BEFORE_BLOCK: u32 = 200;
 
 /// The longest single sleep of a blocked tailer. Waits are bounded so that a tailer also
 /// notices what the wake word does not announce (a writer that died after creating a segment,
@@ -150,10 +148,6 @@ impl Tailer {
             match self.wait {
                 WaitStrategy::Spin => std::hint::spin_loop(),
                 WaitStrategy::Backoff => backoff(&mut spins, &mut nap, left),
-                WaitStrategy::Block if spins < SPIN_BEFORE_BLOCK => {
-                    spins += 1;
-                    std::hint::spin_loop();
-                }
                 WaitStrategy::Block => match (self.reader.wake_word(), armed) {
                     // Announced on this segment's word, and the record was still not there
                     // when we looked again: sleep until the writer publishes.
