@@ -53,7 +53,17 @@ struct Follower {
 
 impl Follower {
     fn spawn(log: &Path, extra: &[&str]) -> Follower {
-        let mut child = applog()
+        Follower::spawn_as(log, extra, None)
+    }
+
+    /// `tail -f` run as the user `uid` (when given).
+    fn spawn_as(log: &Path, extra: &[&str], uid: Option<u32>) -> Follower {
+        let mut cmd = applog();
+        if let Some(uid) = uid {
+            use std::os::unix::process::CommandExt;
+            cmd.uid(uid).gid(uid);
+        }
+        let mut child = cmd
             .arg("tail")
             .arg(log)
             .arg("-f")
@@ -503,4 +513,35 @@ fn a_closed_pipe_ends_tail_quietly() {
     };
     assert_eq!(status.code(), Some(0));
     assert_eq!(std::fs::read_to_string(&stderr).expect("stderr"), "");
+}
+
+#[test]
+fn tail_follow_works_without_write_access() {
+    use std::os::unix::fs::PermissionsExt;
+    let is_root = std::fs::read_to_string("/proc/self/status")
+        .expect("status")
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
+    if !is_root {
+        eprintln!("skipped: needs root to run the tool as another user");
+        return;
+    }
+    let (tmp, log) = new_log();
+    append(&log, &["--segment-pages", "1", "before"]);
+    for dir in [tmp.path(), log.as_path()] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    // Files stay 0644 and root's: the follower (user 65534) may read, not write.
+    let mut follower = Follower::spawn_as(&log, &["--from", "0"], Some(65534));
+    follower.wait_for("the first record", |l| l == ["before"]);
+    let more: Vec<String> = (0..30)
+        .map(|i| format!("after {i} {}", "w".repeat(500)))
+        .collect();
+    let mut args = vec!["--segment-pages", "1"];
+    args.extend(more.iter().map(String::as_str));
+    append(&log, &args);
+    follower.wait_for("the new records", |l| l.len() == 31);
+    let (run, lines) = follower.stop("INT");
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{run:?}");
+    assert_eq!(lines[1..], more[..]);
 }
