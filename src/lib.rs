@@ -37,7 +37,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The on-disk format is described in [`format`](crate::format) and `docs/format.md`.
+//! The on-disk format is described in [`format`](mod@format) and `docs/format.md`.
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
