@@ -37,7 +37,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The on-disk format is described in [`format`](crate::format) and `docs/format.md`.
+//! The on-disk format is described in [`format`](mod@format) and `docs/format.md`.
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -59,7 +59,10 @@ pub use dir::{segment_name, LOCK_FILE};
 pub use error::{Error, Result};
 pub use options::{Options, SyncPolicy};
 pub use reader::{Reader, Record};
-pub use recovery::{verify, Corruption, SegmentReport, TornTail, VerifyReport};
+pub use recovery::{
+    recover, verify, Corruption, RecoveryMode, RecoveryReport, SegmentReport, TornTail, Truncation,
+    VerifyReport,
+};
 pub use tailer::{Tailer, WaitStrategy};
 pub use writer::Writer;
 

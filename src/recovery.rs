@@ -447,17 +447,27 @@ pub(crate) struct Recovered {
     pub active: Option<(Segment, u64)>,
     pub next_seq: u64,
     pub first_seq: u64,
+    /// The torn tail that was cut, with the number of bytes zeroed.
+    pub cut: Option<(TornTail, u64)>,
+    /// Segments whose lost seal was rewritten.
+    pub resealed: Vec<PathBuf>,
 }
 
 /// Recovers the log for a writer that holds the lock: finds the last good record, cuts a torn
 /// tail, refuses corruption.
-pub(crate) fn recover(dir: &Path, entries: Vec<Entry>, segment_pages: u32) -> Result<Recovered> {
+pub(crate) fn recover_locked(
+    dir: &Path,
+    entries: Vec<Entry>,
+    segment_pages: u32,
+) -> Result<Recovered> {
     let first_seq = entries.first().map_or(0, |e| e.base);
     if entries.is_empty() {
         return Ok(Recovered {
             active: None,
             next_seq: 0,
             first_seq,
+            cut: None,
+            resealed: Vec::new(),
         });
     }
     // Segments whose synced mark covers their seal were complete and durable: start the scan
@@ -470,6 +480,7 @@ pub(crate) fn recover(dir: &Path, entries: Vec<Entry>, segment_pages: u32) -> Re
     if let Some(c) = corruptions.into_iter().next() {
         return Err(c.into_error());
     }
+    let mut resealed = Vec::new();
     for &i in &verdict.reseal {
         let s = &mut scans[i];
         if let Some(seg) = s.seg.as_mut() {
@@ -486,14 +497,15 @@ pub(crate) fn recover(dir: &Path, entries: Vec<Entry>, segment_pages: u32) -> Re
             seg.flush(s.end + format::FRAME_HEADER_LEN)
                 .map_err(|e| Error::io("could not sync repaired seal of", &seg.path, e))?;
             tracing::warn!(segment = %seg.path.display(), offset = s.end, next_seq = s.next_seq, "rewrote a seal lost in a crash");
+            resealed.push(seg.path.clone());
         }
     }
-    let keep = match &verdict.torn {
+    let (keep, cut_tail) = match verdict.torn {
         Some((i, tail)) => {
-            cut(dir, &scans[*i], tail)?;
-            *i + 1
+            let bytes = cut(dir, &scans[i], &tail)?;
+            (i + 1, Some((tail, bytes)))
         }
-        None => scans.len(),
+        None => (scans.len(), None),
     };
     scans.truncate(keep);
     let Some(last) = scans.pop() else {
@@ -501,6 +513,8 @@ pub(crate) fn recover(dir: &Path, entries: Vec<Entry>, segment_pages: u32) -> Re
             active: None,
             next_seq: first_seq,
             first_seq,
+            cut: cut_tail,
+            resealed,
         });
     };
     let next_seq = last.next_seq;
@@ -516,6 +530,8 @@ pub(crate) fn recover(dir: &Path, entries: Vec<Entry>, segment_pages: u32) -> Re
         active,
         next_seq,
         first_seq,
+        cut: cut_tail,
+        resealed,
     })
 }
 
@@ -539,8 +555,8 @@ fn trusted_prefix(entries: &[Entry]) -> Result<usize> {
 }
 
 /// Cuts a torn tail: zeroes `[offset, size)` of the segment in place, removes later segments,
-/// and makes both durable before anything new is written.
-fn cut(dir: &Path, s: &Scanned, tail: &TornTail) -> Result<()> {
+/// and makes both durable before anything new is written. Returns the bytes zeroed.
+fn cut(dir: &Path, s: &Scanned, tail: &TornTail) -> Result<u64> {
     for path in &tail.later_segments {
         std::fs::remove_file(path)
             .map_err(|e| Error::io("could not remove torn segment", path, e))?;
@@ -566,6 +582,327 @@ fn cut(dir: &Path, s: &Scanned, tail: &TornTail) -> Result<()> {
             reason = %tail.reason,
             "cut a torn tail"
         );
+        return Ok(size.saturating_sub(from));
+    }
+    Ok(0)
+}
+
+/// What [`recover`] does about damage inside data that had been made durable.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecoveryMode {
+    /// Cut a torn tail, as [`Writer::open`](crate::Writer::open) does, and refuse corruption
+    /// with [`Error::Corrupt`], modifying nothing. Default.
+    #[default]
+    CutTornTail,
+    /// Keep every record before the first damaged frame and remove the rest: the frames after
+    /// it are zeroed in place and later segment files are removed. Records are lost: use it
+    /// only when the damaged log must become writable again, and keep a copy of it first.
+    TruncateAtCorruption,
+}
+
+/// What [`RecoveryMode::TruncateAtCorruption`] removed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Truncation {
+    /// The first problem found.
+    pub corruption: Corruption,
+    /// The segment that now ends the log.
+    pub segment: PathBuf,
+    /// Byte offset in `segment` from which everything was zeroed (just after its seal when
+    /// the log now ends with a sealed segment).
+    pub offset: u64,
+    /// Seq of the first record removed: the log's next seq now.
+    pub seq: u64,
+    /// Records removed. When `exact` is false, frames after the damage could not be walked
+    /// and this is a lower bound.
+    pub records_dropped: u64,
+    /// Whether `records_dropped` is the exact count.
+    pub exact: bool,
+    /// Segment files removed whole.
+    pub removed_segments: Vec<PathBuf>,
+}
+
+/// What [`recover`] found and did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// The torn tail that was cut (zeroed in place; later segment files in it removed).
+    pub torn_tail: Option<TornTail>,
+    /// Bytes zeroed by cutting the torn tail.
+    pub torn_bytes: u64,
+    /// What was removed at a corruption ([`RecoveryMode::TruncateAtCorruption`] only).
+    pub truncation: Option<Truncation>,
+    /// Segments whose seal, lost in a crash, was rewritten.
+    pub resealed: Vec<PathBuf>,
+    /// Seq of the first record.
+    pub first_seq: u64,
+    /// Seq the next appended record will get.
+    pub next_seq: u64,
+}
+
+/// Recovers the log in `dir` without opening a writer: takes the writer lock, checks every
+/// frame of every segment, cuts a torn tail (zeroing it in place), handles corruption as
+/// `mode` says, makes every segment durable (msync, synced marks, directory fsync), and
+/// releases the lock. Unlike [`Writer::open`](crate::Writer::open), it never creates a log.
+///
+/// # Errors
+/// - [`Error::Locked`] when a writer holds the log (nothing is changed);
+/// - [`Error::Corrupt`] for damage inside synced data with [`RecoveryMode::CutTornTail`]
+///   (nothing is changed);
+/// - [`Error::NotALog`] when `dir` is not a log or holds a segment file that is not applog's;
+///   [`Error::Io`] (`NotFound` when `dir` does not exist).
+///
+/// # Example
+/// ```
+/// # fn main() -> applog::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # applog::Writer::open(dir.path(), applog::Options::default())?.append(b"a")?;
+/// let report = applog::recover(dir.path(), applog::RecoveryMode::CutTornTail)?;
+/// assert!(report.torn_tail.is_none() && report.truncation.is_none());
+/// assert_eq!(report.next_seq, 1);
+/// # Ok(()) }
+/// ```
+pub fn recover(dir: impl AsRef<Path>, mode: RecoveryMode) -> Result<RecoveryReport> {
+    let dir = dir.as_ref();
+    let listing = dir::list(dir)?;
+    if listing.is_foreign() || (listing.segments.is_empty() && !listing.has_lock_file) {
+        return Err(Error::NotALog {
+            path: dir.to_owned(),
+            reason: "no applog segments or lock file in the directory".into(),
+        });
+    }
+    if !listing.has_lock_file {
+        // Taking the lock creates the lock file: make sure first that the segments are
+        // applog's (a damaged header is for the scan below to judge).
+        for entry in &listing.segments {
+            match Segment::open(&entry.path, false) {
+                Ok(_) | Err(Error::Corrupt { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    let _lock = dir::Lock::acquire(dir)?;
+    let entries = dir::list(dir)?.segments;
+    let segment_pages = entries
+        .iter()
+        .rev()
+        .find_map(|e| match Segment::open(&e.path, false) {
+            Ok(Opened::Ready(seg)) => Some(seg.header.segment_pages),
+            _ => None,
+        })
+        .unwrap_or(crate::Options::default().segment_pages);
+
+    // Every segment, not only the untrusted tail a writer scans.
+    let mut corruptions = Vec::new();
+    let scans = scan_all(dir, entries.clone(), false, &mut corruptions)?;
+    corruptions.extend(analyze(&scans).corruptions);
+    corruptions.sort_by(|a, b| (&a.segment, a.offset).cmp(&(&b.segment, b.offset)));
+    let truncation = match (corruptions.into_iter().next(), mode) {
+        (None, _) => None,
+        (Some(c), RecoveryMode::CutTornTail) => return Err(c.into_error()),
+        (Some(c), RecoveryMode::TruncateAtCorruption) => Some(truncate(dir, &entries, &scans, c)?),
+    };
+    // Where each sealed segment's data ends (after its seal), to make it durable below; and
+    // where the records end in the others, in case their lost seal is rewritten.
+    let mut sealed: Vec<(PathBuf, u64)> = scans
+        .iter()
+        .filter(|s| matches!(s.stop, Stop::Sealed | Stop::Full) && s.seg.is_some())
+        .filter(|s| s.mark < sealed_end(s))
+        .map(|s| (s.entry.path.clone(), sealed_end(s)))
+        .collect();
+    let unsealed: Vec<(PathBuf, u64)> = scans
+        .iter()
+        .filter(|s| s.stop == Stop::Clean)
+        .map(|s| (s.entry.path.clone(), s.end))
+        .collect();
+    drop(scans);
+
+    let rec = recover_locked(dir, dir::list(dir)?.segments, segment_pages)?;
+    for path in &rec.resealed {
+        if let Some((_, end)) = unsealed.iter().find(|(p, _)| p == path) {
+            sealed.push((path.clone(), end + format::FRAME_HEADER_LEN));
+        }
+    }
+    for (path, end) in sealed {
+        if !path.exists() {
+            continue; // removed by the truncation or the cut
+        }
+        if let Opened::Ready(seg) = Segment::open(&path, true)? {
+            make_durable(&seg, end)?;
+        }
+    }
+    if let Some((seg, end)) = &rec.active {
+        make_durable(seg, *end)?;
+    }
+    dir::sync_dir(dir).map_err(|e| Error::io("could not sync log directory", dir, e))?;
+    let (torn_tail, torn_bytes) = match rec.cut {
+        Some((t, bytes)) => (Some(t), bytes),
+        None => (None, 0),
+    };
+    Ok(RecoveryReport {
+        torn_tail,
+        torn_bytes,
+        truncation,
+        resealed: rec.resealed,
+        first_seq: rec.first_seq.min(rec.next_seq),
+        next_seq: rec.next_seq,
+    })
+}
+
+/// Offset after a segment's last frame, its seal included.
+fn sealed_end(s: &Scanned) -> u64 {
+    match s.stop {
+        Stop::Sealed => s.end + format::FRAME_HEADER_LEN,
+        _ => s.end,
+    }
+}
+
+/// msync of `[0, end)`, then the synced mark `end`, then msync of the header that holds it.
+fn make_durable(seg: &Segment, end: u64) -> Result<()> {
+    let io = |e| Error::io("could not sync segment", &seg.path, e);
+    seg.flush(end).map_err(io)?;
+    if seg.synced_mark() < end {
+        seg.set_synced_mark(end)?;
+        seg.flush(HEADER_LEN).map_err(io)?;
     }
     Ok(())
+}
+
+/// Cuts the log at its first problem: follows the chain of segments from the oldest (by the
+/// seq each seal names) to the first place a record cannot be read, zeroes everything from
+/// there, lowers that segment's synced mark, and removes every segment file after it.
+fn truncate(
+    dir: &Path,
+    entries: &[Entry],
+    scans: &[Scanned],
+    corruption: Corruption,
+) -> Result<Truncation> {
+    let find = |base: u64| {
+        scans
+            .iter()
+            .find(|s| s.entry.base == base && s.seg.is_some())
+    };
+    let exists = |base: u64| entries.iter().any(|e| e.base == base);
+    // The segment the log now ends in, the offset to zero from, and the seq cut at.
+    let mut end: Option<(&Scanned, u64)> = None;
+    let mut chain = Vec::new();
+    let mut seq = entries.first().map_or(0, |e| e.base);
+    while let Some(s) = find(seq) {
+        chain.push(s.entry.base);
+        let continues = exists(s.next_seq) && s.next_seq > s.entry.base;
+        match s.stop {
+            Stop::Sealed | Stop::Full if continues => {}
+            // A seal lost in a crash before the successor: recovery rewrites it.
+            Stop::Clean if continues && !s.garbage_after && s.end >= s.mark => {}
+            Stop::Sealed | Stop::Full => {
+                end = Some((s, sealed_end(s)));
+                seq = s.next_seq;
+                break;
+            }
+            Stop::Clean | Stop::Bad(_) => {
+                end = Some((s, s.end));
+                seq = s.next_seq;
+                break;
+            }
+        }
+        end = Some((s, sealed_end(s)));
+        seq = s.next_seq;
+    }
+    // Every segment off the chain goes: those after its end, and strays inside it.
+    let removed: Vec<&Entry> = entries
+        .iter()
+        .filter(|e| !chain.contains(&e.base))
+        .collect();
+
+    // Count what goes: seqs are dense, so the newest readable segment tells how far the log
+    // went, unless its own records end at damage that cannot be walked.
+    let mut last_seq = seq;
+    let mut exact = true;
+    if let Some(newest) = entries.last() {
+        match scans.iter().find(|s| s.entry.base == newest.base) {
+            Some(s) if s.seg.is_some() => {
+                let tail = match s.stop {
+                    Stop::Bad(_) => count_past_damage(s),
+                    Stop::Clean if s.end < s.mark => None,
+                    _ => Some(0),
+                };
+                last_seq = last_seq.max(s.next_seq + tail.unwrap_or(0));
+                exact &= tail.is_some();
+            }
+            Some(_) => last_seq = last_seq.max(newest.base),
+            None => {
+                last_seq = last_seq.max(newest.base);
+                exact = false;
+            }
+        }
+    }
+
+    for e in removed.iter().rev() {
+        std::fs::remove_file(&e.path)
+            .map_err(|err| Error::io("could not remove segment", &e.path, err))?;
+        tracing::warn!(segment = %e.path.display(), "removed a segment after the corruption");
+    }
+    if !removed.is_empty() {
+        dir::sync_dir(dir).map_err(|e| Error::io("could not sync log directory", dir, e))?;
+    }
+    let (segment, offset) = match end {
+        Some((s, offset)) => {
+            if let Opened::Ready(seg) = Segment::open(&s.entry.path, true)? {
+                let io = |e| Error::io("could not sync truncated segment", &seg.path, e);
+                seg.zero_from(offset)?;
+                seg.flush(seg.size()).map_err(io)?;
+                if seg.synced_mark() > offset {
+                    seg.set_synced_mark(offset)?;
+                    seg.flush(HEADER_LEN).map_err(io)?;
+                }
+            }
+            (s.entry.path.clone(), offset)
+        }
+        None => (dir.join(dir::segment_name(seq)), 0),
+    };
+    let records_dropped = last_seq.saturating_sub(seq);
+    tracing::warn!(segment = %segment.display(), offset, seq, records_dropped, exact, corruption = %corruption.reason, "truncated the log at a corruption");
+    Ok(Truncation {
+        corruption,
+        segment,
+        offset,
+        seq,
+        records_dropped,
+        exact,
+        removed_segments: removed.into_iter().map(|e| e.path.clone()).collect(),
+    })
+}
+
+/// Records at and after the bad frame that ends a scan, when they can be walked: the bad
+/// frame's length is used to step over it, and every following frame must check out until
+/// an empty header at or after the synced mark with only zeros after it, a seal, or the end
+/// of the reservation. `None` when the damage cannot be walked.
+fn count_past_damage(s: &Scanned) -> Option<u64> {
+    let seg = s.seg.as_ref()?;
+    let format::Head::Record { len, .. } = format::decode_head(seg.map.load(s.end)?) else {
+        return None;
+    };
+    let mut off = s.end + format::frame_len(u64::from(len));
+    let mut n = 1;
+    loop {
+        if off >= seg.reservation() {
+            return Some(n);
+        }
+        match seg.frame_at(off, s.next_seq + n).0 {
+            Frame::Record { len } => {
+                off += format::frame_len(u64::from(len));
+                n += 1;
+            }
+            Frame::Seal => return Some(n),
+            Frame::Empty => {
+                let limit = seg.map.limit();
+                let zeros = off >= limit
+                    || seg
+                        .map
+                        .bytes(off, limit - off)
+                        .is_some_and(|b| b.iter().all(|&x| x == 0));
+                return (off >= s.mark && zeros).then_some(n);
+            }
+            Frame::Bad(_) => return None,
+        }
+    }
 }

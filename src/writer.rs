@@ -101,7 +101,7 @@ impl Writer {
         let lock = Lock::acquire(&dir)?;
         // List again under the lock: the previous holder may have changed things meanwhile.
         let listing = dir::list(&dir)?;
-        let rec = recovery::recover(&dir, listing.segments, opts.segment_pages)?;
+        let rec = recovery::recover_locked(&dir, listing.segments, opts.segment_pages)?;
         let mut dir_dirty = false;
         let (seg, pos) = match rec.active {
             Some(active) => active,

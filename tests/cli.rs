@@ -3,160 +3,18 @@
 //! locked or failed; 2 bad usage).
 #![cfg(unix)]
 
+mod common;
+
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use applog::{Options, Reader, Writer};
-
-/// The first segment's file name.
-const SEG0: &str = "00000000000000000000.seg";
-
-fn applog() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_applog"));
-    cmd.env_remove("RUST_LOG");
-    cmd
-}
-
-/// A finished run of the tool.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl From<Output> for Run {
-    fn from(o: Output) -> Run {
-        Run {
-            code: o.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        }
-    }
-}
-
-impl Run {
-    /// Exit 0 with nothing on stderr; returns stdout.
-    #[track_caller]
-    fn ok(&self) -> &str {
-        assert_eq!(
-            (self.code, self.stderr.as_str()),
-            (0, ""),
-            "stdout: {}",
-            self.stdout
-        );
-        &self.stdout
-    }
-
-    /// Exit 1 with nothing on stdout and one `applog: error:` line on stderr; returns it.
-    #[track_caller]
-    fn failed(&self) -> &str {
-        assert_eq!(self.code, 1, "{self:?}");
-        assert_eq!(self.stdout, "", "{self:?}");
-        assert!(self.stderr.starts_with("applog: error: "), "{self:?}");
-        &self.stderr
-    }
-
-    /// Exit 2 (usage), nothing on stdout.
-    #[track_caller]
-    fn usage_error(&self) -> &str {
-        assert_eq!(self.code, 2, "{self:?}");
-        assert_eq!(self.stdout, "", "{self:?}");
-        &self.stderr
-    }
-}
-
-fn run<S: AsRef<OsStr>>(args: &[S]) -> Run {
-    applog()
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run applog")
-        .into()
-}
-
-fn run_with_stdin<S: AsRef<OsStr>>(args: &[S], input: &[u8]) -> Run {
-    let mut child = applog()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn applog");
-    let mut stdin = child.stdin.take().expect("stdin");
-    // The tool may stop reading early (after an error): a broken pipe here is no failure.
-    if let Err(e) = stdin.write_all(input) {
-        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "write stdin: {e}");
-    }
-    drop(stdin);
-    child.wait_with_output().expect("wait applog").into()
-}
-
-/// A temporary directory and the path of a log inside it (not created).
-fn new_log() -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let log = tmp.path().join("log");
-    (tmp, log)
-}
-
-/// A log holding `records`, synced and closed.
-fn log_with(records: &[&[u8]]) -> (tempfile::TempDir, PathBuf) {
-    let (tmp, log) = new_log();
-    let mut w = Writer::open(&log, Options::new()).expect("open writer");
-    w.append_batch(records).expect("append");
-    w.close().expect("close");
-    (tmp, log)
-}
-
-/// Every record of the log, read in this process.
-fn read_all(log: &Path) -> Vec<Vec<u8>> {
-    let mut reader = Reader::open(log).expect("open reader");
-    let mut all = Vec::new();
-    while let Some(r) = reader.next().expect("read") {
-        assert_eq!(r.seq(), all.len() as u64);
-        all.push(r.data().to_vec());
-    }
-    all
-}
-
-fn numbered(n: u64) -> Vec<Vec<u8>> {
-    (0..n).map(|i| format!("r{i}").into_bytes()).collect()
-}
-
-fn slices(records: &[Vec<u8>]) -> Vec<&[u8]> {
-    records.iter().map(Vec::as_slice).collect()
-}
-
-/// `r<a>\n` .. `r<b-1>\n`.
-fn numbered_lines(a: u64, b: u64) -> String {
-    (a..b).map(|i| format!("r{i}\n")).collect()
-}
-
-/// A log of `n` records of 1000 bytes of `fill`, appended by the tool with 1-page segments
-/// (so about 4 records per segment).
-fn one_page_segments(fill: char, n: usize) -> (tempfile::TempDir, PathBuf) {
-    let (tmp, log) = new_log();
-    let input = format!("{}\n", fill.to_string().repeat(1000)).repeat(n);
-    run_with_stdin(
-        &[
-            OsStr::new("append"),
-            log_arg(&log),
-            OsStr::new("--segment-pages"),
-            OsStr::new("1"),
-        ],
-        input.as_bytes(),
-    )
-    .ok();
-    (tmp, log)
-}
-
-fn log_arg(log: &Path) -> &OsStr {
-    log.as_os_str()
-}
+use common::cli::*;
+use common::snapshot;
 
 // ---------------------------------------------------------------- append
 
@@ -307,6 +165,19 @@ fn append_segment_pages_sets_the_segment_size() {
         OsStr::new("x"),
     ]);
     err.usage_error();
+    // More than the 2 GiB a segment may have.
+    let err = run(&[
+        OsStr::new("append"),
+        log_arg(&log),
+        OsStr::new("--segment-pages"),
+        OsStr::new("4000000000"),
+        OsStr::new("x"),
+    ]);
+    assert!(
+        err.usage_error()
+            .contains("applog: error: invalid options: segment_pages 4000000000"),
+        "{err:?}"
+    );
     assert_eq!(read_all(&log).len(), 30);
 }
 
@@ -861,9 +732,14 @@ fn info_describes_segments_and_the_lock() {
 
 #[test]
 fn a_missing_log_is_an_error() {
-    let (_tmp, log) = new_log();
-    for cmd in ["tail", "verify", "info"] {
-        let out = run(&[OsStr::new(cmd), log_arg(&log)]);
+    let (tmp, log) = new_log();
+    let dest = tmp.path().join("dest");
+    for cmd in ["tail", "verify", "info", "recover", "copy"] {
+        let mut args = vec![OsStr::new(cmd), log_arg(&log)];
+        if cmd == "copy" {
+            args.push(dest.as_os_str());
+        }
+        let out = run(&args);
         let err = out.failed();
         assert!(err.contains(&log.display().to_string()), "{cmd}: {err}");
         // The source chain is printed: the operating system's error ends the line.
@@ -880,15 +756,47 @@ fn a_missing_log_is_an_error() {
     ]);
     out.failed();
     assert!(!log.exists(), "reading commands must not create the log");
+    assert!(!dest.exists());
+    assert_eq!(std::fs::read_dir(tmp.path()).expect("list").count(), 0);
 }
 
 #[test]
-fn an_empty_directory_is_not_a_log() {
+fn a_directory_that_is_not_a_log_is_refused() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    for cmd in ["tail", "verify", "info"] {
-        let out = run(&[OsStr::new(cmd), tmp.path().as_os_str()]);
-        assert!(out.failed().contains("not an applog log"), "{cmd}: {out:?}");
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).expect("mkdir");
+    let other = tmp.path().join("other");
+    std::fs::create_dir(&other).expect("mkdir");
+    std::fs::write(other.join("notes.txt"), b"not a log").expect("write");
+    let dest = tmp.path().join("dest");
+    for dir in [&empty, &other] {
+        for args in [
+            &["tail"][..],
+            &["verify"],
+            &["info"],
+            &["recover"],
+            &["copy", "DEST"],
+        ] {
+            let mut all = vec![OsStr::new(args[0]), dir.as_os_str()];
+            all.extend(args[1..].iter().map(|_| dest.as_os_str()));
+            let out = run(&all);
+            let err = out.failed();
+            assert!(
+                err.contains(&format!("not an applog log: {}", dir.display())),
+                "{args:?}: {err}"
+            );
+        }
     }
+    // With other files in it, even `tail -f` and `append` refuse it (an empty directory is
+    // where a log is about to be created: `tail -f` waits, `append` creates one).
+    for args in [&["tail", "-f"][..], &["append", "x"]] {
+        let mut all = vec![OsStr::new(args[0]), other.as_os_str()];
+        all.extend(args[1..].iter().map(OsStr::new));
+        assert!(run(&all).failed().contains("not an applog log"), "{args:?}");
+    }
+    assert_eq!(std::fs::read_dir(&empty).expect("list").count(), 0);
+    assert_eq!(std::fs::read_dir(&other).expect("list").count(), 1);
+    assert!(!dest.exists());
 }
 
 #[test]
@@ -900,10 +808,22 @@ fn a_regular_file_is_not_a_log() {
         &["append", "x"][..],
         &["tail"],
         &["tail", "--from", "0"],
+        &["tail", "-f"],
         &["verify"],
         &["info"],
+        &["recover"],
+        &["recover", "--truncate-at-corruption"],
+        &["copy", "dest"],
     ] {
+        let dest = tmp.path().join("dest");
         let mut all = vec![OsStr::new(args[0]), file.as_os_str()];
+        if args[0] == "copy" {
+            all.push(dest.as_os_str());
+            let out = run(&all);
+            assert!(out.failed().contains("not an applog log"), "{out:?}");
+            assert!(!dest.exists());
+            continue;
+        }
         all.extend(args[1..].iter().map(OsStr::new));
         let out = run(&all);
         let err = out.failed();
@@ -925,14 +845,694 @@ fn bad_usage_exits_2() {
         &["info", log, "--format", "yaml"],
         &["tail", log, "-n", "many"],
         &["tail"],
+        &["tail", log, "--follow=yes"],
+        &["append", log, "--nul", "x"],
+        &["append", log, "--whole", "x"],
+        &["append", log, "--whole", "--nul"],
+        &["append", log, "--print-seq=1"],
+        &["recover"],
+        &["recover", log, "--truncate"],
+        &["copy", log],
+        &["copy"],
         &["frobnicate", log],
         &[],
     ] {
         let out = run(args);
-        assert!(!out.usage_error().is_empty(), "{args:?}");
+        assert!(
+            out.usage_error().starts_with("applog: error: "),
+            "{args:?}: {out:?}"
+        );
     }
     let out = run(&["tail", log, "--format", "xml"]);
-    assert!(out.stderr.contains("invalid value 'xml'"), "{out:?}");
+    assert!(
+        out.stderr
+            .starts_with("applog: error: invalid value 'xml' for '--format <FORMAT>'"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr.contains("[possible values: text, json, hex]"),
+        "{out:?}"
+    );
+    let out = run(&["verify", log, "--format", "hex"]);
+    assert!(
+        out.stderr.contains("[possible values: text, json]"),
+        "{out:?}"
+    );
     // Help is not an error.
     assert!(run(&["tail", "--help"]).ok().contains("--format"));
+    for cmd in ["append", "tail", "verify", "recover", "info", "copy"] {
+        assert!(run(&["--help"]).ok().contains(cmd), "{cmd}");
+        assert!(
+            run(&[cmd, "--help"]).ok().contains("Usage: applog"),
+            "{cmd}"
+        );
+    }
+    assert_eq!(
+        read_all(Path::new(log)),
+        vec![b"a".to_vec()],
+        "nothing changed"
+    );
+}
+
+// ---------------------------------------------------------------- append flags
+
+#[test]
+fn append_nul_splits_on_nul_bytes() {
+    let (_tmp, log) = new_log();
+    let out = run_with_stdin(
+        &[OsStr::new("append"), log_arg(&log), OsStr::new("--nul")],
+        b"a\0b\nc\0\0last",
+    );
+    assert_eq!(out.ok(), "");
+    assert_eq!(
+        read_all(&log),
+        vec![
+            b"a".to_vec(),
+            b"b\nc".to_vec(),
+            Vec::new(),
+            b"last".to_vec()
+        ]
+    );
+}
+
+#[test]
+fn append_whole_takes_all_of_stdin_as_one_record() {
+    let (_tmp, log) = new_log();
+    let input = b"line one\nline two\n\0binary\xff\n";
+    let out = run_with_stdin(
+        &[OsStr::new("append"), log_arg(&log), OsStr::new("--whole")],
+        input,
+    );
+    assert_eq!(out.ok(), "");
+    run_with_stdin(
+        &[OsStr::new("append"), log_arg(&log), OsStr::new("--whole")],
+        b"",
+    )
+    .ok();
+    assert_eq!(read_all(&log), vec![input.to_vec(), Vec::new()]);
+
+    // Too large for one record: an error, and nothing is appended.
+    let out = run_with_stdin(
+        &[
+            OsStr::new("append"),
+            log_arg(&log),
+            OsStr::new("--whole"),
+            OsStr::new("--segment-pages"),
+            OsStr::new("1"),
+        ],
+        &vec![b'x'; 100_000],
+    );
+    assert!(
+        out.failed().contains("standard input is longer than the"),
+        "{out:?}"
+    );
+    assert_eq!(read_all(&log).len(), 2);
+}
+
+#[test]
+fn append_print_seq_prints_each_seq_once_durable() {
+    let (_tmp, log) = new_log();
+    let args = |extra: &[&'static str]| -> Vec<std::ffi::OsString> {
+        let mut v = vec![
+            "append".into(),
+            log.clone().into_os_string(),
+            "--print-seq".into(),
+        ];
+        v.extend(extra.iter().map(|s| s.into()));
+        v
+    };
+    assert_eq!(run(&args(&["a", "b", "c"])).ok(), "0\n1\n2\n");
+    assert_eq!(run(&args(&["d", "--sync-each"])).ok(), "3\n");
+    assert_eq!(run_with_stdin(&args(&[]), b"e\nf\n").ok(), "4\n5\n");
+    assert_eq!(
+        run_with_stdin(&args(&["--sync-each", "--nul"]), b"g\0h\0").ok(),
+        "6\n7\n"
+    );
+    assert_eq!(run_with_stdin(&args(&["--whole"]), b"i\nj\n").ok(), "8\n");
+    // Without --print-seq, nothing is printed.
+    assert_eq!(
+        run(&[OsStr::new("append"), log_arg(&log), OsStr::new("k")]).ok(),
+        ""
+    );
+    let report = applog::verify(&log).expect("verify");
+    assert_eq!(report.next_seq, 10);
+    let seg = report.segments.last().expect("a segment");
+    assert_eq!(seg.synced_mark, seg.data_end, "everything is durable");
+}
+
+/// A running `applog append` reading its standard input from a pipe.
+struct Appender {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+fn spawn_append(log: &Path, extra: &[&str]) -> Appender {
+    let mut child = applog()
+        .arg("append")
+        .arg(log)
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    Appender {
+        stdin: child.stdin.take().expect("stdin"),
+        stdout: BufReader::new(child.stdout.take().expect("stdout")),
+        child,
+    }
+}
+
+/// The synced mark and the data end of the newest segment.
+fn newest_marks(log: &Path) -> (u64, u64) {
+    let report = applog::verify(log).expect("verify");
+    let seg = report.segments.last().expect("a segment");
+    (seg.synced_mark, seg.data_end)
+}
+
+#[test]
+fn append_sync_each_makes_each_record_durable_before_printing_its_seq() {
+    let (_tmp, log) = new_log();
+    let mut app = spawn_append(&log, &["--sync-each", "--print-seq"]);
+    for seq in 0..5u64 {
+        app.stdin
+            .write_all(format!("record {seq}\n").as_bytes())
+            .expect("write");
+        app.stdin.flush().expect("flush");
+        let mut line = String::new();
+        app.stdout.read_line(&mut line).expect("read a seq");
+        assert_eq!(line, format!("{seq}\n"));
+        // Printed only once durable: the segment's synced mark already covers the record.
+        let (mark, end) = newest_marks(&log);
+        assert_eq!(mark, end, "seq {seq} printed before it was durable");
+        assert_eq!(read_all(&log).len() as u64, seq + 1);
+    }
+    drop(app.stdin);
+    let out: Run = app.child.wait_with_output().expect("wait").into();
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""), "{out:?}");
+}
+
+#[test]
+fn append_from_a_stream_syncs_when_input_pauses() {
+    let (_tmp, log) = new_log();
+    let mut app = spawn_append(&log, &["--print-seq"]);
+    app.stdin.write_all(b"one\ntwo\n").expect("write");
+    app.stdin.flush().expect("flush");
+    // stdin stays open; the pause makes the command sync and print the seqs.
+    let mut lines = String::new();
+    app.stdout.read_line(&mut lines).expect("read");
+    app.stdout.read_line(&mut lines).expect("read");
+    assert_eq!(lines, "0\n1\n");
+    let (mark, end) = newest_marks(&log);
+    assert_eq!(mark, end, "not durable while the stream pauses");
+    app.stdin.write_all(b"three\n").expect("write");
+    drop(app.stdin);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut app.stdout, &mut rest).expect("read");
+    assert_eq!(rest, "2\n");
+    let out: Run = app.child.wait_with_output().expect("wait").into();
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""), "{out:?}");
+}
+
+#[test]
+fn append_streams_with_flat_memory() {
+    let (_tmp, log) = new_log();
+    let mut app = spawn_append(&log, &[]);
+    let pid = app.child.id();
+    // Anonymous memory of the process (heap, stacks), in KiB.
+    let rss_anon = || -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("RssAnon:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .expect("RssAnon")
+    };
+    let line = format!("{}\n", "x".repeat(99));
+    let chunk = line.repeat(10_000); // 1 MB
+    let mut samples = Vec::new();
+    for i in 0..48 {
+        app.stdin.write_all(chunk.as_bytes()).expect("write");
+        if i % 8 == 7 {
+            samples.push(rss_anon());
+        }
+    }
+    drop(app.stdin);
+    let out: Run = app.child.wait_with_output().expect("wait").into();
+    out.ok();
+    assert_eq!(applog::verify(&log).expect("verify").records, 480_000);
+    // 48 MB went through; the process's own memory must not grow with it.
+    let (first, max) = (samples[0], *samples.iter().max().expect("samples"));
+    assert!(
+        max < first + 8 * 1024 && max < 64 * 1024,
+        "anonymous memory grew while streaming: {samples:?} KiB"
+    );
+}
+
+// ---------------------------------------------------------------- recover
+
+#[test]
+fn recover_cuts_a_torn_tail_and_says_what_it_cut() {
+    let (_tmp, log) = log_with(&[b"alpha", b"bravo"]);
+    let offset = tear_tail(&log);
+    let size = std::fs::metadata(log.join(SEG0)).expect("stat").len();
+    let out = run(&[OsStr::new("recover"), log_arg(&log)]);
+    let text = out.succeeded();
+    assert!(out.stderr.contains("cut a torn tail"), "{out:?}");
+    assert!(
+        text.contains(&format!(
+            "torn tail  cut {} bytes at byte offset {offset} of {} (",
+            size - offset,
+            log.join(SEG0).display()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("next seq   2\n"), "{text}");
+    assert!(text.contains("status     recovered"), "{text}");
+    let report = applog::verify(&log).expect("verify");
+    assert!(
+        report.torn_tail.is_none() && report.is_clean(),
+        "{report:?}"
+    );
+    assert_eq!(read_all(&log), vec![b"alpha".to_vec(), b"bravo".to_vec()]);
+
+    // Nothing left to cut.
+    let text = run(&[OsStr::new("recover"), log_arg(&log)])
+        .ok()
+        .to_string();
+    assert!(text.contains("torn tail  none\n"), "{text}");
+}
+
+#[test]
+fn recover_refuses_corruption_unless_asked_to_truncate() {
+    let (_tmp, log, offset) = corrupt_log();
+    let before = snapshot(&log);
+    let out = run(&[OsStr::new("recover"), log_arg(&log)]);
+    let err = out.failed();
+    assert!(
+        err.contains(&format!(
+            "corrupt log: {} at byte offset {offset}: ",
+            log.join(SEG0).display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("nothing was changed"), "{err}");
+    assert!(err.contains("--truncate-at-corruption"), "{err}");
+    assert_eq!(snapshot(&log), before);
+
+    let out = run(&[
+        OsStr::new("recover"),
+        log_arg(&log),
+        OsStr::new("--truncate-at-corruption"),
+    ]);
+    let text = out.succeeded();
+    assert!(
+        text.contains(&format!(
+            "truncated  at byte offset {offset} of {}: dropped 2 records from seq 1\n",
+            log.join(SEG0).display()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "corrupt    {} at byte offset {offset}: ",
+            log.join(SEG0).display()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("next seq   1\n"), "{text}");
+    assert_eq!(
+        run(&[
+            OsStr::new("tail"),
+            log_arg(&log),
+            OsStr::new("--from"),
+            OsStr::new("0")
+        ])
+        .ok(),
+        "alpha\n"
+    );
+    assert!(run(&[OsStr::new("verify"), log_arg(&log)])
+        .ok()
+        .contains("status     clean\n"));
+    assert_eq!(
+        run(&[
+            OsStr::new("append"),
+            log_arg(&log),
+            OsStr::new("--print-seq"),
+            OsStr::new("new")
+        ])
+        .ok(),
+        "1\n"
+    );
+}
+
+#[test]
+fn recover_a_locked_log_fails_and_changes_nothing() {
+    let (_tmp, log) = log_with(&[b"a"]);
+    tear_tail(&log);
+    let writer_lock = std::fs::File::open(log.join(applog::LOCK_FILE)).expect("lock file");
+    fs2::FileExt::lock_exclusive(&writer_lock).expect("lock");
+    let before = snapshot(&log);
+    for extra in [None, Some("--truncate-at-corruption")] {
+        let mut args = vec![OsStr::new("recover"), log_arg(&log)];
+        args.extend(extra.map(OsStr::new));
+        let err = run(&args).failed().to_string();
+        assert!(
+            err.contains(&format!(
+                "locked by another writer (lock file {})",
+                log.join(applog::LOCK_FILE).display()
+            )),
+            "{err}"
+        );
+    }
+    assert_eq!(snapshot(&log), before);
+}
+
+// ---------------------------------------------------------------- copy
+
+#[test]
+fn copy_makes_a_verified_durable_copy() {
+    let (tmp, log) = one_page_segments('z', 40);
+    run_with_stdin(
+        &[
+            OsStr::new("append"),
+            log_arg(&log),
+            OsStr::new("--segment-pages"),
+            OsStr::new("1"),
+        ],
+        b"\xff\x00\n",
+    )
+    .ok();
+    let dest = tmp.path().join("copy");
+    let out = run(&[OsStr::new("copy"), log_arg(&log), dest.as_os_str()]);
+    assert_eq!(
+        out.ok(),
+        format!(
+            "copied 41 records (seq 0..41) from {} to {}, verified and synced\n",
+            log.display(),
+            dest.display()
+        )
+    );
+    assert_eq!(read_all(&dest), read_all(&log));
+    let report = applog::verify(&dest).expect("verify");
+    assert!(
+        report.is_clean() && report.torn_tail.is_none(),
+        "{report:?}"
+    );
+    assert!(report.segments.len() > 1, "the copy rolls over too");
+    for s in &report.segments {
+        let end = s.data_end + if s.sealed { 8 } else { 0 };
+        assert!(
+            s.synced_mark >= end.min(s.reservation),
+            "not durable: {s:?}"
+        );
+    }
+    assert!(!applog::is_locked(&dest).expect("lock"));
+    // Nothing but the two logs beside them: the staging directory is gone.
+    let mut names: Vec<String> = std::fs::read_dir(tmp.path())
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["copy", "log"]);
+    // The copy is a log like any other.
+    assert_eq!(
+        run(&[
+            OsStr::new("append"),
+            dest.as_os_str(),
+            OsStr::new("--print-seq"),
+            OsStr::new("more")
+        ])
+        .ok(),
+        "41\n"
+    );
+}
+
+#[test]
+fn copy_keeps_the_records_before_a_torn_tail() {
+    let (tmp, log) = log_with(&[b"alpha", b"bravo"]);
+    tear_tail(&log);
+    let dest = tmp.path().join("copy");
+    run(&[OsStr::new("copy"), log_arg(&log), dest.as_os_str()]).ok();
+    assert_eq!(read_all(&dest), vec![b"alpha".to_vec(), b"bravo".to_vec()]);
+    assert!(applog::verify(&dest).expect("verify").torn_tail.is_none());
+}
+
+#[test]
+fn copy_refuses_an_existing_dest_and_a_corrupt_log() {
+    let (tmp, log) = log_with(&[b"alpha"]);
+    let existing_dir = tmp.path().join("dir");
+    std::fs::create_dir(&existing_dir).expect("mkdir");
+    let existing_file = tmp.path().join("file");
+    std::fs::write(&existing_file, b"keep me").expect("write");
+    for dest in [&existing_dir, &existing_file, &log] {
+        let out = run(&[OsStr::new("copy"), log_arg(&log), dest.as_os_str()]);
+        assert!(
+            out.failed()
+                .contains(&format!("{} already exists", dest.display())),
+            "{out:?}"
+        );
+    }
+    assert_eq!(std::fs::read_dir(&existing_dir).expect("list").count(), 0);
+    assert_eq!(std::fs::read(&existing_file).expect("read"), b"keep me");
+
+    let missing_parent = tmp.path().join("no").join("dest");
+    let out = run(&[
+        OsStr::new("copy"),
+        log_arg(&log),
+        missing_parent.as_os_str(),
+    ]);
+    assert!(
+        out.failed()
+            .contains("could not create the copy's directory"),
+        "{out:?}"
+    );
+
+    let (tmp, log, offset) = corrupt_log();
+    let dest = tmp.path().join("copy");
+    let out = run(&[OsStr::new("copy"), log_arg(&log), dest.as_os_str()]);
+    assert!(
+        out.failed().contains(&format!(
+            "{} at byte offset {offset}",
+            log.join(SEG0).display()
+        )),
+        "{out:?}"
+    );
+    assert!(!dest.exists());
+    assert_eq!(std::fs::read_dir(tmp.path()).expect("list").count(), 1);
+}
+
+// ---------------------------------------------------------------- damaged or unreadable files
+
+/// Every command on `log`, expecting exit 1 with an error that contains `expect`, and no file
+/// of the log changed.
+fn every_command_fails(log: &Path, expect: &str, truncating_repairs: bool) {
+    let before = snapshot(log);
+    let dest = log.with_file_name("dest");
+    let commands: [&[&OsStr]; 9] = [
+        &[OsStr::new("append"), log_arg(log), OsStr::new("x")],
+        &[OsStr::new("tail"), log_arg(log)],
+        &[
+            OsStr::new("tail"),
+            log_arg(log),
+            OsStr::new("--from"),
+            OsStr::new("0"),
+        ],
+        &[OsStr::new("tail"), log_arg(log), OsStr::new("-f")],
+        &[OsStr::new("verify"), log_arg(log)],
+        &[OsStr::new("info"), log_arg(log)],
+        &[OsStr::new("recover"), log_arg(log)],
+        &[
+            OsStr::new("recover"),
+            log_arg(log),
+            OsStr::new("--truncate-at-corruption"),
+        ],
+        &[OsStr::new("copy"), log_arg(log), dest.as_os_str()],
+    ];
+    for args in commands {
+        if truncating_repairs && args.len() == 3 && args[2] == "--truncate-at-corruption" {
+            continue;
+        }
+        let mut cmd = applog();
+        cmd.args(args).stdin(Stdio::null());
+        let out: Run = cmd.output().expect("run").into();
+        // verify and info print their report before they fail.
+        assert_eq!(out.code, 1, "{args:?}: {out:?}");
+        assert!(
+            out.stderr.starts_with("applog: error: "),
+            "{args:?}: {out:?}"
+        );
+        assert!(out.stderr.contains(expect), "{args:?}: {out:?}");
+    }
+    assert_eq!(snapshot(log), before, "nothing changed");
+    assert!(!dest.exists());
+}
+
+#[test]
+fn a_foreign_segment_file_is_refused_by_every_command() {
+    let (_tmp, log) = log_with(&[b"a", b"b"]);
+    let foreign = log.join("00000000000000000002.seg");
+    std::fs::write(&foreign, b"PK\x03\x04 this is a zip file, not a segment").expect("write");
+    every_command_fails(
+        &log,
+        &format!(
+            "not an applog log: {}: the file does not start with the applog segment magic",
+            foreign.display()
+        ),
+        false,
+    );
+}
+
+#[test]
+fn a_truncated_segment_header_is_refused_by_every_command() {
+    let (_tmp, log) = log_with(&[b"a", b"b"]);
+    let seg = log.join(SEG0);
+    let header = std::fs::read(&seg).expect("read")[..30].to_vec();
+    std::fs::write(&seg, &header).expect("write");
+    every_command_fails(
+        &log,
+        &format!(
+            "{} at byte offset 0: segment header is truncated",
+            seg.display()
+        ),
+        true,
+    );
+    // Asked to, recover removes the damaged segment; its records cannot be counted.
+    let out = run(&[
+        OsStr::new("recover"),
+        log_arg(&log),
+        OsStr::new("--truncate-at-corruption"),
+    ]);
+    assert!(
+        out.succeeded().contains(&format!(
+            "truncated  at byte offset 0 of {}: dropped an unknown number of records from seq 0\n",
+            seg.display()
+        )),
+        "{out:?}"
+    );
+    assert!(!seg.exists());
+    assert_eq!(
+        run(&[
+            OsStr::new("append"),
+            log_arg(&log),
+            OsStr::new("--print-seq"),
+            OsStr::new("x")
+        ])
+        .ok(),
+        "0\n"
+    );
+}
+
+#[test]
+fn unreadable_files_are_refused_by_every_command() {
+    use std::os::unix::fs::PermissionsExt;
+    let (tmp, log) = log_with(&[b"a", b"b"]);
+    let seg = log.join(SEG0);
+    let is_root = std::fs::read_to_string("/proc/self/status")
+        .expect("status")
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
+    // As root, permissions are not checked: run the tool as an unprivileged user instead,
+    // with the directories open to it and the files not.
+    let as_user = is_root.then_some(65534);
+    for dir in [tmp.path(), log.as_path()] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    // Readers may read the lock file, not write it; nobody but root reads the segment.
+    std::fs::set_permissions(&seg, std::fs::Permissions::from_mode(0o000)).expect("chmod");
+    std::fs::set_permissions(
+        log.join(applog::LOCK_FILE),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .expect("chmod");
+    let reading = format!("{}: Permission denied", seg.display());
+    let locking = format!(
+        "{}: Permission denied",
+        log.join(applog::LOCK_FILE).display()
+    );
+    let before = snapshot(&log);
+    for (args, expect) in [
+        (&["tail"][..], &reading),
+        (&["tail", "-f"], &reading),
+        (&["verify"], &reading),
+        (&["info"], &reading),
+        (&["append", "x"], &locking),
+        (&["recover"], &locking),
+    ] {
+        let mut cmd = applog();
+        cmd.arg(args[0])
+            .arg(&log)
+            .args(&args[1..])
+            .stdin(Stdio::null());
+        if let Some(uid) = as_user {
+            use std::os::unix::process::CommandExt;
+            cmd.uid(uid).gid(uid);
+        }
+        let out: Run = cmd.output().expect("run").into();
+        assert!(out.failed().contains(expect.as_str()), "{args:?}: {out:?}");
+    }
+    assert_eq!(snapshot(&log), before, "nothing changed");
+}
+
+#[test]
+fn append_print_seq_to_a_closed_pipe_stops_quietly_and_keeps_the_records() {
+    let (_tmp, log) = new_log();
+    let mut child = applog()
+        .args([
+            OsStr::new("append"),
+            log_arg(&log),
+            OsStr::new("--print-seq"),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take()); // nobody reads the seqs
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"a\nb\n").expect("write");
+    drop(stdin);
+    let out: Run = child.wait_with_output().expect("wait").into();
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""), "{out:?}");
+    assert_eq!(read_all(&log), vec![b"a".to_vec(), b"b".to_vec()]);
+    let (mark, end) = newest_marks(&log);
+    assert_eq!(mark, end, "durable");
+}
+
+#[test]
+fn copy_keeps_the_seqs_of_a_log_that_does_not_start_at_zero() {
+    let (tmp, log) = one_page_segments('q', 20);
+    let report = applog::verify(&log).expect("verify");
+    // Old segments removed by hand (as retention would).
+    for s in &report.segments[..2] {
+        std::fs::remove_file(&s.path).expect("remove");
+    }
+    let first = report.segments[2].base_seq;
+    let dest = tmp.path().join("copy");
+    let out = run(&[OsStr::new("copy"), log_arg(&log), dest.as_os_str()]);
+    assert!(
+        out.ok()
+            .starts_with(&format!("copied {} records (seq {first}..20)", 20 - first)),
+        "{out:?}"
+    );
+    let copy = applog::verify(&dest).expect("verify");
+    assert_eq!((copy.first_seq, copy.next_seq), (first, 20));
+    assert!(copy.is_clean() && copy.torn_tail.is_none(), "{copy:?}");
+    assert_eq!(
+        run(&[
+            OsStr::new("tail"),
+            dest.as_os_str(),
+            OsStr::new("--from"),
+            OsStr::new("0")
+        ])
+        .ok(),
+        run(&[
+            OsStr::new("tail"),
+            log_arg(&log),
+            OsStr::new("--from"),
+            OsStr::new("0")
+        ])
+        .ok()
+    );
 }

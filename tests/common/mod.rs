@@ -2,6 +2,8 @@
 //! snapshots of a log directory's bytes.
 #![allow(dead_code)]
 
+pub mod cli;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,247 @@
+//! `applog append`: records from arguments or standard input.
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::{note, Failure, Out};
+
+/// Append records to a log (created when missing), then sync them.
+///
+/// Each RECORD argument is one record. With none, standard input is read one record per line
+/// (the newline removed; other bytes, `\r` included, are kept), and each line is appended as
+/// it arrives, so readers see it at once. While input streams in, the records so far are
+/// synced whenever input pauses and at least once a second. Exit 0 means every record is
+/// durable.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The log directory.
+    #[arg(value_name = "LOG")]
+    log: PathBuf,
+    /// Records to append, one per argument (bytes as given).
+    #[arg(value_name = "RECORD")]
+    records: Vec<std::ffi::OsString>,
+    /// Split standard input on NUL bytes instead of newlines (as `find -print0` writes).
+    #[arg(long, conflicts_with_all = ["records", "whole"])]
+    nul: bool,
+    /// Take all of standard input as one record.
+    #[arg(long, conflicts_with = "records")]
+    whole: bool,
+    /// Sync after every record (one msync each: slower, but each record is durable at once).
+    #[arg(long)]
+    sync_each: bool,
+    /// Print each record's seq on standard output, one per line, once it is durable: with
+    /// --sync-each right after its sync, otherwise after the sync that made it durable.
+    #[arg(long)]
+    print_seq: bool,
+    /// Size of each new segment, in pages of the system's page size (existing segments keep
+    /// theirs); a record must fit in one segment.
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    segment_pages: u32,
+}
+
+/// While streaming, sync when input pauses this long...
+const IDLE: Duration = Duration::from_millis(50);
+/// ...and at least this often.
+const SYNC_EVERY: Duration = Duration::from_secs(1);
+
+pub fn run(args: Args) -> Result<(), Failure> {
+    let opts = applog::Options::new().segment_pages(args.segment_pages);
+    let writer = applog::Writer::open(&args.log, opts)?;
+    let first = writer.next_seq();
+    let mut app = Appender {
+        durable: first,
+        writer,
+        sync_each: args.sync_each,
+        out: args.print_seq.then(Out::new),
+        last_sync: Instant::now(),
+    };
+    let appended = if args.whole {
+        append_whole(&mut app)
+    } else if args.records.is_empty() {
+        let delimiter = if args.nul { b'\0' } else { b'\n' };
+        append_stream(&mut app, delimiter)
+    } else {
+        let records: Vec<&[u8]> = args.records.iter().map(|r| r.as_bytes()).collect();
+        app.add_all(&records)
+    };
+    let next = app.writer.next_seq();
+    match appended.and_then(|()| app.sync()) {
+        Ok(()) => {
+            app.writer.close()?;
+            tracing::debug!(first, next, "appended");
+            match app.out {
+                Some(out) => out.finish(),
+                None => Ok(()),
+            }
+        }
+        Err(Failure::Closed) => {
+            // Nobody reads the seqs any more: stop quietly, keeping what was appended.
+            app.writer.close()?;
+            Err(Failure::Closed)
+        }
+        Err(failure) => {
+            // Keep what was appended before the failure, and say how far it got.
+            if next > first {
+                match app.writer.sync() {
+                    Ok(()) => {
+                        note(format_args!(
+                            "appended and synced {} (seq {first}..{next}) before the error",
+                            records(next - first)
+                        ));
+                        let _ = app.print_durable().and_then(|()| match app.out.take() {
+                            Some(out) => out.finish(),
+                            None => Ok(()),
+                        });
+                    }
+                    Err(e) => note(format_args!(
+                        "appended {} (seq {first}..{next}) before the error, but syncing them failed: {e}",
+                        records(next - first)
+                    )),
+                }
+            }
+            Err(failure)
+        }
+    }
+}
+
+/// "1 record", "2 records".
+fn records(n: u64) -> String {
+    format!("{n} record{}", if n == 1 { "" } else { "s" })
+}
+
+/// The writer, with the sync and seq-printing policy of the command.
+struct Appender {
+    writer: applog::Writer,
+    sync_each: bool,
+    /// Standard output, with `--print-seq`.
+    out: Option<Out>,
+    /// Seqs below this are durable and printed.
+    durable: u64,
+    last_sync: Instant,
+}
+
+impl Appender {
+    fn add(&mut self, record: &[u8]) -> Result<(), Failure> {
+        self.writer.append(record)?;
+        if self.sync_each {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    fn add_all(&mut self, records: &[&[u8]]) -> Result<(), Failure> {
+        if self.sync_each {
+            records.iter().try_for_each(|r| self.add(r))
+        } else {
+            // One batch: readers see all the records at once.
+            self.writer.append_batch(records)?;
+            Ok(())
+        }
+    }
+
+    /// Whether records were appended since the last sync.
+    fn dirty(&self) -> bool {
+        self.writer.next_seq() > self.durable
+    }
+
+    /// Syncs, then prints the seqs that became durable.
+    fn sync(&mut self) -> Result<(), Failure> {
+        self.writer.sync()?;
+        self.last_sync = Instant::now();
+        self.print_durable()
+    }
+
+    fn print_durable(&mut self) -> Result<(), Failure> {
+        let next = self.writer.next_seq();
+        if let Some(out) = self.out.as_mut() {
+            for seq in self.durable..next {
+                writeln!(out, "{seq}")?;
+            }
+            out.flush()?;
+        }
+        self.durable = next;
+        Ok(())
+    }
+}
+
+/// The input read failed.
+fn input_error(source: std::io::Error) -> Failure {
+    Failure::Io {
+        what: "could not read standard input",
+        source,
+    }
+}
+
+/// Appends each record of standard input, split at `delimiter`, as it arrives. Memory stays
+/// bounded by one record: a record longer than a record can be is an error, found before it
+/// is read to its end. Syncs when input pauses for `IDLE`, and at least every `SYNC_EVERY`
+/// while it streams.
+fn append_stream(app: &mut Appender, delimiter: u8) -> Result<(), Failure> {
+    let stdin = std::io::stdin();
+    let mut input = BufReader::with_capacity(64 * 1024, stdin.lock());
+    let max = app.writer.max_record_len();
+    let mut record = Vec::new();
+    let mut number = 0u64;
+    let what = if delimiter == b'\n' { "line" } else { "record" };
+    loop {
+        if input.buffer().is_empty()
+            && app.dirty()
+            && (app.last_sync.elapsed() >= SYNC_EVERY || !ready(&stdin, IDLE))
+        {
+            app.sync()?;
+        }
+        record.clear();
+        number += 1;
+        let n = Read::take(&mut input, max.saturating_add(2))
+            .read_until(delimiter, &mut record)
+            .map_err(input_error)?;
+        if n == 0 {
+            return Ok(());
+        }
+        if record.last() == Some(&delimiter) {
+            record.pop();
+        }
+        if record.len() as u64 > max {
+            return Err(Failure::Msg(format!(
+                "{what} {number} of standard input is longer than the {max} bytes a record can hold (raise --segment-pages)"
+            )));
+        }
+        app.add(&record)?;
+        if record.capacity() > 1 << 20 && record.len() < 1 << 16 {
+            record = Vec::new(); // do not keep a huge buffer for one long record
+        }
+    }
+}
+
+/// Whether standard input has data (or an end) within `timeout`. Errors count as ready: the
+/// read that follows reports them.
+fn ready(stdin: &std::io::Stdin, timeout: Duration) -> bool {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    use std::os::fd::AsFd;
+    let fd = stdin.as_fd();
+    let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+    let timeout = Timespec {
+        tv_sec: 0,
+        tv_nsec: timeout.subsec_nanos().into(),
+    };
+    !matches!(poll(&mut fds, Some(&timeout)), Ok(0))
+}
+
+/// Appends all of standard input as one record.
+fn append_whole(app: &mut Appender) -> Result<(), Failure> {
+    let max = app.writer.max_record_len();
+    let mut record = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(max.saturating_add(1))
+        .read_to_end(&mut record)
+        .map_err(input_error)?;
+    if record.len() as u64 > max {
+        return Err(Failure::Msg(format!(
+            "standard input is longer than the {max} bytes a record can hold (raise --segment-pages)"
+        )));
+    }
+    app.add(&record)
+}

@@ -1,0 +1,178 @@
+//! `applog info`: segments, sizes, reservation, lock.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::encode::{json_path, json_str};
+use crate::problems::{corrupt_failure, corruptions_json, torn_tail_json, torn_tail_text};
+use crate::{Failure, Out, ReportFormat};
+
+/// Describe a log: its segments with their seq ranges and sizes, and whether a writer has
+/// it open now.
+///
+/// Exit 1 when the log is corrupt (see `applog verify` for the details).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The log directory.
+    #[arg(value_name = "LOG")]
+    log: PathBuf,
+    /// How to print the description.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    format: ReportFormat,
+}
+
+/// A segment's report with what its header adds.
+struct Segment<'a> {
+    report: &'a applog::SegmentReport,
+    /// From the header; `None` when it cannot be read (blank, or damaged).
+    header: Option<applog::format::SegmentHeader>,
+}
+
+impl Segment<'_> {
+    fn name(&self) -> String {
+        self.report.path.file_name().map_or_else(
+            || self.report.path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        )
+    }
+
+    fn next_seq(&self) -> u64 {
+        self.report.base_seq + self.report.records
+    }
+}
+
+fn read_header(path: &Path) -> Option<applog::format::SegmentHeader> {
+    let mut buf = [0u8; applog::format::HEADER_LEN as usize];
+    std::fs::File::open(path).ok()?.read_exact(&mut buf).ok()?;
+    applog::format::SegmentHeader::decode(&buf).ok()
+}
+
+pub fn run(args: Args) -> Result<(), Failure> {
+    // verify first: it tells "not a log" apart from other errors.
+    let report = applog::verify(&args.log)?;
+    let locked = applog::is_locked(&args.log)?;
+    let segments: Vec<Segment<'_>> = report
+        .segments
+        .iter()
+        .map(|report| Segment {
+            report,
+            header: read_header(&report.path),
+        })
+        .collect();
+    let page_size = segments
+        .iter()
+        .rev()
+        .find_map(|s| s.header.map(|h| h.page_size));
+    let printed = match args.format {
+        ReportFormat::Text => print_text(&args.log, &report, &segments, page_size, locked),
+        ReportFormat::Json => print_json(&args.log, &report, &segments, page_size, locked),
+    };
+    if !report.is_clean() {
+        return Err(corrupt_failure(&args.log, &report));
+    }
+    printed
+}
+
+fn print_text(
+    log: &Path,
+    r: &applog::VerifyReport,
+    segments: &[Segment<'_>],
+    page_size: Option<u32>,
+    locked: bool,
+) -> Result<(), Failure> {
+    let mut out = Out::new();
+    writeln!(out, "log        {}", log.display())?;
+    let writer = if locked {
+        "yes (a writer has the log open)"
+    } else {
+        "no"
+    };
+    writeln!(out, "locked     {writer}")?;
+    match page_size {
+        Some(p) => writeln!(out, "page size  {p} bytes")?,
+        None => writeln!(out, "page size  unknown (no readable segment header)")?,
+    }
+    writeln!(out, "segments   {}", segments.len())?;
+    writeln!(out, "records    {}", r.records)?;
+    writeln!(out, "first seq  {}", r.first_seq)?;
+    writeln!(out, "next seq   {}", r.next_seq)?;
+    writeln!(out, "bytes      {}", r.bytes)?;
+    let status = match (&r.torn_tail, r.is_clean()) {
+        (_, false) => format!(
+            "CORRUPT ({} problems; see applog verify)",
+            r.corruptions.len()
+        ),
+        (Some(t), true) => format!("torn tail in {}", torn_tail_text(t)),
+        (None, true) => "clean".into(),
+    };
+    writeln!(out, "status     {status}")?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{:<24} {:>10} {:>10} {:>9} {:>11} {:>11} {:>7}  sealed",
+        "segment", "first seq", "next seq", "records", "size", "reservation", "pages"
+    )?;
+    for s in segments {
+        let pages = s
+            .header
+            .map_or("-".to_string(), |h| h.segment_pages.to_string());
+        writeln!(
+            out,
+            "{:<24} {:>10} {:>10} {:>9} {:>11} {:>11} {:>7}  {}",
+            s.name(),
+            s.report.base_seq,
+            s.next_seq(),
+            s.report.records,
+            s.report.file_size,
+            s.report.reservation,
+            pages,
+            if s.report.sealed { "yes" } else { "no" }
+        )?;
+    }
+    out.finish()
+}
+
+fn print_json(
+    log: &Path,
+    r: &applog::VerifyReport,
+    segments: &[Segment<'_>],
+    page_size: Option<u32>,
+    locked: bool,
+) -> Result<(), Failure> {
+    let opt = |v: Option<u32>| v.map_or("null".to_string(), |v| v.to_string());
+    let items: Vec<String> = segments
+        .iter()
+        .map(|s| {
+            format!(
+                r#"{{"file":{},"first_seq":{},"next_seq":{},"records":{},"data_end":{},"file_size":{},"reservation":{},"pages":{},"page_size":{},"sealed":{},"synced_mark":{}}}"#,
+                json_str(&s.name()),
+                s.report.base_seq,
+                s.next_seq(),
+                s.report.records,
+                s.report.data_end,
+                s.report.file_size,
+                s.report.reservation,
+                opt(s.header.map(|h| h.segment_pages)),
+                opt(s.header.map(|h| h.page_size)),
+                s.report.sealed,
+                s.report.synced_mark,
+            )
+        })
+        .collect();
+    let mut out = Out::new();
+    writeln!(
+        out,
+        r#"{{"log":{},"locked":{locked},"page_size":{},"first_seq":{},"next_seq":{},"records":{},"bytes":{},"clean":{},"torn_tail":{},"corruptions":{},"segments":[{}]}}"#,
+        json_path(log),
+        opt(page_size),
+        r.first_seq,
+        r.next_seq,
+        r.records,
+        r.bytes,
+        r.is_clean(),
+        torn_tail_json(r.torn_tail.as_ref()),
+        corruptions_json(&r.corruptions),
+        items.join(","),
+    )?;
+    out.finish()
+}

@@ -1,0 +1,227 @@
+//! `applog`: the command-line tool for applog logs.
+//!
+//! A thin layer over the library: `main` parses the command line and dispatches to one small
+//! module per command (`append`, `tail`, `verify`, `info`, `recover`, `copy`), each with a `run`
+//! function. Shared
+//! pieces live beside them: `Failure` (what a command can end with), `Out` (standard output,
+//! where a closed pipe is a quiet stop), and `encode` (JSON strings, base64, hex dumps).
+//!
+//! Streams and exit status: data goes to stdout, diagnostics to stderr as
+//! `applog: error: <message>`; exit 0 on success, 1 when the log is corrupt or locked or an
+//! operation failed, 2 for bad usage (clap's own errors).
+
+use std::error::Error as _;
+use std::fmt;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+mod append;
+mod copy;
+mod encode;
+mod info;
+mod problems;
+mod recover;
+mod tail;
+mod verify;
+
+/// Append to, follow, check, recover, describe and copy applog logs.
+///
+/// A log is a directory of segment files (`<20-digit first seq>.seg`) and a lock file.
+/// Data goes to standard output and diagnostics to standard error. Exit status: 0 success;
+/// 1 the log is corrupt or locked, or the operation failed; 2 bad usage. Set RUST_LOG (for
+/// example RUST_LOG=debug) to see the library's events; the default is `warn`.
+#[derive(Debug, Parser)]
+#[command(name = "applog", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Append(append::Args),
+    Tail(tail::Args),
+    Verify(verify::Args),
+    Info(info::Args),
+    Recover(recover::Args),
+    Copy(copy::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
+    init_tracing();
+    let result = match cli.command {
+        Command::Append(args) => append::run(args),
+        Command::Tail(args) => tail::run(args),
+        Command::Verify(args) => verify::run(args),
+        Command::Info(args) => info::run(args),
+        Command::Recover(args) => recover::run(args),
+        Command::Copy(args) => copy::run(args),
+    };
+    match result {
+        Ok(()) | Err(Failure::Closed) => ExitCode::SUCCESS,
+        Err(failure) => {
+            report_error(&failure);
+            match failure {
+                // An option value the library refuses (a segment size over 2 GiB): bad usage.
+                Failure::Log(applog::Error::InvalidOptions(_)) => ExitCode::from(2),
+                _ => ExitCode::FAILURE,
+            }
+        }
+    }
+}
+
+/// Help and version go to stdout with exit 0; a usage error goes to stderr as
+/// `applog: error: ...` (with clap's usage hint) and exits 2.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    let rendered = e.render().to_string();
+    let message = match e.kind() {
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            format!("a command is required\n\n{rendered}")
+        }
+        _ => rendered
+            .strip_prefix("error: ")
+            .unwrap_or(&rendered)
+            .to_string(),
+    };
+    let _ = write!(io::stderr().lock(), "applog: error: {message}");
+    ExitCode::from(2)
+}
+
+/// Library events (`tracing`) go to stderr, filtered by `RUST_LOG` (default `warn`).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_ansi(io::stderr().is_terminal())
+        .init();
+}
+
+/// Prints `applog: error: <message>: <source>: <source>...` to stderr.
+fn report_error(failure: &Failure) {
+    let mut line = format!("applog: error: {failure}");
+    let mut source = failure.source();
+    while let Some(cause) = source {
+        line.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    // Nothing sensible is left to do if stderr is gone too.
+    let _ = writeln!(io::stderr().lock(), "{line}");
+}
+
+/// Prints `applog: note: <message>` to stderr.
+fn note(message: fmt::Arguments<'_>) {
+    let _ = writeln!(io::stderr().lock(), "applog: note: {message}");
+}
+
+/// How a command can end other than with success. Each variant but `Closed` means exit 1.
+#[derive(Debug)]
+enum Failure {
+    /// The library failed; its message names the file (and offset) concerned.
+    Log(applog::Error),
+    /// An I/O error outside the library (standard input or output).
+    Io {
+        /// What was being done.
+        what: &'static str,
+        source: io::Error,
+    },
+    /// A condition that is no I/O error, such as a corrupt log found by `verify`.
+    Msg(String),
+    /// Standard output was closed by its reader (`applog tail LOG | head -1`): stop quietly.
+    Closed,
+}
+
+impl Failure {
+    /// A failed write to standard output: a broken pipe is a quiet stop, the rest an error.
+    fn output(e: io::Error) -> Failure {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            Failure::Closed
+        } else {
+            Failure::Io {
+                what: "could not write to standard output",
+                source: e,
+            }
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Log(e) => e.fmt(f),
+            Failure::Io { what, .. } => f.write_str(what),
+            Failure::Msg(m) => f.write_str(m),
+            Failure::Closed => f.write_str("standard output was closed"),
+        }
+    }
+}
+
+impl std::error::Error for Failure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Failure::Log(e) => e.source(),
+            Failure::Io { source, .. } => Some(source),
+            Failure::Msg(_) | Failure::Closed => None,
+        }
+    }
+}
+
+impl From<applog::Error> for Failure {
+    fn from(e: applog::Error) -> Self {
+        Failure::Log(e)
+    }
+}
+
+/// Buffered standard output. Every write error becomes a [`Failure`] ([`Failure::Closed`] for
+/// a broken pipe), so `write!(out, ...)?` works inside a command.
+struct Out {
+    w: BufWriter<io::StdoutLock<'static>>,
+}
+
+impl Out {
+    fn new() -> Out {
+        Out {
+            w: BufWriter::with_capacity(64 * 1024, io::stdout().lock()),
+        }
+    }
+
+    /// For `write!` and `writeln!`.
+    fn write_fmt(&mut self, args: fmt::Arguments<'_>) -> Result<(), Failure> {
+        self.w.write_fmt(args).map_err(Failure::output)
+    }
+
+    fn bytes(&mut self, b: &[u8]) -> Result<(), Failure> {
+        self.w.write_all(b).map_err(Failure::output)
+    }
+
+    /// Flushes what is buffered (per record, when someone waits for it).
+    fn flush(&mut self) -> Result<(), Failure> {
+        self.w.flush().map_err(Failure::output)
+    }
+
+    /// Flushes; call it before a command returns so that a failed write is reported.
+    fn finish(mut self) -> Result<(), Failure> {
+        self.flush()
+    }
+}
+
+/// Output format of the reports (`verify`, `info`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ReportFormat {
+    /// Aligned text for people.
+    Text,
+    /// One JSON object on one line.
+    Json,
+}

@@ -1,0 +1,78 @@
+//! `applog verify`: a read-only check of every frame.
+
+use std::path::PathBuf;
+
+use crate::encode::json_path;
+use crate::problems::{
+    corrupt_failure, corruption_text, corruptions_json, torn_tail_json, torn_tail_text,
+};
+use crate::{Failure, Out, ReportFormat};
+
+/// Check every record of a log, without changing anything.
+///
+/// Prints a summary and every problem with its segment file and byte offset. A torn tail
+/// (bytes after the last record, left by a crash) is reported but is not corruption: the
+/// next writer cuts it. Exit 0 when the log is clean, 1 when it is corrupt.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The log directory.
+    #[arg(value_name = "LOG")]
+    log: PathBuf,
+    /// How to print the report.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    format: ReportFormat,
+}
+
+pub fn run(args: Args) -> Result<(), Failure> {
+    let report = applog::verify(&args.log)?;
+    let printed = print(&args, &report);
+    if !report.is_clean() {
+        // Even when stdout was closed early: a corrupt log is never exit 0.
+        return Err(corrupt_failure(&args.log, &report));
+    }
+    printed
+}
+
+fn print(args: &Args, r: &applog::VerifyReport) -> Result<(), Failure> {
+    let mut out = Out::new();
+    match args.format {
+        ReportFormat::Text => {
+            writeln!(out, "log        {}", args.log.display())?;
+            writeln!(out, "segments   {}", r.segments.len())?;
+            writeln!(out, "records    {}", r.records)?;
+            writeln!(out, "first seq  {}", r.first_seq)?;
+            writeln!(out, "next seq   {}", r.next_seq)?;
+            writeln!(out, "bytes      {}", r.bytes)?;
+            if let Some(t) = &r.torn_tail {
+                writeln!(out, "torn tail  {}", torn_tail_text(t))?;
+            }
+            for c in &r.corruptions {
+                writeln!(out, "corrupt    {}", corruption_text(c))?;
+            }
+            let status = match (r.is_clean(), r.torn_tail.is_some()) {
+                (true, false) => "clean".to_string(),
+                (true, true) => "clean (with a torn tail)".to_string(),
+                (false, _) => format!(
+                    "CORRUPT ({} problem{})",
+                    r.corruptions.len(),
+                    if r.corruptions.len() == 1 { "" } else { "s" }
+                ),
+            };
+            writeln!(out, "status     {status}")?;
+        }
+        ReportFormat::Json => writeln!(
+            out,
+            r#"{{"log":{},"clean":{},"segments":{},"records":{},"first_seq":{},"next_seq":{},"bytes":{},"torn_tail":{},"corruptions":{}}}"#,
+            json_path(&args.log),
+            r.is_clean(),
+            r.segments.len(),
+            r.records,
+            r.first_seq,
+            r.next_seq,
+            r.bytes,
+            torn_tail_json(r.torn_tail.as_ref()),
+            corruptions_json(&r.corruptions),
+        )?,
+    }
+    out.finish()
+}

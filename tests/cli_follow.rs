@@ -1,0 +1,547 @@
+//! The `applog` tool against live writers in other processes: `tail -f` following appends,
+//! rollovers and writers killed with SIGKILL and restarted; `append --sync-each --print-seq`
+//! killed with SIGKILL; `recover` after such a kill; `copy` while a writer appends and rolls.
+//!
+//! Fault model: the appending process dies at an arbitrary instruction (SIGKILL), possibly in
+//! the middle of a record or of a segment rollover; the page cache survives.
+//! Pass criterion: `tail -f` prints every record the log ends up holding exactly once, in
+//! order, without gaps, across kills and restarts, and ends with exit 0 and nothing on
+//! stderr on SIGINT or SIGTERM; every seq that `--print-seq` printed is in the log with its
+//! exact content; every copy verifies clean and holds a prefix of the source, at least as
+//! long as the source was when the copy started.
+#![cfg(unix)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::cli::*;
+
+/// Generous: two cores are shared by several builds and test runs.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+fn new_log() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let log = tmp.path().join("log");
+    (tmp, log)
+}
+
+/// Every record of the log as text, in seq order.
+fn log_lines(log: &Path) -> Vec<String> {
+    common::read_all(log)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (seq, data))| {
+            assert_eq!(seq, i as u64);
+            String::from_utf8(data).expect("utf-8")
+        })
+        .collect()
+}
+
+/// A running `applog tail -f` whose stdout lines are collected by a thread.
+struct Follower {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl Follower {
+    fn spawn(log: &Path, extra: &[&str]) -> Follower {
+        Follower::spawn_as(log, extra, None)
+    }
+
+    /// `tail -f` run as the user `uid` (when given).
+    fn spawn_as(log: &Path, extra: &[&str], uid: Option<u32>) -> Follower {
+        let mut cmd = applog();
+        if let Some(uid) = uid {
+            use std::os::unix::process::CommandExt;
+            cmd.uid(uid).gid(uid);
+        }
+        let mut child = cmd
+            .arg("tail")
+            .arg(log)
+            .arg("-f")
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tail -f");
+        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&lines);
+        let reader = std::thread::spawn(move || {
+            for line in stdout.lines() {
+                sink.lock().expect("lock").push(line.expect("read"));
+            }
+        });
+        Follower {
+            child,
+            lines,
+            reader: Some(reader),
+        }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.lines.lock().expect("lock").clone()
+    }
+
+    /// Waits until `done` holds for the lines printed so far.
+    #[track_caller]
+    fn wait_for(&mut self, what: &str, done: impl Fn(&[String]) -> bool) {
+        let deadline = Instant::now() + PATIENCE;
+        while !done(&self.lines()) {
+            self.assert_running();
+            assert!(
+                Instant::now() < deadline,
+                "tail -f never printed {what}; it printed {:?}",
+                self.lines()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn still_running(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
+    }
+
+    /// Panics, with what the tool said, if it has exited.
+    #[track_caller]
+    fn assert_running(&mut self) {
+        if let Some(status) = self.child.try_wait().expect("try_wait") {
+            let mut stderr = String::new();
+            if let Some(mut e) = self.child.stderr.take() {
+                let _ = e.read_to_string(&mut stderr);
+            }
+            panic!("tail -f exited ({status}): {stderr}");
+        }
+    }
+
+    /// Sends `signal` (a `kill` signal name) and returns how the tool ended.
+    fn stop(mut self, signal: &str) -> (Run, Vec<String>) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+        let mut stderr = String::new();
+        self.child
+            .stderr
+            .take()
+            .expect("stderr")
+            .read_to_string(&mut stderr)
+            .expect("read stderr");
+        let status = self.child.wait().expect("wait");
+        if let Some(reader) = self.reader.take() {
+            reader.join().expect("reader thread");
+        }
+        let run = Run {
+            code: status.code().unwrap_or(-1),
+            stdout: String::new(),
+            stderr,
+        };
+        (run, self.lines())
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `applog append LOG <extra>` to completion.
+fn append(log: &Path, extra: &[&str]) -> String {
+    let mut args = vec![std::ffi::OsStr::new("append"), log.as_os_str()];
+    args.extend(extra.iter().map(std::ffi::OsStr::new));
+    // A writer killed before may have left a torn tail, whose cut is logged on stderr.
+    run(&args).succeeded().to_string()
+}
+
+#[test]
+fn tail_follow_prints_new_records_across_rollovers_until_sigint() {
+    let (_tmp, log) = new_log();
+    append(&log, &["--segment-pages", "1", "old 0", "old 1", "old 2"]);
+    let mut follower = Follower::spawn(&log, &["-n", "2"]);
+    follower.wait_for("the last 2 records", |l| l.len() == 2);
+    assert_eq!(follower.lines(), ["old 1", "old 2"]);
+    // Records of about 1000 bytes into 1-page segments: a rollover every few records.
+    let new: Vec<String> = (0..40)
+        .map(|i| format!("new {i} {}", "y".repeat(1000)))
+        .collect();
+    let input: String = new.iter().map(|l| format!("{l}\n")).collect();
+    run_with_stdin(
+        &[
+            std::ffi::OsStr::new("append"),
+            log.as_os_str(),
+            std::ffi::OsStr::new("--segment-pages"),
+            std::ffi::OsStr::new("1"),
+        ],
+        input.as_bytes(),
+    )
+    .ok();
+    assert!(applog::verify(&log).expect("verify").segments.len() > 5);
+    follower.wait_for("the new records", |l| l.len() == 42);
+    let (run, lines) = follower.stop("INT");
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{run:?}");
+    assert_eq!(lines[2..], new[..]);
+}
+
+#[test]
+fn tail_follow_waits_for_a_log_that_does_not_exist_yet() {
+    let (_tmp, log) = new_log();
+    let mut follower = Follower::spawn(&log, &["--format", "json"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(follower.still_running(), "tail -f did not wait for the log");
+    assert!(!log.exists(), "tail -f must not create the log");
+    append(&log, &["first", "second"]);
+    follower.wait_for("the records", |l| l.len() == 2);
+    let (run, lines) = follower.stop("TERM");
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{run:?}");
+    assert_eq!(
+        lines,
+        [
+            r#"{"seq":0,"len":5,"data":"first"}"#,
+            r#"{"seq":1,"len":6,"data":"second"}"#
+        ]
+    );
+
+    // An empty directory is a log about to be created, too.
+    let (_tmp, log) = new_log();
+    std::fs::create_dir(&log).expect("mkdir");
+    let mut follower = Follower::spawn(&log, &[]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        follower.still_running(),
+        "tail -f did not wait in an empty directory"
+    );
+    append(&log, &["here"]);
+    follower.wait_for("the record", |l| l == ["here"]);
+    let (run, _) = follower.stop("INT");
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{run:?}");
+}
+
+#[test]
+fn tail_follow_from_past_the_end_waits_for_that_seq() {
+    let (_tmp, log) = new_log();
+    append(&log, &["0", "1"]);
+    let mut follower = Follower::spawn(&log, &["--from", "5", "--format", "hex"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(follower.still_running());
+    assert!(follower.lines().is_empty());
+    append(&log, &["2", "3", "4", "5", "6"]);
+    follower.wait_for("seq 5 and 6", |l| l.len() == 4);
+    let (run, lines) = follower.stop("INT");
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{run:?}");
+    assert_eq!(
+        lines,
+        [
+            "seq 5 len 1",
+            "00000000  35                                                |5|",
+            "seq 6 len 1",
+            "00000000  36                                                |6|",
+        ]
+    );
+}
+
+/// An `applog append` process fed by a thread that writes numbered lines until the pipe
+/// breaks or it is told to stop.
+struct Feeder {
+    child: Child,
+    stop: Arc<AtomicBool>,
+    feeder: JoinHandle<u64>,
+}
+
+fn spawn_fed_append(log: &Path, extra: &[&str], prefix: String, pause: Duration) -> Feeder {
+    let mut child = applog()
+        .arg("append")
+        .arg(log)
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn append");
+    let mut stdin: ChildStdin = child.stdin.take().expect("stdin");
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = Arc::clone(&stop);
+    let feeder = std::thread::spawn(move || {
+        let mut i = 0u64;
+        while !stopped.load(Ordering::Relaxed) {
+            let line = format!("{prefix}{i} {}\n", "p".repeat((i as usize * 37) % 400));
+            if stdin.write_all(line.as_bytes()).is_err() || stdin.flush().is_err() {
+                break; // the process was killed
+            }
+            i += 1;
+            std::thread::sleep(pause);
+        }
+        i
+    });
+    Feeder {
+        child,
+        stop,
+        feeder,
+    }
+}
+
+impl Feeder {
+    /// SIGKILL, wherever the process is.
+    fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("wait");
+        self.stop.store(true, Ordering::Relaxed);
+        self.feeder.join().expect("feeder");
+    }
+
+    /// Stops feeding, closes the input and waits for a clean exit.
+    fn finish(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.feeder.join().expect("feeder"); // drops stdin: end of input
+        let out: Run = self.child.wait_with_output().expect("wait").into();
+        assert_eq!(out.code, 0, "{out:?}");
+    }
+}
+
+#[test]
+fn tail_follow_survives_writers_killed_and_restarted() {
+    let (_tmp, log) = new_log();
+    let mut follower = Follower::spawn(&log, &["--from", "0"]);
+    for round in 0..4u32 {
+        let extra: &[&str] = if round % 2 == 0 {
+            &["--segment-pages", "1"]
+        } else {
+            &["--segment-pages", "1", "--sync-each"]
+        };
+        let feeder = spawn_fed_append(
+            &log,
+            extra,
+            format!("round {round} line "),
+            Duration::from_micros(200),
+        );
+        // Let it append (and roll over) for a while, then kill it wherever it is.
+        let deadline = Instant::now() + PATIENCE;
+        let start = follower.lines().len();
+        while follower.lines().len() < start + 50 {
+            follower.assert_running();
+            assert!(Instant::now() < deadline, "round {round}: nothing followed");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(50 + 37 * u64::from(round)));
+        feeder.kill();
+    }
+    append(&log, &["the end"]);
+    follower.wait_for("the last record", |l| {
+        l.last().is_some_and(|last| last == "the end")
+    });
+    let (run, lines) = follower.stop("INT");
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{run:?}");
+    let expected = log_lines(&log);
+    assert!(applog::verify(&log).expect("verify").segments.len() > 10);
+    assert_eq!(
+        lines.len(),
+        expected.len(),
+        "tail -f printed {} records, the log holds {}",
+        lines.len(),
+        expected.len()
+    );
+    assert!(lines == expected, "tail -f output differs from the log");
+}
+
+#[test]
+fn append_print_seq_killed_keeps_every_printed_record() {
+    let (_tmp, log) = new_log();
+    let mut feeder = spawn_fed_append(
+        &log,
+        &["--sync-each", "--print-seq", "--segment-pages", "1"],
+        "record ".into(),
+        Duration::from_micros(100),
+    );
+    let mut stdout = BufReader::new(feeder.child.stdout.take().expect("stdout"));
+    let mut printed = Vec::new();
+    while printed.len() < 200 {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).expect("read") > 0,
+            "append ended"
+        );
+        printed.push(line.trim_end().parse::<u64>().expect("a seq"));
+    }
+    feeder.kill();
+    // Seqs printed before the kill that were still in the pipe.
+    for line in stdout.lines() {
+        printed.push(line.expect("read").parse().expect("a seq"));
+    }
+    assert_eq!(printed, (0..printed.len() as u64).collect::<Vec<_>>());
+
+    let out = run(&[
+        std::ffi::OsStr::new("tail"),
+        log.as_os_str(),
+        std::ffi::OsStr::new("--from"),
+        std::ffi::OsStr::new("0"),
+    ]);
+    let records: Vec<&str> = out.ok().lines().collect();
+    assert!(records.len() >= printed.len());
+    for &seq in &printed {
+        let i = seq as usize;
+        let expected = format!("record {i} {}", "p".repeat((i * 37) % 400));
+        assert_eq!(records[i], expected, "seq {seq}");
+    }
+
+    // recover takes over after the crash: nothing to refuse, everything durable.
+    let out = run(&[std::ffi::OsStr::new("recover"), log.as_os_str()]);
+    assert!(out.succeeded().contains("status     recovered"), "{out:?}");
+    let report = applog::verify(&log).expect("verify");
+    assert!(
+        report.is_clean() && report.torn_tail.is_none(),
+        "{report:?}"
+    );
+    let last = report.segments.last().expect("a segment");
+    assert_eq!(last.synced_mark, last.data_end);
+}
+
+#[test]
+fn copy_while_a_writer_appends_and_rolls() {
+    let (tmp, log) = new_log();
+    append(&log, &["seed"]);
+    let feeder = spawn_fed_append(
+        &log,
+        &["--segment-pages", "1"],
+        "live ".into(),
+        Duration::from_micros(50),
+    );
+    let wait_until = |n: u64| {
+        let deadline = Instant::now() + PATIENCE;
+        while applog::verify(&log).expect("verify").next_seq < n {
+            assert!(Instant::now() < deadline, "the writer does not append");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    wait_until(200);
+    let mut copies = Vec::new();
+    for i in 0..3 {
+        let dest = tmp.path().join(format!("copy{i}"));
+        let before = applog::verify(&log).expect("verify").next_seq;
+        let out = run(&[
+            std::ffi::OsStr::new("copy"),
+            log.as_os_str(),
+            dest.as_os_str(),
+        ]);
+        out.ok();
+        let after = applog::verify(&log).expect("verify").next_seq;
+        let report = applog::verify(&dest).expect("verify the copy");
+        assert!(
+            report.is_clean() && report.torn_tail.is_none(),
+            "{report:?}"
+        );
+        assert!(
+            (before..=after).contains(&report.next_seq),
+            "copy holds {} records; the log had {before} before and {after} after",
+            report.next_seq
+        );
+        copies.push(dest);
+        wait_until(after + 100);
+    }
+    feeder.finish();
+    let source = log_lines(&log);
+    for dest in copies {
+        let copy = log_lines(&dest);
+        assert_eq!(copy[..], source[..copy.len()], "{}", dest.display());
+    }
+}
+
+#[test]
+fn a_closed_pipe_ends_tail_quietly() {
+    let (_tmp, log) = new_log();
+    let records: Vec<String> = (0..50_000).map(|i| format!("r{i}")).collect();
+    let input: String = records.iter().map(|l| format!("{l}\n")).collect();
+    run_with_stdin(
+        &[std::ffi::OsStr::new("append"), log.as_os_str()],
+        input.as_bytes(),
+    )
+    .ok();
+    let bin = env!("CARGO_BIN_EXE_applog");
+    // `applog tail LOG --from 0 | head -1`, then the exit status and stderr of applog alone.
+    let script = r#""$0" tail "$1" --from 0 2>"$2" | head -1; exit "${PIPESTATUS[0]}""#;
+    let stderr = log.with_file_name("stderr");
+    let out = std::process::Command::new("bash")
+        .args(["-c", script, bin])
+        .arg(&log)
+        .arg(&stderr)
+        .env_remove("RUST_LOG")
+        .output();
+    let Ok(out) = out else {
+        eprintln!("skipped: no bash here");
+        return;
+    };
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "r0\n");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(std::fs::read_to_string(&stderr).expect("stderr"), "");
+
+    // Following: the closed pipe is noticed while idle, and ends it with 0 too.
+    let script = r#""$0" tail -f "$1" 2>"$2" | head -1; exit "${PIPESTATUS[0]}""#;
+    let mut child = std::process::Command::new("bash")
+        .args(["-c", script, bin])
+        .arg(&log)
+        .arg(&stderr)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("bash");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("read");
+    assert_eq!(first, "r49990\n");
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tail -f did not notice the closed pipe"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(std::fs::read_to_string(&stderr).expect("stderr"), "");
+}
+
+#[test]
+fn tail_follow_works_without_write_access() {
+    use std::os::unix::fs::PermissionsExt;
+    let is_root = std::fs::read_to_string("/proc/self/status")
+        .expect("status")
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
+    if !is_root {
+        eprintln!("skipped: needs root to run the tool as another user");
+        return;
+    }
+    let (tmp, log) = new_log();
+    append(&log, &["--segment-pages", "1", "before"]);
+    for dir in [tmp.path(), log.as_path()] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    // Files stay 0644 and root's: the follower (user 65534) may read, not write.
+    let mut follower = Follower::spawn_as(&log, &["--from", "0"], Some(65534));
+    follower.wait_for("the first record", |l| l == ["before"]);
+    let more: Vec<String> = (0..30)
+        .map(|i| format!("after {i} {}", "w".repeat(500)))
+        .collect();
+    let mut args = vec!["--segment-pages", "1"];
+    args.extend(more.iter().map(String::as_str));
+    append(&log, &args);
+    follower.wait_for("the new records", |l| l.len() == 31);
+    let (run, lines) = follower.stop("INT");
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{run:?}");
+    assert_eq!(lines[1..], more[..]);
+}

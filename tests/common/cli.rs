@@ -1,0 +1,163 @@
+//! Running the `applog` binary from integration tests: its exit status, stdout and stderr, and
+//! logs to run it on.
+
+use std::ffi::OsStr;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use applog::{Options, Reader, Writer};
+
+/// The first segment's file name.
+pub const SEG0: &str = "00000000000000000000.seg";
+
+pub fn applog() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_applog"));
+    cmd.env_remove("RUST_LOG");
+    cmd
+}
+
+/// A finished run of the tool.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    /// Exit 0 with nothing on stderr; returns stdout.
+    #[track_caller]
+    pub fn ok(&self) -> &str {
+        assert_eq!(
+            (self.code, self.stderr.as_str()),
+            (0, ""),
+            "stdout: {}",
+            self.stdout
+        );
+        &self.stdout
+    }
+
+    /// Exit 0, with no error on stderr (the library's warnings may be there); returns stdout.
+    #[track_caller]
+    pub fn succeeded(&self) -> &str {
+        assert_eq!(self.code, 0, "{self:?}");
+        assert!(!self.stderr.contains("applog: error"), "{self:?}");
+        &self.stdout
+    }
+
+    /// Exit 1 with nothing on stdout and one `applog: error:` line on stderr; returns it.
+    #[track_caller]
+    pub fn failed(&self) -> &str {
+        assert_eq!(self.code, 1, "{self:?}");
+        assert_eq!(self.stdout, "", "{self:?}");
+        assert!(self.stderr.starts_with("applog: error: "), "{self:?}");
+        &self.stderr
+    }
+
+    /// Exit 2 (usage), nothing on stdout.
+    #[track_caller]
+    pub fn usage_error(&self) -> &str {
+        assert_eq!(self.code, 2, "{self:?}");
+        assert_eq!(self.stdout, "", "{self:?}");
+        &self.stderr
+    }
+}
+
+pub fn run<S: AsRef<OsStr>>(args: &[S]) -> Run {
+    applog()
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run applog")
+        .into()
+}
+
+pub fn run_with_stdin<S: AsRef<OsStr>>(args: &[S], input: &[u8]) -> Run {
+    let mut child = applog()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn applog");
+    let mut stdin = child.stdin.take().expect("stdin");
+    // The tool may stop reading early (after an error): a broken pipe here is no failure.
+    if let Err(e) = stdin.write_all(input) {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "write stdin: {e}");
+    }
+    drop(stdin);
+    child.wait_with_output().expect("wait applog").into()
+}
+
+/// A temporary directory and the path of a log inside it (not created).
+pub fn new_log() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let log = tmp.path().join("log");
+    (tmp, log)
+}
+
+/// A log holding `records`, synced and closed.
+pub fn log_with(records: &[&[u8]]) -> (tempfile::TempDir, PathBuf) {
+    let (tmp, log) = new_log();
+    let mut w = Writer::open(&log, Options::new()).expect("open writer");
+    w.append_batch(records).expect("append");
+    w.close().expect("close");
+    (tmp, log)
+}
+
+/// Every record of the log, read in this process.
+pub fn read_all(log: &Path) -> Vec<Vec<u8>> {
+    let mut reader = Reader::open(log).expect("open reader");
+    let mut all = Vec::new();
+    while let Some(r) = reader.next().expect("read") {
+        assert_eq!(r.seq(), all.len() as u64);
+        all.push(r.data().to_vec());
+    }
+    all
+}
+
+pub fn numbered(n: u64) -> Vec<Vec<u8>> {
+    (0..n).map(|i| format!("r{i}").into_bytes()).collect()
+}
+
+pub fn slices(records: &[Vec<u8>]) -> Vec<&[u8]> {
+    records.iter().map(Vec::as_slice).collect()
+}
+
+/// `r<a>\n` .. `r<b-1>\n`.
+pub fn numbered_lines(a: u64, b: u64) -> String {
+    (a..b).map(|i| format!("r{i}\n")).collect()
+}
+
+/// A log of `n` records of 1000 bytes of `fill`, appended by the tool with 1-page segments
+/// (so about 4 records per segment).
+pub fn one_page_segments(fill: char, n: usize) -> (tempfile::TempDir, PathBuf) {
+    let (tmp, log) = new_log();
+    let input = format!("{}\n", fill.to_string().repeat(1000)).repeat(n);
+    run_with_stdin(
+        &[
+            OsStr::new("append"),
+            log_arg(&log),
+            OsStr::new("--segment-pages"),
+            OsStr::new("1"),
+        ],
+        input.as_bytes(),
+    )
+    .ok();
+    (tmp, log)
+}
+
+pub fn log_arg(log: &Path) -> &OsStr {
+    log.as_os_str()
+}
