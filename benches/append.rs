@@ -620,12 +620,6 @@ fn append_benches(c: &mut Criterion) {
         for (variant, opts) in [
             ("applog", Options::default()),
             ("applog_grow16", Options::default().grow_pages(16)),
-            ("applog_ahead1", Options::default().grow_ahead(1)),
-            ("applog_ahead8", Options::default().grow_ahead(8)),
-            (
-                "applog_ahead32_grow16",
-                Options::default().grow_ahead(32).grow_pages(16),
-            ),
         ] {
             let mut log: Option<ApplogLog> = None;
             group.bench_function(variant, |b| {

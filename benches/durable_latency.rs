@@ -6,7 +6,7 @@
 //! (and recorded for the report command, see `benches/support/mod.rs`).
 //! - `applog`: `Writer::append` then `Writer::sync` (what `SyncPolicy::Always` does): the
 //!   frame is copied into the mapping, then msync(MS_SYNC) of the dirty page(s).
-//! - `applog_ahead1`: the same with `Options::grow_ahead(1)` (the grower thread).
+//! - `applog_grow16`: the same with `Options::grow_pages(16)` (fewer, larger growth steps).
 //! - `pwrite_fdatasync`: the same frame (8-byte header + payload, padded to 8) `pwrite` at
 //!   the next offset of a file whose blocks were written (zeros) before the timing, then
 //!   `fdatasync`: the best case of a write()-based log, no metadata to write.
@@ -111,7 +111,7 @@ fn benches(c: &mut Criterion) {
 
         for (variant, opts) in [
             ("applog", Options::new()),
-            ("applog_ahead1", Options::new().grow_ahead(1)),
+            ("applog_grow16", Options::new().grow_pages(16)),
         ] {
             let dir = temp_dir();
             let mut w = Writer::open(dir.path().join("log"), opts).expect("open applog");

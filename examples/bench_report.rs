@@ -30,15 +30,9 @@ struct Bench {
 }
 
 /// The append variants, in the order tables and plots show them, with their descriptions.
-const APPEND_VARIANTS: [(&str, &str); 11] = [
+const APPEND_VARIANTS: [(&str, &str); 8] = [
     ("applog", "applog, default options"),
     ("applog_grow16", "applog, `grow_pages(16)`"),
-    ("applog_ahead1", "applog, `grow_ahead(1)` (grower thread)"),
-    ("applog_ahead8", "applog, `grow_ahead(8)`"),
-    (
-        "applog_ahead32_grow16",
-        "applog, `grow_ahead(32).grow_pages(16)`",
-    ),
     ("bufwriter", "`BufWriter<File>` log, same framing"),
     ("okaywal", "okaywal `write_chunk` (no commit)"),
     ("mmap_presized", "naive mmap log, pre-sized file"),
@@ -579,9 +573,8 @@ fn rest_section(md: &mut String, benches: &[Bench], shown: &[bool]) {
 
 // ------------------------------------------------------------------------------------ SVG
 
-const COLORS: [&str; 11] = [
-    "#d62728", "#ff7f0e", "#bcbd22", "#e377c2", "#8c564b", "#1f77b4", "#2ca02c", "#17becf",
-    "#9467bd", "#7f7f7f", "#000000",
+const COLORS: [&str; 8] = [
+    "#d62728", "#ff7f0e", "#1f77b4", "#2ca02c", "#17becf", "#9467bd", "#7f7f7f", "#000000",
 ];
 
 fn esc(s: &str) -> String {

@@ -33,10 +33,11 @@ run rustc "$(rustc --version)"
 run commit "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with local changes)')"
 BENCH_DIR="${APPLOG_BENCH_DIR:-$PWD/target/tmp}"
 mkdir -p "$BENCH_DIR"
-run filesystem "$(stat -f -c %T "$BENCH_DIR")"
+run filesystem "$(df --output=fstype "$BENCH_DIR" | tail -1)"
 run load_before "$(cut -d' ' -f1-3 /proc/loadavg)"
 
 cargo bench --no-run
+cargo build --release --example bench_report
 
 cargo bench --bench append -- "${SHORT[@]}"
 cargo bench --bench durable_latency -- "${SHORT[@]}"

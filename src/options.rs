@@ -22,7 +22,6 @@ pub struct Options {
     pub(crate) segment_pages: u32,
     pub(crate) sync: SyncPolicy,
     pub(crate) grow_pages: u32,
-    pub(crate) grow_ahead: u32,
 }
 
 impl Default for Options {
@@ -31,7 +30,6 @@ impl Default for Options {
             segment_pages: 1000,
             sync: SyncPolicy::Manual,
             grow_pages: 1,
-            grow_ahead: 0,
         }
     }
 }
@@ -73,23 +71,6 @@ impl Options {
     /// Default: 1.
     pub fn grow_pages(mut self, pages: u32) -> Self {
         self.grow_pages = pages;
-        self
-    }
-
-    /// Grow segment files from a background thread (one per writer, started with each
-    /// segment), which keeps the file `pages` pages ahead of the page the writer writes in and
-    /// faults each new page in before the writer needs it, so that appends do not pay for the
-    /// `ftruncate` and the first-touch page fault. It still grows the file one page at a time,
-    /// each page before any write to it, with blocks reserved by `fallocate` first. A full
-    /// disk is still `Error::NoSpace` from `append`: when the grower cannot grow, the writer
-    /// grows the file itself and reports the error. Dropping the writer stops the thread.
-    /// The file is then up to `pages` pages longer than its data (zeros, never read as
-    /// records). 0 turns the grower off.
-    ///
-    /// Default: 0 (growth on the append path; see the README's Performance section for what
-    /// the grower measured).
-    pub fn grow_ahead(mut self, pages: u32) -> Self {
-        self.grow_ahead = pages;
         self
     }
 

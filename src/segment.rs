@@ -27,11 +27,9 @@
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use memmap2::{Advice, MmapOptions, MmapRaw};
+use memmap2::{MmapOptions, MmapRaw};
 
 use crate::error::{is_enospc, Error, Result};
 use crate::format::{self, Frame, HeaderError, SegmentHeader, HEADER_LEN, SYNCED_MARK_OFFSET};
@@ -47,8 +45,7 @@ const ALLOCATE_CHUNK: u64 = 64 * 1024;
 
 /// A mapping of a segment's reservation that knows how much of it the file backs.
 pub(crate) struct Mapping {
-    /// Shared with the segment's grower thread, if any, which pre-faults new pages through it.
-    raw: Arc<MmapRaw>,
+    raw: MmapRaw,
     /// Bytes of the file known to exist. Nothing at or past it is touched.
     size: u64,
     writable: bool,
@@ -74,7 +71,7 @@ impl Mapping {
             opts.map_raw_read_only(file)?
         };
         Ok(Mapping {
-            raw: Arc::new(raw),
+            raw,
             size: 0,
             writable,
         })
@@ -208,13 +205,10 @@ pub(crate) struct Segment {
     pub(crate) map: Mapping,
     pub(crate) header: SegmentHeader,
     pub(crate) seed: u32,
-    /// The file size and the bytes reserved with fallocate (writer only; when a grower runs,
-    /// its shared state is the one in force).
-    grow: GrowState,
+    /// Bytes of the file reserved with fallocate (writer only).
+    allocated: u64,
     /// Extra bytes each growth step adds beyond what the write needs (writer only).
     grow_extra: u64,
-    /// The background grower (writer only, `Options::grow_ahead`).
-    grower: Option<Grower>,
     /// Reader only: a writable mapping of the header page, for the wake word. `None` until a
     /// reader first waits; `Some(None)` when the file could not be opened for writing.
     wake_view: Option<Option<Mapping>>,
@@ -278,12 +272,8 @@ impl Segment {
             map,
             seed: header.crc_seed(),
             header,
-            grow: GrowState {
-                size,
-                allocated: size,
-            },
+            allocated: size,
             grow_extra: 0,
-            grower: None,
             wake_view: None,
         }))
     }
@@ -335,12 +325,8 @@ impl Segment {
             map,
             seed: header.crc_seed(),
             header,
-            grow: GrowState {
-                size,
-                allocated: size,
-            },
+            allocated: size,
             grow_extra: 0,
-            grower: None,
             wake_view: None,
         })
     }
@@ -396,48 +382,76 @@ impl Segment {
         Ok(self.map.size)
     }
 
-    /// Sets how segment files grow (see `Options::grow_pages` and `Options::grow_ahead`):
-    /// each growth step adds `grow_pages - 1` pages beyond what the write needs, and with
-    /// `ahead > 0` a grower thread keeps the file `ahead` pages ahead of the writer. Writer only.
-    pub(crate) fn set_growth(&mut self, grow_pages: u32, ahead: u32) {
-        self.grow_extra = u64::from(grow_pages.saturating_sub(1)) * page_size();
-        if ahead > 0 && self.map.writable && self.grower.is_none() {
-            self.grower = Grower::start(self, u64::from(ahead) * page_size());
-        }
+    /// Sets how many pages each growth step adds (see `Options::grow_pages`).
+    pub(crate) fn set_grow_pages(&mut self, pages: u32) {
+        self.grow_extra = u64::from(pages.saturating_sub(1)) * page_size();
     }
 
     /// Grows the file so that bytes `[0, end)` exist: to the smallest page multiple that holds
-    /// them (plus the configured extra pages; capped at the reservation). Blocks are reserved
-    /// first with fallocate, so a full file system is an error here rather than a SIGBUS at the
-    /// first store.
-    ///
-    /// With a grower, the pages are usually there already (the grower made them, one at a
-    /// time, and pre-faulted them): this then costs one atomic load. The writer's own view
-    /// advances one page at a time, so that each page it enters moves the grower's target on.
-    /// When the grower is behind (or failed, say on a full disk), the writer grows the file
-    /// itself, under the same lock, and reports the error.
+    /// them (plus the configured extra pages; capped at the reservation). Blocks are reserved first with fallocate, so a full
+    /// file system is an error here rather than a SIGBUS at the first store.
     pub(crate) fn grow_to(&mut self, end: u64) -> Result<()> {
         if end <= self.map.size {
             return Ok(());
         }
         let reservation = self.reservation();
-        let needed = format::round_up(end, page_size()).min(reservation);
-        let new_size = (needed + self.grow_extra).min(reservation);
-        if let Some(g) = &self.grower {
-            let size = g.ensure(needed, new_size)?;
-            self.map.set_size(needed.max(self.map.size).min(size));
-            g.request(needed);
-            return Ok(());
+        let page = page_size();
+        let new_size = (format::round_up(end, page) + self.grow_extra).min(reservation);
+        if new_size > self.allocated {
+            let chunk_end = (self.allocated + ALLOCATE_CHUNK)
+                .max(new_size)
+                .min(reservation);
+            self.reserve_blocks(chunk_end, new_size)?;
         }
-        grow_file(
-            &self.file,
-            &self.path,
-            &mut self.grow,
-            new_size,
-            reservation,
-        )?;
-        self.map.set_size(self.grow.size);
+        self.file
+            .set_len(new_size)
+            .map_err(|e| self.grow_error(e))?;
+        self.map.set_size(new_size);
         Ok(())
+    }
+
+    fn reserve_blocks(&mut self, to: u64, new_size: u64) -> Result<()> {
+        let from = self.allocated;
+        match rustix::fs::fallocate(
+            &self.file,
+            rustix::fs::FallocateFlags::KEEP_SIZE,
+            from,
+            to - from,
+        ) {
+            Ok(()) => {}
+            Err(e) if e == rustix::io::Errno::OPNOTSUPP || e == rustix::io::Errno::NOSYS => {
+                // No fallocate on this file system: make the blocks of the new pages exist by
+                // writing zeros through write(), which reports a full disk as an error. Only
+                // up to the new size: the file must never be longer than its growth rule.
+                self.zero_fill(self.map.size, new_size)?;
+                self.allocated = new_size;
+                return Ok(());
+            }
+            Err(e) => return Err(self.grow_error(e.into())),
+        }
+        self.allocated = to;
+        Ok(())
+    }
+
+    fn zero_fill(&mut self, from: u64, to: u64) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        let zeros = vec![0u8; (to - from) as usize];
+        self.file
+            .write_all_at(&zeros, from)
+            .map_err(|e| self.grow_error(e))?;
+        self.map.set_size(to.max(self.map.size));
+        Ok(())
+    }
+
+    fn grow_error(&self, e: io::Error) -> Error {
+        if is_enospc(&e) {
+            Error::NoSpace {
+                path: self.path.clone(),
+                source: e,
+            }
+        } else {
+            Error::io("could not grow segment", &self.path, e)
+        }
     }
 
     /// Checks the frame at `off` as the frame of `seq`; returns the verdict and, for a valid
@@ -556,248 +570,6 @@ impl Segment {
         self.map
             .store(SYNCED_MARK_OFFSET, word, Ordering::Release)
             .map_err(|e| Error::io("could not write synced mark of", &self.path, e))
-    }
-}
-
-impl Drop for Segment {
-    fn drop(&mut self) {
-        // Stop and join the grower before the file and the mapping go (it holds its own
-        // handles to both, so this is about a clean shutdown, not soundness).
-        self.grower = None;
-    }
-}
-
-/// How far a segment file has been grown.
-#[derive(Clone, Copy, Debug)]
-struct GrowState {
-    /// The file size.
-    size: u64,
-    /// Bytes of the file reserved with fallocate (at least `size`).
-    allocated: u64,
-}
-
-/// Grows `file` from `st.size` to `new_size` (capped at `reservation`). Blocks are reserved
-/// first with fallocate, `ALLOCATE_CHUNK` bytes at a time, so that a full file system is an
-/// error here rather than a SIGBUS at the first store into the new pages.
-fn grow_file(
-    file: &File,
-    path: &Path,
-    st: &mut GrowState,
-    new_size: u64,
-    reservation: u64,
-) -> Result<()> {
-    let new_size = new_size.min(reservation);
-    if new_size <= st.size {
-        return Ok(());
-    }
-    if new_size > st.allocated {
-        let chunk_end = (st.allocated + ALLOCATE_CHUNK)
-            .max(new_size)
-            .min(reservation);
-        match rustix::fs::fallocate(
-            file,
-            rustix::fs::FallocateFlags::KEEP_SIZE,
-            st.allocated,
-            chunk_end - st.allocated,
-        ) {
-            Ok(()) => st.allocated = chunk_end,
-            Err(e) if e == rustix::io::Errno::OPNOTSUPP || e == rustix::io::Errno::NOSYS => {
-                // No fallocate on this file system: make the blocks of the new pages exist by
-                // writing zeros through write(), which reports a full disk as an error. Only
-                // up to the new size: the file must never be longer than its growth rule.
-                use std::os::unix::fs::FileExt;
-                let zeros = vec![0u8; (new_size - st.size) as usize];
-                file.write_all_at(&zeros, st.size)
-                    .map_err(|e| grow_error(path, e))?;
-                st.size = new_size;
-                st.allocated = new_size;
-                return Ok(());
-            }
-            Err(e) => return Err(grow_error(path, e.into())),
-        }
-    }
-    file.set_len(new_size).map_err(|e| grow_error(path, e))?;
-    st.size = new_size;
-    Ok(())
-}
-
-fn grow_error(path: &Path, e: io::Error) -> Error {
-    if is_enospc(&e) {
-        Error::NoSpace {
-            path: path.to_owned(),
-            source: e,
-        }
-    } else {
-        Error::io("could not grow segment", path, e)
-    }
-}
-
-/// A thread that keeps a segment file `ahead` bytes (whole pages) ahead of the page the writer
-/// writes in, so that growing the file and the first-touch page faults happen off the append
-/// path. It grows the file one page at a time (`Options::grow_pages` at a time when that is
-/// more), each step only after the one before it, and pre-faults every new page (`MADV_POPULATE_WRITE`) before it publishes the new size to the
-/// writer with a `Release` store. The writer never touches a byte past the size it loaded with
-/// `Acquire` (or grew itself): the rule that no access lands past the end of the file holds as
-/// without a grower.
-///
-/// Failures (a full disk, say) are never reported by the grower: it stops growing until the
-/// writer has grown the file once itself, and the writer, which then finds the page missing,
-/// grows it under the same lock and gets the error (`Error::NoSpace`) from `append`.
-struct Grower {
-    shared: Arc<GrowShared>,
-    thread: Option<JoinHandle<()>>,
-}
-
-struct GrowShared {
-    file: File,
-    path: PathBuf,
-    map: Arc<MmapRaw>,
-    reservation: u64,
-    page: u64,
-    ahead: u64,
-    /// Bytes each of the grower's steps adds: one page, plus `Options::grow_pages - 1`.
-    step: u64,
-    /// The growth state, shared by the writer's own growth and the grower.
-    state: Mutex<GrowState>,
-    /// The file size the grower published (`Release`): pages below it exist and are reserved.
-    size: AtomicU64,
-    /// The writer's target: the end of the page it writes in (the grower adds `ahead`).
-    want: AtomicU64,
-    /// The grower's last step failed: it waits until the writer grew the file itself.
-    failed: AtomicBool,
-    stop: AtomicBool,
-}
-
-impl GrowShared {
-    fn lock(&self) -> std::sync::MutexGuard<'_, GrowState> {
-        // A poisoned lock means a thread panicked while holding it; the state is plain data
-        // that is updated only after each successful syscall, so it is still right.
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// The grower's loop: grow one page at a time towards `want + ahead`, then sleep.
-    fn run(&self) {
-        while !self.stop.load(Ordering::Acquire) {
-            let target = (self.want.load(Ordering::Relaxed) + self.ahead).min(self.reservation);
-            if self.failed.load(Ordering::Relaxed) || self.size.load(Ordering::Relaxed) >= target {
-                std::thread::park();
-                continue;
-            }
-            let mut st = self.lock();
-            if st.size >= target {
-                self.size.store(st.size, Ordering::Release);
-                continue;
-            }
-            let from = st.size;
-            let to = (format::round_up(from + 1, self.page) + self.step - self.page)
-                .min(self.reservation);
-            match grow_file(&self.file, &self.path, &mut st, to, self.reservation) {
-                Ok(()) => {
-                    // Fault the new page in now, so that the writer's first store into it
-                    // does not. Only a hint: where the kernel lacks it, the store faults.
-                    let _ = self.map.advise_range(
-                        Advice::PopulateWrite,
-                        from as usize,
-                        (st.size - from) as usize,
-                    );
-                    self.size.store(st.size, Ordering::Release);
-                }
-                Err(e) => {
-                    tracing::debug!(segment = %self.path.display(), error = %e, "grower stopped; the writer grows the file itself");
-                    self.failed.store(true, Ordering::Relaxed);
-                }
-            }
-        }
-    }
-}
-
-impl Grower {
-    /// Starts a grower for `seg`; `None` (inline growth) when the thread cannot be started.
-    fn start(seg: &Segment, ahead: u64) -> Option<Grower> {
-        let started = seg.file.try_clone().and_then(|file| {
-            let shared = Arc::new(GrowShared {
-                file,
-                path: seg.path.clone(),
-                map: Arc::clone(&seg.map.raw),
-                reservation: seg.reservation(),
-                page: page_size(),
-                ahead,
-                step: page_size() + seg.grow_extra,
-                state: Mutex::new(seg.grow),
-                size: AtomicU64::new(seg.grow.size),
-                want: AtomicU64::new(seg.map.size),
-                failed: AtomicBool::new(false),
-                stop: AtomicBool::new(false),
-            });
-            let run = Arc::clone(&shared);
-            let thread = std::thread::Builder::new()
-                .name("applog-grow".into())
-                .spawn(move || run.run())?;
-            Ok(Grower {
-                shared,
-                thread: Some(thread),
-            })
-        });
-        match started {
-            Ok(g) => Some(g),
-            Err(e) => {
-                tracing::debug!(segment = %seg.path.display(), error = %e, "cannot start a grower; growing inline");
-                None
-            }
-        }
-    }
-
-    /// Makes sure the file holds `[0, needed)`; grows it to `new_size` itself when the grower
-    /// has not got there. Returns the file size now known to exist.
-    fn ensure(&self, needed: u64, new_size: u64) -> Result<u64> {
-        let g = &self.shared;
-        let size = g.size.load(Ordering::Acquire);
-        if size >= needed {
-            return Ok(size);
-        }
-        let mut st = g.lock();
-        if st.size < needed {
-            grow_file(&g.file, &g.path, &mut st, new_size, g.reservation)?;
-            if g.failed.swap(false, Ordering::Relaxed) {
-                self.wake();
-            }
-        }
-        g.size.store(st.size, Ordering::Release);
-        Ok(st.size)
-    }
-
-    /// The writer now writes in the page that ends at `page_end`: the grower is to keep the
-    /// file `ahead` beyond it. It is woken only once its lead has shrunk to half of `ahead`
-    /// (or to nothing, with `ahead` of one page), so that the writer pays for a wake-up once
-    /// per `ahead / 2` pages rather than once per page.
-    fn request(&self, page_end: u64) {
-        let g = &self.shared;
-        if page_end <= g.want.load(Ordering::Relaxed) {
-            return;
-        }
-        g.want.store(page_end, Ordering::Relaxed);
-        let lead = g.size.load(Ordering::Relaxed).saturating_sub(page_end);
-        if lead <= g.ahead / 2 || lead < g.page {
-            self.wake();
-        }
-    }
-
-    fn wake(&self) {
-        if let Some(t) = &self.thread {
-            t.thread().unpark();
-        }
-    }
-}
-
-impl Drop for Grower {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::Release);
-        if let Some(t) = self.thread.take() {
-            t.thread().unpark();
-            let _ = t.join();
-        }
     }
 }
 

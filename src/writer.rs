@@ -115,7 +115,7 @@ impl Writer {
             }
         };
         let mut seg = seg;
-        seg.set_growth(opts.grow_pages, opts.grow_ahead);
+        seg.set_grow_pages(opts.grow_pages);
         let synced_pos = seg.synced_mark().min(pos);
         tracing::debug!(dir = %dir.display(), segment = %seg.path.display(), next_seq = rec.next_seq, offset = pos, "writer opened");
         Ok(Writer {
@@ -291,7 +291,7 @@ impl Writer {
         }
         let path = self.dir.join(dir::segment_name(self.next_seq));
         let mut seg = Segment::create(&path, self.next_seq, self.opts.segment_pages)?;
-        seg.set_growth(self.opts.grow_pages, self.opts.grow_ahead);
+        seg.set_grow_pages(self.opts.grow_pages);
         if let Some(at) = seal_at {
             let word = format::seal_word(self.seg.seed, self.next_seq);
             if let Err(e) = self.seg.store_head(at, word, Ordering::Release) {

@@ -5,7 +5,7 @@
 //! store into the new page raises SIGBUS; applog reserves blocks with fallocate first.
 //! Pass criterion: `append` returns `Error::NoSpace` (the process is not killed), every record
 //! appended before stays readable and `verify` is clean, and appending works again once space
-//! is freed; the same with a grower thread (`Options::grow_ahead`). Needs root to mount a 1 MiB tmpfs and a 16 MiB ext4 loop image; where mounting is
+//! is freed. Needs root to mount a 1 MiB tmpfs and a 16 MiB ext4 loop image; where mounting is
 //! not permitted the test prints why and passes without checking.
 
 mod common;
@@ -62,8 +62,8 @@ fn mount(kind: &str) -> Result<Mount, String> {
     Ok(Mount { dir, _tmp: tmp })
 }
 
-fn fill_until_no_space(log: &Path, filler: &Path, filler_len: usize, opts: Options) {
-    let mut w = Writer::open(log, opts.segment_pages(16)).unwrap();
+fn fill_until_no_space(log: &Path, filler: &Path, filler_len: usize) {
+    let mut w = Writer::open(log, Options::new().segment_pages(16)).unwrap();
     std::fs::write(filler, vec![1u8; filler_len]).unwrap();
     let mut lens = Vec::new();
     let err = loop {
@@ -125,55 +125,15 @@ fn fill_until_no_space(log: &Path, filler: &Path, filler_len: usize, opts: Optio
 #[test]
 fn full_tmpfs_gives_no_space_not_sigbus() {
     match mount("tmpfs") {
-        Ok(m) => fill_until_no_space(
-            &m.dir.join("log"),
-            &m.dir.join("filler"),
-            300 << 10,
-            Options::new(),
-        ),
+        Ok(m) => fill_until_no_space(&m.dir.join("log"), &m.dir.join("filler"), 300 << 10),
         Err(why) => println!("SKIPPED: cannot mount a tmpfs here: {why}"),
-    }
-}
-
-/// With a grower thread (`grow_ahead`), which runs into the full disk first: `append` still
-/// gets the clean error, and nothing is killed by SIGBUS.
-#[test]
-fn full_tmpfs_with_grower_gives_no_space_not_sigbus() {
-    for ahead in [1, 8] {
-        match mount("tmpfs") {
-            Ok(m) => fill_until_no_space(
-                &m.dir.join("log"),
-                &m.dir.join("filler"),
-                300 << 10,
-                Options::new().grow_ahead(ahead),
-            ),
-            Err(why) => println!("SKIPPED: cannot mount a tmpfs here: {why}"),
-        }
     }
 }
 
 #[test]
 fn full_ext4_gives_no_space_not_sigbus() {
     match mount("ext4") {
-        Ok(m) => fill_until_no_space(
-            &m.dir.join("log"),
-            &m.dir.join("filler"),
-            4 << 20,
-            Options::new(),
-        ),
-        Err(why) => println!("SKIPPED: cannot mount an ext4 loop image here: {why}"),
-    }
-}
-
-#[test]
-fn full_ext4_with_grower_gives_no_space_not_sigbus() {
-    match mount("ext4") {
-        Ok(m) => fill_until_no_space(
-            &m.dir.join("log"),
-            &m.dir.join("filler"),
-            4 << 20,
-            Options::new().grow_ahead(4),
-        ),
+        Ok(m) => fill_until_no_space(&m.dir.join("log"), &m.dir.join("filler"), 4 << 20),
         Err(why) => println!("SKIPPED: cannot mount an ext4 loop image here: {why}"),
     }
 }
