@@ -465,6 +465,9 @@ pub(crate) fn recover(dir: &Path, entries: Vec<Entry>, segment_pages: u32) -> Re
     let start = trusted_prefix(&entries)?;
     let mut corruptions = Vec::new();
     let mut scans = scan_all(dir, entries[start..].to_vec(), true, &mut corruptions)?;
+    for s in &scans {
+        tracing::debug!(segment = %s.entry.path.display(), records = s.records, data_end = s.end, synced_mark = s.mark, stop = ?s.stop, "scanned segment");
+    }
     let verdict = analyze(&scans);
     corruptions.extend(verdict.corruptions);
     if let Some(c) = corruptions.into_iter().next() {
