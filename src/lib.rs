@@ -46,6 +46,7 @@ mod options;
 mod reader;
 mod recovery;
 mod segment;
+mod shared;
 mod writer;
 
 pub use dir::{segment_name, LOCK_FILE};
@@ -53,6 +54,7 @@ pub use error::{Error, Result};
 pub use options::{Options, SyncPolicy};
 pub use reader::{Reader, Record};
 pub use recovery::{verify, Corruption, SegmentReport, TornTail, VerifyReport};
+pub use shared::SharedWriter;
 pub use writer::Writer;
 
 /// The README's examples, compiled and run as doc tests.
