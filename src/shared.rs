@@ -230,6 +230,7 @@ impl SharedWriter {
     /// be started.
     pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<SharedWriter> {
         let policy = opts.sync;
+        opts.validate(crate::segment::page_size())?;
         let w = Writer::open_inner(dir, opts.sync(SyncPolicy::Manual))?;
         let dir = w.dir().to_owned();
         let core = Arc::new(Core {
