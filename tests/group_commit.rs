@@ -58,7 +58,10 @@ fn eight_threads_appending_and_waiting_share_flushes_that_cover_them() {
                     let seq = log.append_durable(&record(t, i)).unwrap();
                     // A flush that covers this record completed before the call returned.
                     let c = covered.load(Ordering::SeqCst);
-                    assert!(seq < c, "seq {seq} returned, but flushes covered only < {c}");
+                    assert!(
+                        seq < c,
+                        "seq {seq} returned, but flushes covered only < {c}"
+                    );
                     assert!(seq < log.durable_seq());
                     seqs.push((seq, t, i));
                 }
@@ -126,7 +129,11 @@ fn appends_go_on_while_a_flush_runs_and_rolled_segments_are_flushed_next() {
         assert_eq!(log.append(&payload(seq, 100)).unwrap(), seq);
     }
     assert!(std::fs::read_dir(d.path()).unwrap().count() > 5);
-    assert_eq!(log.durable_seq(), 0, "the stuck flush has not published yet");
+    assert_eq!(
+        log.durable_seq(),
+        0,
+        "the stuck flush has not published yet"
+    );
     release.send(()).unwrap();
     waiter.join().unwrap().unwrap();
     assert_eq!(log.durable_seq(), 1);
@@ -172,7 +179,10 @@ fn a_failed_flush_fails_every_waiter_and_every_later_call_until_reopen() {
     drop(release); // the stuck flush's hook returns Ok: it covered only some waiters
     let results: Vec<_> = waiters.into_iter().map(|t| t.join().unwrap()).collect();
     let failed = results.iter().filter(|r| r.is_err()).count();
-    assert!(failed > 0, "the flush after the stuck one fails: {results:?}");
+    assert!(
+        failed > 0,
+        "the flush after the stuck one fails: {results:?}"
+    );
     for r in results.iter().filter_map(|r| r.as_ref().err()) {
         assert!(
             matches!(r, Error::Poisoned { .. })
