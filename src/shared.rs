@@ -17,7 +17,10 @@
 //!    covers everything appended during this one.
 //!
 //! So one msync serves every waiter whose record was appended before its capture, and a burst
-//! of `n` concurrent durable appends costs about two flushes instead of `n`.
+//! of `n` concurrent durable appends costs about two flushes instead of `n`. A new leader
+//! yields the CPU once before it captures: the threads the last flush woke then append their
+//! next records first and ride along, instead of waiting for one more flush (on a 2-core
+//! machine this doubled the records per flush at 16 threads).
 
 use std::io;
 use std::ops::Range;
@@ -89,12 +92,26 @@ impl Core {
     /// Runs one checkpoint of everything appended so far: capture under the lock, flush
     /// without it, publish under it again. The caller has checked that no flush runs.
     fn lead<'a>(&'a self, mut st: MutexGuard<'a, State>) -> Result<MutexGuard<'a, State>> {
-        let Some(mut plan) = st.w.capture_sync()? else {
-            // Nothing to flush: everything appended is durable already.
-            st.durable = st.durable.max(st.w.next_seq());
-            return Ok(st);
-        };
         st.flushing = true;
+        // Threads that the last flush woke are about to append their next records: give them
+        // the CPU first, so that this flush covers them too (on few cores they would otherwise
+        // append right after the capture, and wait for a whole extra flush). Meanwhile
+        // `flushing` keeps other waiters from leading.
+        drop(st);
+        std::thread::yield_now();
+        st = self.lock();
+        let mut plan = match st.w.capture_sync() {
+            Ok(Some(plan)) => plan,
+            other => {
+                // Nothing to flush (everything appended is durable already), or poisoned.
+                st.flushing = false;
+                if let Ok(None) = other {
+                    st.durable = st.durable.max(st.w.next_seq());
+                }
+                self.flushed.notify_all();
+                return other.map(|_| st);
+            }
+        };
         let hook = st.hook.clone();
         let target = plan.next_seq();
         drop(st);
