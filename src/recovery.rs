@@ -83,6 +83,9 @@ pub(crate) fn scan(entry: Entry, writable: bool) -> Result<Scanned> {
             ),
         });
     }
+    // The mark first: a live writer stores it after the frames below it were published (and
+    // the file grown to hold them), so a scan that starts after this load sees all of them.
+    let mark = seg.synced_mark();
     let mut off = HEADER_LEN;
     let mut seq = entry.base;
     let reservation = seg.reservation();
@@ -91,7 +94,11 @@ pub(crate) fn scan(entry: Entry, writable: bool) -> Result<Scanned> {
             break Stop::Full;
         }
         let mut frame = seg.frame_at(off, seq).0;
-        if matches!(frame, Frame::Bad(BadFrame::LengthOutOfBounds { .. })) && !writable {
+        let past_size = off + format::FRAME_HEADER_LEN > seg.size();
+        if !writable
+            && (matches!(frame, Frame::Bad(BadFrame::LengthOutOfBounds { .. }))
+                || (frame == Frame::Empty && past_size))
+        {
             // A live writer grows the file before it publishes: look at the size again.
             seg.refresh_size()?;
             frame = seg.frame_at(off, seq).0;
@@ -118,7 +125,7 @@ pub(crate) fn scan(entry: Entry, writable: bool) -> Result<Scanned> {
             .is_some_and(|b| b.iter().any(|&x| x != 0));
     Ok(Scanned {
         records: seq - entry.base,
-        mark: seg.synced_mark(),
+        mark,
         entry,
         seg: Some(seg),
         end: off,
@@ -381,6 +388,14 @@ fn scan_all(
                 offset,
                 reason,
             }),
+            // A read-only scan races retention (`truncate_front`), which removes the oldest
+            // segments first: one that is gone by the time it is opened is no longer in the
+            // log, nor is any segment before it.
+            Err(Error::Io { source, .. })
+                if !writable && source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                scans.clear();
+            }
             Err(other) => return Err(other),
         }
     }

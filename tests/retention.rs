@@ -5,7 +5,8 @@
 //! (never the active one); `first_seq` (writer, reopened writer, reader, verify) reflects it;
 //! a seek before it is `SeqBeforeStart`; a reader that keeps up never notices; a reader that
 //! holds a removed segment reads all of it, then gets `SeqBeforeStart` where the log moved on;
-//! the writer keeps appending and the log verifies clean.
+//! the writer keeps appending, `verify` running meanwhile sees a clean log, and so does the
+//! final one.
 
 mod common;
 
@@ -177,6 +178,21 @@ fn retention_under_concurrent_readers_and_a_writer_that_keeps_appending() {
             }
         })
     };
+    // verify, over and over, racing the removals and the appends: it sees a clean log.
+    let stop_verifying = Arc::new(AtomicBool::new(false));
+    let verifier = {
+        let (dir, stop) = (dir.clone(), stop_verifying.clone());
+        std::thread::spawn(move || {
+            let mut runs = 0;
+            while !stop.load(Ordering::Acquire) {
+                let report = applog::verify(&dir).unwrap();
+                assert!(report.is_clean(), "{:?}", report.corruptions);
+                assert!(report.torn_tail.is_none(), "{:?}", report.torn_tail);
+                runs += 1;
+            }
+            runs
+        })
+    };
     paused_rx.recv().unwrap();
     // The base of the segment after the lagging reader's: learnt before retention removes it.
     let mut second_base = None;
@@ -210,6 +226,8 @@ fn retention_under_concurrent_readers_and_a_writer_that_keeps_appending() {
     }
     appender.join().unwrap();
     tailer.join().unwrap();
+    stop_verifying.store(true, Ordering::Release);
+    assert!(verifier.join().unwrap() > 0);
     assert!(
         resumed,
         "retention never passed the lagging reader's next segment"
