@@ -13,6 +13,9 @@
 //!   been synced is reported as [`Error::Corrupt`] and nothing is modified.
 //! - Any number of [`Reader`]s, in this or other processes, read the same files lock-free
 //!   while the writer appends, and get zero-copy borrows of the records.
+//! - A [`SharedWriter`] lets many threads append and wait for durability: concurrent waiters
+//!   share msync calls (group commit). [`SyncPolicy::Interval`] adds a background flusher, and
+//!   [`Writer::truncate_front`] removes old segments (retention).
 //!
 //! ```
 //! # fn main() -> applog::Result<()> {
