@@ -323,22 +323,18 @@ impl Writer {
         let active = self.seg.header.base_seq;
         let listing = dir::list(&self.dir)?;
         let mut removed = 0u64;
-        let mut first = active;
         for (i, entry) in listing.segments.iter().enumerate() {
             // A segment holds seqs [its base, the next one's base): remove it only when all of
             // them are below `seq`, and never the active segment or anything after it.
-            let next_base = listing.segments.get(i + 1).map(|n| n.base);
-            match next_base {
-                Some(next) if entry.base < active && next <= active && next <= seq => {}
-                _ => {
-                    first = entry.base.min(active);
-                    break;
-                }
-            }
+            let next = match listing.segments.get(i + 1) {
+                Some(n) if entry.base < active && n.base <= active && n.base <= seq => n.base,
+                _ => break,
+            };
             std::fs::remove_file(&entry.path)
                 .map_err(|e| Error::io("could not remove segment", &entry.path, e))?;
             removed += 1;
             self.dir_gen += 1;
+            self.first_seq = self.first_seq.max(next.min(self.next_seq));
             tracing::debug!(segment = %entry.path.display(), "removed by retention");
         }
         if removed > 0 {
@@ -350,7 +346,6 @@ impl Writer {
             }
             self.dir_synced_gen = self.dir_gen;
         }
-        self.first_seq = self.first_seq.max(first.min(self.next_seq));
         tracing::debug!(
             up_to = seq,
             segments = removed,

@@ -252,3 +252,53 @@ fn retention_under_concurrent_readers_and_a_writer_that_keeps_appending() {
     assert_eq!(report.first_seq, log.first_seq());
     assert_eq!(bases(&dir).len(), 1);
 }
+
+/// `chattr` on `path`; false (with the reason printed) where it is not available.
+fn chattr(flag: &str, path: &std::path::Path) -> bool {
+    match std::process::Command::new("chattr")
+        .arg(flag)
+        .arg(path)
+        .output()
+    {
+        Ok(out) if out.status.success() => true,
+        Ok(out) => {
+            println!(
+                "skipped: chattr {flag} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            false
+        }
+        Err(e) => {
+            println!("skipped: chattr is not available: {e}");
+            false
+        }
+    }
+}
+
+#[test]
+fn a_segment_that_cannot_be_removed_stops_retention_with_its_name() {
+    let d = tempfile::tempdir().unwrap();
+    let mut w = Writer::open(d.path(), Options::new().segment_pages(1)).unwrap();
+    for seq in 0..300u64 {
+        w.append(&payload(seq, 100)).unwrap();
+    }
+    let b = bases(d.path());
+    assert!(b.len() > 4);
+    // An immutable file cannot be unlinked, not even by root.
+    let stuck = seg_path(d.path(), b[2]);
+    if !chattr("+i", &stuck) {
+        return;
+    }
+    let err = w.truncate_front(u64::MAX).unwrap_err();
+    assert!(chattr("-i", &stuck));
+    assert!(
+        matches!(&err, Error::Io { path, .. } if path == &stuck),
+        "{err:?}"
+    );
+    // The two before it are gone, and first_seq says so; the writer is not poisoned.
+    assert_eq!(w.first_seq(), b[2]);
+    assert_eq!(bases(d.path()), b[2..].to_vec());
+    w.append(b"still appending").unwrap();
+    w.sync().unwrap();
+    assert_eq!(w.truncate_front(u64::MAX).unwrap(), *b.last().unwrap());
+}
