@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use crate::dir::{self, Entry};
 use crate::error::{Error, Result};
 use crate::format::{self, BadFrame, Frame, HEADER_LEN};
-use crate::segment::{Opened, Segment};
+use crate::segment::{Opened, Segment, SegmentSync};
 
 /// How a segment's frames end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -462,6 +462,10 @@ pub(crate) struct Recovered {
     pub active: Option<(Segment, u64)>,
     pub next_seq: u64,
     pub first_seq: u64,
+    /// Sealed segments whose synced mark is below their seal: a writer that crashed before it
+    /// synced them may have left their pages dirty in the page cache. The new writer's first
+    /// sync flushes them, so that it never reports as durable what only the cache holds.
+    pub unsynced: Vec<SegmentSync>,
 }
 
 /// Recovers the log for a writer that holds the lock: finds the last good record, cuts a torn
@@ -473,6 +477,7 @@ pub(crate) fn recover(dir: &Path, entries: Vec<Entry>, segment_pages: u32) -> Re
             active: None,
             next_seq: 0,
             first_seq,
+            unsynced: Vec::new(),
         });
     }
     // Segments whose synced mark covers their seal were complete and durable: start the scan
@@ -510,11 +515,24 @@ pub(crate) fn recover(dir: &Path, entries: Vec<Entry>, segment_pages: u32) -> Re
         None => scans.len(),
     };
     scans.truncate(keep);
+    let unsynced = scans
+        .iter()
+        .filter_map(|s| {
+            let seal_end = match s.stop {
+                Stop::Sealed => s.end + format::FRAME_HEADER_LEN,
+                Stop::Full => s.end,
+                _ => return None,
+            };
+            let seg = s.seg.as_ref()?;
+            (s.mark < seal_end).then(|| seg.sync_handle(seal_end))
+        })
+        .collect();
     let Some(last) = scans.pop() else {
         return Ok(Recovered {
             active: None,
             next_seq: first_seq,
             first_seq,
+            unsynced,
         });
     };
     let next_seq = last.next_seq;
@@ -530,6 +548,7 @@ pub(crate) fn recover(dir: &Path, entries: Vec<Entry>, segment_pages: u32) -> Re
         active,
         next_seq,
         first_seq,
+        unsynced,
     })
 }
 

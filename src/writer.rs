@@ -125,12 +125,10 @@ impl Writer {
             elapsed_us = started.elapsed().as_micros() as u64,
             "recovered"
         );
-        let mut dir_dirty = false;
         let (seg, pos) = match rec.active {
             Some(active) => active,
             None => {
                 let path = dir.join(dir::segment_name(rec.next_seq));
-                dir_dirty = true;
                 (
                     Segment::create(&path, rec.next_seq, opts.segment_pages)?,
                     HEADER_LEN,
@@ -153,8 +151,10 @@ impl Writer {
             sealed: false,
             synced_pos,
             unsynced_bytes: 0,
-            pending: Vec::new(),
-            dir_gen: u64::from(dir_dirty),
+            pending: rec.unsynced,
+            // The previous writer may have created segments without fsyncing the directory
+            // (a crash): the first sync fsyncs it whatever this open did.
+            dir_gen: 1,
             dir_synced_gen: 0,
             poisoned: None,
             injected_sync_error: None,

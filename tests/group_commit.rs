@@ -99,6 +99,15 @@ fn eight_threads_appending_and_waiting_share_flushes_that_cover_them() {
     assert!(applog::verify(d.path()).unwrap().is_clean());
 }
 
+/// Where a sealed segment's seal ends (a segment filled to the last byte has none).
+fn seal_end(s: &applog::SegmentReport) -> u64 {
+    if s.data_end + 8 <= s.reservation {
+        s.data_end + 8
+    } else {
+        s.data_end
+    }
+}
+
 /// Waits on a channel inside the flush, so the test controls when it ends.
 fn gated_hook(log: &SharedWriter) -> (mpsc::Receiver<u64>, mpsc::Sender<()>) {
     let (entered_tx, entered_rx) = mpsc::channel();
@@ -148,7 +157,7 @@ fn appends_go_on_while_a_flush_runs_and_rolled_segments_are_flushed_next() {
     for s in sealed {
         assert_eq!(
             s.synced_mark,
-            s.data_end + 8,
+            seal_end(s),
             "sealed segment {} is durable up to its seal",
             s.path.display()
         );
@@ -162,32 +171,32 @@ fn a_failed_flush_fails_every_waiter_and_every_later_call_until_reopen() {
     let log = SharedWriter::open(d.path(), Options::new()).unwrap();
     log.append_durable(b"durable before the failure").unwrap();
     let (entered, release) = gated_hook(&log);
+    let leader = {
+        let log = log.clone();
+        std::thread::spawn(move || log.append_durable(b"covered by the stuck flush"))
+    };
+    // The flush covering seq 1 is stuck after its msync; these appends come after its capture.
+    assert_eq!(entered.recv_timeout(Duration::from_secs(30)).unwrap(), 2);
     let waiters: Vec<_> = (0..4)
         .map(|i| {
             let log = log.clone();
             std::thread::spawn(move || log.append_durable(format!("waiter {i}").as_bytes()))
         })
         .collect();
-    entered.recv_timeout(Duration::from_secs(30)).unwrap();
-    // Let the others append and queue up behind the stuck flush, then fail it.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while log.next_seq() < 5 {
+    while log.next_seq() < 6 {
         assert!(std::time::Instant::now() < deadline);
         std::thread::sleep(Duration::from_millis(1));
     }
-    log.set_sync_hook(|_| Err(io::Error::from_raw_os_error(5))); // EIO for whatever comes next
-    drop(release); // the stuck flush's hook returns Ok: it covered only some waiters
-    let results: Vec<_> = waiters.into_iter().map(|t| t.join().unwrap()).collect();
-    let failed = results.iter().filter(|r| r.is_err()).count();
-    assert!(
-        failed > 0,
-        "the flush after the stuck one fails: {results:?}"
-    );
-    for r in results.iter().filter_map(|r| r.as_ref().err()) {
+    log.set_sync_hook(|_| Err(io::Error::from_raw_os_error(5))); // EIO for the next flush
+    drop(release); // the stuck flush's hook returns Ok
+    assert_eq!(leader.join().unwrap().unwrap(), 1);
+    for w in waiters {
+        let err = w.join().unwrap().unwrap_err();
         assert!(
-            matches!(r, Error::Poisoned { .. })
-                || matches!(r, Error::Io { source, .. } if source.raw_os_error() == Some(5)),
-            "{r:?}"
+            matches!(&err, Error::Poisoned { .. })
+                || matches!(&err, Error::Io { source, .. } if source.raw_os_error() == Some(5)),
+            "{err:?}"
         );
     }
     // Every later call fails, even though a flush would now "succeed".
@@ -199,8 +208,8 @@ fn a_failed_flush_fails_every_waiter_and_every_later_call_until_reopen() {
     drop(log);
     // Reopening recovers every record that reached the page cache.
     let log = SharedWriter::open(d.path(), Options::new()).unwrap();
-    assert_eq!(log.next_seq(), 5);
-    assert_eq!(log.durable_seq(), 5);
+    assert_eq!(log.next_seq(), 6);
+    assert_eq!(log.durable_seq(), 6);
 }
 
 #[test]
@@ -247,4 +256,31 @@ fn every_bytes_policy_syncs_once_enough_was_appended() {
     log.append(&[0u8; 96]).unwrap();
     assert_eq!(log.sync_count(), before + 1);
     assert_eq!(log.durable_seq(), 10);
+}
+
+#[test]
+fn open_flushes_what_a_crashed_writer_left_unsynced_before_it_claims_durability() {
+    let d = tempfile::tempdir().unwrap();
+    let mut w = Writer::open(d.path(), Options::new().segment_pages(1)).unwrap();
+    for seq in 0..200u64 {
+        w.append(&payload(seq, 100)).unwrap();
+    }
+    drop(w); // like a crash: nothing was synced
+    let report = applog::verify(d.path()).unwrap();
+    assert!(report.segments.len() > 3);
+    assert!(report.segments.iter().all(|s| s.synced_mark == 0));
+
+    let log = SharedWriter::open(d.path(), Options::new().segment_pages(1)).unwrap();
+    assert_eq!(
+        log.durable_seq(),
+        200,
+        "the open claims every record durable..."
+    );
+    let report = applog::verify(d.path()).unwrap();
+    let (active, sealed) = report.segments.split_last().unwrap();
+    for s in sealed {
+        // ...because its sync flushed the sealed segments the crashed writer left behind.
+        assert_eq!(s.synced_mark, seal_end(s), "{}", s.path.display());
+    }
+    assert_eq!(active.synced_mark, active.data_end);
 }
