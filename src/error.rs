@@ -66,6 +66,15 @@ pub enum Error {
         /// The oldest seq in the log.
         first_seq: u64,
     },
+    /// A seq that has not been appended yet (for example to
+    /// [`SharedWriter::wait_durable`](crate::SharedWriter::wait_durable)).
+    #[error("seq {seq} has not been appended yet (the next seq is {next_seq})")]
+    SeqNotAppended {
+        /// The seq asked for.
+        seq: u64,
+        /// The seq the next appended record will get.
+        next_seq: u64,
+    },
     /// A record is larger than one segment can hold.
     #[error("record of {len} bytes is larger than the {max} bytes one segment can hold (raise segment_pages)")]
     RecordTooLarge {

@@ -15,6 +15,9 @@
 //!   while the writer appends, and get zero-copy borrows of the records. A [`Tailer`] follows
 //!   a live log and waits for new records: by default asleep on a futex in the shared mapping,
 //!   which the writer wakes (at no cost to the writer when nobody waits).
+//! - A [`SharedWriter`] lets many threads append and wait for durability: concurrent waiters
+//!   share msync calls (group commit). [`SyncPolicy::Interval`] adds a background flusher, and
+//!   [`Writer::truncate_front`] removes old segments (retention).
 //!
 //! ```
 //! # fn main() -> applog::Result<()> {
@@ -52,6 +55,7 @@ mod options;
 mod reader;
 mod recovery;
 mod segment;
+mod shared;
 mod tailer;
 mod writer;
 
@@ -63,6 +67,7 @@ pub use recovery::{
     recover, verify, Corruption, RecoveryMode, RecoveryReport, SegmentReport, TornTail, Truncation,
     VerifyReport,
 };
+pub use shared::SharedWriter;
 pub use tailer::{Tailer, WaitStrategy};
 pub use writer::Writer;
 

@@ -10,10 +10,19 @@ pub enum SyncPolicy {
     /// Only when [`Writer::sync`](crate::Writer::sync) is called. Default.
     #[default]
     Manual,
-    /// After every `append` and every `append_batch` (one msync per call).
+    /// After every `append` and every `append_batch` (one msync per call). With a
+    /// [`SharedWriter`](crate::SharedWriter), every append waits until it is durable, and
+    /// concurrent appends share msync calls (group commit).
     Always,
     /// Whenever at least this many bytes of frames were appended since the last sync.
     EveryBytes(u64),
+    /// A background thread checkpoints every so often (when anything was appended since the
+    /// last sync), so a power cut loses at most about this much time of appends. Only for a
+    /// [`SharedWriter`](crate::SharedWriter), which owns the thread: it stops when the last
+    /// handle is dropped, and a failed checkpoint poisons the writer like any failed sync.
+    /// [`Writer::open`](crate::Writer::open) rejects it with [`Error::InvalidOptions`]: a
+    /// `Writer` is `&mut`, so no other thread can sync it.
+    Interval(std::time::Duration),
 }
 
 /// Options for [`Writer::open`](crate::Writer::open).
@@ -75,6 +84,11 @@ impl Options {
     }
 
     pub(crate) fn validate(&self, page_size: u64) -> Result<()> {
+        if self.sync == SyncPolicy::Interval(std::time::Duration::ZERO) {
+            return Err(Error::InvalidOptions(
+                "SyncPolicy::Interval needs a non-zero duration".into(),
+            ));
+        }
         let reservation = page_size * u64::from(self.segment_pages);
         if self.grow_pages == 0 {
             return Err(Error::InvalidOptions(

@@ -97,7 +97,7 @@ impl Reader {
                 reason: "no applog segments or lock file in the directory".into(),
             });
         }
-        let first = listing.segments.first().map_or(0, |e| e.base);
+        let mut first = listing.segments.first().map_or(0, |e| e.base);
         let mut r = Reader {
             dir,
             seg: None,
@@ -105,7 +105,18 @@ impl Reader {
             next_seq: first,
             skip_until: 0,
         };
-        r.open_segment(first)?;
+        // Retention may remove the first segment between the listing and the open: then
+        // start at the new first segment.
+        for _ in 0..100 {
+            if r.open_segment(first)? || r.dir.join(dir::segment_name(first)).exists() {
+                break;
+            }
+            match dir::list(&r.dir)?.segments.first() {
+                Some(e) if e.base > first => first = e.base,
+                _ => break,
+            }
+            r.next_seq = first;
+        }
         Ok(r)
     }
 
@@ -191,7 +202,10 @@ impl Reader {
     ///
     /// # Errors
     /// [`Error::Corrupt`] for a damaged frame inside data the writer had made durable;
-    /// [`Error::Io`] when a segment file cannot be opened or mapped.
+    /// [`Error::Io`] when a segment file cannot be opened or mapped;
+    /// [`Error::SeqBeforeStart`] when the next segment was removed by retention
+    /// ([`Writer::truncate_front`](crate::Writer::truncate_front)) before this reader got to
+    /// it. A segment the reader already has open stays readable after its removal.
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<Option<Record<'_>>> {
         match self.advance()? {
@@ -245,6 +259,7 @@ impl Reader {
                 if self.open_segment(self.next_seq)? {
                     continue;
                 }
+                self.check_not_removed(self.next_seq)?;
                 return Ok(Step::Nothing);
             };
             let reservation = seg.reservation();
@@ -314,6 +329,23 @@ impl Reader {
         self.seg = old;
         self.off = old_off;
         self.next_seq = base;
+        self.check_not_removed(base)?;
         Ok(false)
+    }
+
+    /// When the segment starting at `base` does not exist, tells "not created yet" (fine: the
+    /// writer creates it right after the seal) from "removed by retention" (the log's first
+    /// segment is now a later one): the reader fell behind `truncate_front`.
+    fn check_not_removed(&self, base: u64) -> Result<()> {
+        if self.dir.join(dir::segment_name(base)).exists() {
+            return Ok(());
+        }
+        match dir::list(&self.dir)?.segments.first() {
+            Some(first) if first.base > base => Err(Error::SeqBeforeStart {
+                seq: base,
+                first_seq: first.base,
+            }),
+            _ => Ok(()),
+        }
     }
 }

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use crate::dir::{self, Entry};
 use crate::error::{Error, Result};
 use crate::format::{self, BadFrame, Frame, HEADER_LEN};
-use crate::segment::{Opened, Segment};
+use crate::segment::{Opened, Segment, SegmentSync};
 
 /// How a segment's frames end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,6 +83,9 @@ pub(crate) fn scan(entry: Entry, writable: bool) -> Result<Scanned> {
             ),
         });
     }
+    // The mark first: a live writer stores it after the frames below it were published (and
+    // the file grown to hold them), so a scan that starts after this load sees all of them.
+    let mark = seg.synced_mark();
     let mut off = HEADER_LEN;
     let mut seq = entry.base;
     let reservation = seg.reservation();
@@ -91,7 +94,11 @@ pub(crate) fn scan(entry: Entry, writable: bool) -> Result<Scanned> {
             break Stop::Full;
         }
         let mut frame = seg.frame_at(off, seq).0;
-        if matches!(frame, Frame::Bad(BadFrame::LengthOutOfBounds { .. })) && !writable {
+        let past_size = off + format::FRAME_HEADER_LEN > seg.size();
+        if !writable
+            && (matches!(frame, Frame::Bad(BadFrame::LengthOutOfBounds { .. }))
+                || (frame == Frame::Empty && past_size))
+        {
             // A live writer grows the file before it publishes: look at the size again.
             seg.refresh_size()?;
             frame = seg.frame_at(off, seq).0;
@@ -118,7 +125,7 @@ pub(crate) fn scan(entry: Entry, writable: bool) -> Result<Scanned> {
             .is_some_and(|b| b.iter().any(|&x| x != 0));
     Ok(Scanned {
         records: seq - entry.base,
-        mark: seg.synced_mark(),
+        mark,
         entry,
         seg: Some(seg),
         end: off,
@@ -381,6 +388,14 @@ fn scan_all(
                 offset,
                 reason,
             }),
+            // A read-only scan races retention (`truncate_front`), which removes the oldest
+            // segments first: one that is gone by the time it is opened is no longer in the
+            // log, nor is any segment before it.
+            Err(Error::Io { source, .. })
+                if !writable && source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                scans.clear();
+            }
             Err(other) => return Err(other),
         }
     }
@@ -451,6 +466,10 @@ pub(crate) struct Recovered {
     pub cut: Option<(TornTail, u64)>,
     /// Segments whose lost seal was rewritten.
     pub resealed: Vec<PathBuf>,
+    /// Sealed segments whose synced mark is below their seal: a writer that crashed before it
+    /// synced them may have left their pages dirty in the page cache. The new writer's first
+    /// sync flushes them, so that it never reports as durable what only the cache holds.
+    pub unsynced: Vec<SegmentSync>,
 }
 
 /// Recovers the log for a writer that holds the lock: finds the last good record, cuts a torn
@@ -468,6 +487,7 @@ pub(crate) fn recover_locked(
             first_seq,
             cut: None,
             resealed: Vec::new(),
+            unsynced: Vec::new(),
         });
     }
     // Segments whose synced mark covers their seal were complete and durable: start the scan
@@ -475,6 +495,9 @@ pub(crate) fn recover_locked(
     let start = trusted_prefix(&entries)?;
     let mut corruptions = Vec::new();
     let mut scans = scan_all(dir, entries[start..].to_vec(), true, &mut corruptions)?;
+    for s in &scans {
+        tracing::debug!(segment = %s.entry.path.display(), records = s.records, data_end = s.end, synced_mark = s.mark, stop = ?s.stop, "scanned segment");
+    }
     let verdict = analyze(&scans);
     corruptions.extend(verdict.corruptions);
     if let Some(c) = corruptions.into_iter().next() {
@@ -508,6 +531,18 @@ pub(crate) fn recover_locked(
         None => (scans.len(), None),
     };
     scans.truncate(keep);
+    let unsynced = scans
+        .iter()
+        .filter_map(|s| {
+            let seal_end = match s.stop {
+                Stop::Sealed => s.end + format::FRAME_HEADER_LEN,
+                Stop::Full => s.end,
+                _ => return None,
+            };
+            let seg = s.seg.as_ref()?;
+            (s.mark < seal_end).then(|| seg.sync_handle(seal_end))
+        })
+        .collect();
     let Some(last) = scans.pop() else {
         return Ok(Recovered {
             active: None,
@@ -515,6 +550,7 @@ pub(crate) fn recover_locked(
             first_seq,
             cut: cut_tail,
             resealed,
+            unsynced,
         });
     };
     let next_seq = last.next_seq;
@@ -532,6 +568,7 @@ pub(crate) fn recover_locked(
         first_seq,
         cut: cut_tail,
         resealed,
+        unsynced,
     })
 }
 
@@ -761,7 +798,7 @@ fn make_durable(seg: &Segment, end: u64) -> Result<()> {
     let io = |e| Error::io("could not sync segment", &seg.path, e);
     seg.flush(end).map_err(io)?;
     if seg.synced_mark() < end {
-        seg.set_synced_mark(end)?;
+        seg.sync_handle(end).mark_synced()?;
         seg.flush(HEADER_LEN).map_err(io)?;
     }
     Ok(())
@@ -851,7 +888,7 @@ fn truncate(
                 seg.zero_from(offset)?;
                 seg.flush(seg.size()).map_err(io)?;
                 if seg.synced_mark() > offset {
-                    seg.set_synced_mark(offset)?;
+                    seg.sync_handle(offset).mark_synced()?;
                     seg.flush(HEADER_LEN).map_err(io)?;
                 }
             }

@@ -28,6 +28,7 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use memmap2::{MmapOptions, MmapRaw};
 
@@ -44,8 +45,14 @@ pub(crate) fn page_size() -> u64 {
 const ALLOCATE_CHUNK: u64 = 64 * 1024;
 
 /// A mapping of a segment's reservation that knows how much of it the file backs.
+///
+/// Clones share the one mapping (it is unmapped when the last clone is dropped), each with the
+/// file size its owner knew when it cloned: the file never shrinks, so that size stays valid.
+/// The writer hands a clone to a group-commit flush that runs without the writer's lock (see
+/// [`SegmentSync`]); the mapping outlives a segment the writer seals and drops meanwhile.
+#[derive(Clone)]
 pub(crate) struct Mapping {
-    raw: MmapRaw,
+    raw: Arc<MmapRaw>,
     /// Bytes of the file known to exist. Nothing at or past it is touched.
     size: u64,
     writable: bool,
@@ -71,7 +78,7 @@ impl Mapping {
             opts.map_raw_read_only(file)?
         };
         Ok(Mapping {
-            raw,
+            raw: Arc::new(raw),
             size: 0,
             writable,
         })
@@ -196,6 +203,32 @@ pub(crate) enum Opened {
     /// The file is empty or its header was never completed (a crash while creating it, or a
     /// writer that is creating it right now).
     Blank,
+}
+
+/// What a durability checkpoint needs of one segment, taken under the writer's lock and used
+/// without it: msync of `[0, end)` (bytes below `end` are published frames, never written
+/// again), then the synced mark. Appends past `end` may go on meanwhile.
+pub(crate) struct SegmentSync {
+    pub(crate) path: PathBuf,
+    map: Mapping,
+    header: SegmentHeader,
+    pub(crate) end: u64,
+}
+
+impl SegmentSync {
+    /// msync(MS_SYNC) of `[0, end)`.
+    pub(crate) fn flush(&self) -> io::Result<()> {
+        self.map.flush(0, self.end.min(self.map.limit()))
+    }
+
+    /// Stores the synced mark `end`. Only after [`flush`](Self::flush) returned Ok; only one
+    /// checkpoint runs at a time, so nothing else writes the mark meanwhile.
+    pub(crate) fn mark_synced(&self) -> Result<()> {
+        let word = self.header.encode_synced_mark(self.end);
+        self.map
+            .store(SYNCED_MARK_OFFSET, word, Ordering::Release)
+            .map_err(|e| Error::io("could not write synced mark of", &self.path, e))
+    }
 }
 
 /// One segment file, mapped.
@@ -554,6 +587,17 @@ impl Segment {
         Ok(view)
     }
 
+    /// A handle that flushes `[0, end)` and stores the synced mark `end` without borrowing the
+    /// segment (see [`SegmentSync`]).
+    pub(crate) fn sync_handle(&self, end: u64) -> SegmentSync {
+        SegmentSync {
+            path: self.path.clone(),
+            map: self.map.clone(),
+            header: self.header,
+            end,
+        }
+    }
+
     /// The synced mark: offset below which every frame had been made durable. 0 when none, or
     /// when the mark fails its check.
     pub(crate) fn synced_mark(&self) -> u64 {
@@ -561,15 +605,6 @@ impl Segment {
             .load(SYNCED_MARK_OFFSET)
             .and_then(|w| self.header.decode_synced_mark(w))
             .unwrap_or(0)
-    }
-
-    /// Records that every frame below `offset` is durable. Call only after the flush that made
-    /// them so returned Ok; the mark itself reaches the disk with the next flush.
-    pub(crate) fn set_synced_mark(&self, offset: u64) -> Result<()> {
-        let word = self.header.encode_synced_mark(offset);
-        self.map
-            .store(SYNCED_MARK_OFFSET, word, Ordering::Release)
-            .map_err(|e| Error::io("could not write synced mark of", &self.path, e))
     }
 }
 

@@ -11,7 +11,7 @@ use crate::format::{self, FRAME_HEADER_LEN, HEADER_LEN};
 use crate::notify;
 use crate::options::{Options, SyncPolicy};
 use crate::recovery;
-use crate::segment::{page_size, Segment};
+use crate::segment::{page_size, Segment, SegmentSync};
 
 /// The one writer of a log. Holds an exclusive lock on the log for as long as it lives.
 ///
@@ -44,10 +44,12 @@ pub struct Writer {
     synced_pos: u64,
     /// Bytes of frames appended since the last sync (for `SyncPolicy::EveryBytes`).
     unsynced_bytes: u64,
-    /// Sealed segments not yet made durable, with the offset after their seal.
-    pending: Vec<(PathBuf, u64)>,
-    /// A segment was created (or removed) since the directory was last fsynced.
-    dir_dirty: bool,
+    /// Sealed segments not yet made durable, each up to the end of its seal. Each keeps its
+    /// mapping (not its file descriptor) until a sync flushed it.
+    pending: Vec<SegmentSync>,
+    /// Counts segments created or removed; the directory was last fsynced at `dir_synced_gen`.
+    dir_gen: u64,
+    dir_synced_gen: u64,
     poisoned: Option<String>,
     injected_sync_error: Option<io::Error>,
     _lock: Lock,
@@ -80,6 +82,16 @@ impl Writer {
     ///   is changed);
     /// - [`Error::InvalidOptions`], [`Error::Io`], [`Error::NoSpace`].
     pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<Writer> {
+        if let SyncPolicy::Interval(_) = opts.sync {
+            return Err(Error::InvalidOptions(
+                "SyncPolicy::Interval needs a background thread: open a SharedWriter".into(),
+            ));
+        }
+        Self::open_inner(dir, opts)
+    }
+
+    /// [`open`](Self::open) for any sync policy (the caller handles `Interval`).
+    pub(crate) fn open_inner(dir: impl AsRef<Path>, opts: Options) -> Result<Writer> {
         let dir = dir.as_ref().to_owned();
         let page = page_size();
         opts.validate(page)?;
@@ -101,13 +113,21 @@ impl Writer {
         let lock = Lock::acquire(&dir)?;
         // List again under the lock: the previous holder may have changed things meanwhile.
         let listing = dir::list(&dir)?;
+        let segments = listing.segments.len();
+        let started = std::time::Instant::now();
         let rec = recovery::recover_locked(&dir, listing.segments, opts.segment_pages)?;
-        let mut dir_dirty = false;
+        tracing::debug!(
+            dir = %dir.display(),
+            segments,
+            first_seq = rec.first_seq,
+            next_seq = rec.next_seq,
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "recovered"
+        );
         let (seg, pos) = match rec.active {
             Some(active) => active,
             None => {
                 let path = dir.join(dir::segment_name(rec.next_seq));
-                dir_dirty = true;
                 (
                     Segment::create(&path, rec.next_seq, opts.segment_pages)?,
                     HEADER_LEN,
@@ -129,8 +149,11 @@ impl Writer {
             next_seq: rec.next_seq,
             synced_pos,
             unsynced_bytes: 0,
-            pending: Vec::new(),
-            dir_dirty,
+            pending: rec.unsynced,
+            // The previous writer may have created segments without fsyncing the directory
+            // (a crash): the first sync fsyncs it whatever this open did.
+            dir_gen: 1,
+            dir_synced_gen: 0,
             poisoned: None,
             injected_sync_error: None,
             _lock: lock,
@@ -158,7 +181,7 @@ impl Writer {
         self.max_record_len
     }
 
-    fn check_poisoned(&self) -> Result<()> {
+    pub(crate) fn check_poisoned(&self) -> Result<()> {
         match &self.poisoned {
             Some(cause) => Err(Error::Poisoned {
                 cause: cause.clone(),
@@ -203,6 +226,7 @@ impl Writer {
         self.pos = end;
         self.next_seq = seq + 1;
         self.unsynced_bytes += flen;
+        tracing::debug!(seq, bytes = record.len(), "appended");
         self.apply_policy()?;
         Ok(seq)
     }
@@ -264,8 +288,70 @@ impl Writer {
             self.next_seq += (j - i) as u64;
             i = j;
         }
+        tracing::debug!(
+            first_seq = first,
+            records = self.next_seq - first,
+            "appended a batch"
+        );
         self.apply_policy()?;
         Ok(first..self.next_seq)
+    }
+
+    /// Bytes of frames appended since the last sync.
+    pub(crate) fn unsynced_bytes(&self) -> u64 {
+        self.unsynced_bytes
+    }
+
+    /// Retention: removes the oldest segments while every record they hold is below `seq`
+    /// (whole files, with `unlink`; a file is never shrunk), then fsyncs the directory.
+    /// Returns the new [`first_seq`](Self::first_seq). The active segment is never removed,
+    /// nor any segment holding a record at or after `seq`, so the log keeps at least the
+    /// records from `seq` on (and usually some before it: removal goes by whole segments).
+    ///
+    /// Readers that have a removed segment open keep reading it (an unlinked file stays
+    /// mapped); a reader that reaches a removed segment later gets [`Error::SeqBeforeStart`].
+    ///
+    /// # Errors
+    /// [`Error::Io`] when a file cannot be removed (those before it are gone) or the directory
+    /// cannot be listed or fsynced; a failed directory fsync poisons the writer, like a failed
+    /// sync. [`Error::Poisoned`] after a failed sync.
+    pub fn truncate_front(&mut self, seq: u64) -> Result<u64> {
+        self.check_poisoned()?;
+        let started = std::time::Instant::now();
+        let active = self.seg.header.base_seq;
+        let listing = dir::list(&self.dir)?;
+        let mut removed = 0u64;
+        for (i, entry) in listing.segments.iter().enumerate() {
+            // A segment holds seqs [its base, the next one's base): remove it only when all of
+            // them are below `seq`, and never the active segment or anything after it.
+            let next = match listing.segments.get(i + 1) {
+                Some(n) if entry.base < active && n.base <= active && n.base <= seq => n.base,
+                _ => break,
+            };
+            std::fs::remove_file(&entry.path)
+                .map_err(|e| Error::io("could not remove segment", &entry.path, e))?;
+            removed += 1;
+            self.dir_gen += 1;
+            self.first_seq = self.first_seq.max(next.min(self.next_seq));
+            tracing::debug!(segment = %entry.path.display(), "removed by retention");
+        }
+        if removed > 0 {
+            if let Err(e) = dir::sync_dir(&self.dir) {
+                let e = Error::io("could not sync log directory", &self.dir, e);
+                tracing::error!(error = %e, "directory fsync failed; the writer is poisoned until the log is reopened");
+                self.poisoned = Some(e.to_string());
+                return Err(e);
+            }
+            self.dir_synced_gen = self.dir_gen;
+        }
+        tracing::debug!(
+            up_to = seq,
+            segments = removed,
+            first_seq = self.first_seq,
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "truncated the log front"
+        );
+        Ok(self.first_seq)
     }
 
     fn apply_policy(&mut self) -> Result<()> {
@@ -273,7 +359,7 @@ impl Writer {
             SyncPolicy::Manual => Ok(()),
             SyncPolicy::Always => self.sync(),
             SyncPolicy::EveryBytes(n) if self.unsynced_bytes >= n => self.sync(),
-            SyncPolicy::EveryBytes(_) => Ok(()),
+            SyncPolicy::EveryBytes(_) | SyncPolicy::Interval(_) => Ok(()),
         }
     }
 
@@ -304,10 +390,10 @@ impl Writer {
         let seal_end = seal_at.map_or(self.pos, |at| at + FRAME_HEADER_LEN);
         let old = std::mem::replace(&mut self.seg, seg);
         tracing::debug!(sealed = %old.path.display(), new = %path.display(), next_seq = self.next_seq, "rolled to a new segment");
-        self.pending.push((old.path.clone(), seal_end));
+        self.pending.push(old.sync_handle(seal_end));
         self.pos = HEADER_LEN;
         self.synced_pos = 0;
-        self.dir_dirty = true;
+        self.dir_gen += 1;
         Ok(())
     }
 
@@ -329,20 +415,55 @@ impl Writer {
     /// dirty pages it failed to write, so a later sync could "succeed" without them. Every
     /// later call returns [`Error::Poisoned`] until the log is reopened (and recovered).
     pub fn sync(&mut self) -> Result<()> {
+        let Some(mut plan) = self.capture_sync()? else {
+            return Ok(());
+        };
+        let outcome = plan.run();
+        self.publish_sync(plan, outcome)
+    }
+
+    /// Sync, step 1 of 3 (under the writer's lock, in a [`SharedWriter`](crate::SharedWriter)):
+    /// what the checkpoint must flush to make every record appended so far durable. `None`
+    /// when that is already so.
+    pub(crate) fn capture_sync(&mut self) -> Result<Option<SyncPlan>> {
         self.check_poisoned()?;
         if self.pending.is_empty()
-            && !self.dir_dirty
+            && self.dir_synced_gen == self.dir_gen
             && self.synced_pos == self.pos
             && self.injected_sync_error.is_none()
         {
-            return Ok(());
+            return Ok(None);
         }
-        let started = std::time::Instant::now();
-        match self.sync_inner() {
+        Ok(Some(SyncPlan {
+            sealed: std::mem::take(&mut self.pending),
+            active: self.seg.sync_handle(self.pos),
+            active_base: self.seg.header.base_seq,
+            dir: (self.dir_synced_gen != self.dir_gen).then(|| self.dir.clone()),
+            dir_gen: self.dir_gen,
+            next_seq: self.next_seq,
+            unsynced_bytes: self.unsynced_bytes,
+            injected: self.injected_sync_error.take(),
+            started: std::time::Instant::now(),
+        }))
+    }
+
+    /// Sync, step 3 of 3 (under the lock again): records what the flush made durable, or
+    /// poisons the writer when it failed. Appends, rolls and retention may have happened
+    /// since the capture; only what the plan covered is marked synced.
+    pub(crate) fn publish_sync(&mut self, plan: SyncPlan, outcome: Result<()>) -> Result<()> {
+        match outcome {
             Ok(()) => {
+                self.dir_synced_gen = self.dir_synced_gen.max(plan.dir_gen);
+                if self.seg.header.base_seq == plan.active_base {
+                    self.synced_pos = self.synced_pos.max(plan.active.end);
+                }
+                self.unsynced_bytes = self.unsynced_bytes.saturating_sub(plan.unsynced_bytes);
                 tracing::debug!(
-                    next_seq = self.next_seq,
-                    elapsed_us = started.elapsed().as_micros() as u64,
+                    durable_seq = plan.next_seq,
+                    sealed_segments = plan.sealed.len(),
+                    active_end = plan.active.end,
+                    dir_fsync = plan.dir.is_some(),
+                    elapsed_us = plan.started.elapsed().as_micros() as u64,
                     "synced"
                 );
                 Ok(())
@@ -359,41 +480,6 @@ impl Writer {
         }
     }
 
-    fn sync_inner(&mut self) -> Result<()> {
-        if let Some(e) = self.injected_sync_error.take() {
-            return Err(Error::io("could not sync segment", &self.seg.path, e));
-        }
-        for (path, seal_end) in &self.pending {
-            match Segment::open(path, true)? {
-                crate::segment::Opened::Ready(seg) => {
-                    seg.flush(*seal_end)
-                        .map_err(|e| Error::io("could not sync segment", path, e))?;
-                    seg.set_synced_mark(*seal_end)?;
-                }
-                crate::segment::Opened::Blank => {
-                    return Err(Error::io(
-                        "sealed segment lost its header:",
-                        path,
-                        io::Error::other("blank"),
-                    ))
-                }
-            }
-        }
-        self.seg
-            .flush(self.pos)
-            .map_err(|e| Error::io("could not sync segment", &self.seg.path, e))?;
-        if self.dir_dirty {
-            dir::sync_dir(&self.dir)
-                .map_err(|e| Error::io("could not sync log directory", &self.dir, e))?;
-        }
-        self.seg.set_synced_mark(self.pos)?;
-        self.pending.clear();
-        self.dir_dirty = false;
-        self.synced_pos = self.pos;
-        self.unsynced_bytes = 0;
-        Ok(())
-    }
-
     /// Syncs and closes the writer, releasing the lock. Dropping a writer without `close`
     /// releases the lock too but does not sync.
     ///
@@ -407,6 +493,55 @@ impl Writer {
     #[doc(hidden)]
     pub fn inject_sync_error(&mut self, error: io::Error) {
         self.injected_sync_error = Some(error);
+    }
+}
+
+/// One durability checkpoint, captured under the writer's lock ([`Writer::capture_sync`]) and
+/// run without it ([`SyncPlan::run`]): every range it flushes holds published frames only, whose
+/// bytes are never written again, so appends can go on meanwhile.
+pub(crate) struct SyncPlan {
+    /// Sealed segments not yet durable, each up to the end of its seal.
+    sealed: Vec<SegmentSync>,
+    /// The active segment, up to the end of its last frame.
+    active: SegmentSync,
+    active_base: u64,
+    /// The directory to fsync, when a segment was created or removed since the last one.
+    dir: Option<PathBuf>,
+    dir_gen: u64,
+    /// Every record below this seq is durable once the plan ran.
+    next_seq: u64,
+    unsynced_bytes: u64,
+    injected: Option<io::Error>,
+    started: std::time::Instant,
+}
+
+impl SyncPlan {
+    /// Every record below this seq is durable once [`run`](Self::run) returned Ok.
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Sync, step 2 of 3 (no lock): msync of each sealed segment and its synced mark, msync of
+    /// the active segment, fsync of the directory, then the active segment's synced mark.
+    pub(crate) fn run(&mut self) -> Result<()> {
+        if let Some(e) = self.injected.take() {
+            return Err(Error::io("could not sync segment", &self.active.path, e));
+        }
+        // A sealed segment that retention unlinked meanwhile is still mapped: flushing it is
+        // harmless, and it keeps the order "sealed segments before the active one".
+        for sealed in &self.sealed {
+            sealed
+                .flush()
+                .map_err(|e| Error::io("could not sync segment", &sealed.path, e))?;
+            sealed.mark_synced()?;
+        }
+        self.active
+            .flush()
+            .map_err(|e| Error::io("could not sync segment", &self.active.path, e))?;
+        if let Some(dir) = &self.dir {
+            dir::sync_dir(dir).map_err(|e| Error::io("could not sync log directory", dir, e))?;
+        }
+        self.active.mark_synced()
     }
 }
 

@@ -1,0 +1,432 @@
+//! A writer that many threads share: appends from any thread, durability waits with group
+//! commit, and the background flusher of [`SyncPolicy::Interval`].
+//!
+//! # Group commit
+//!
+//! One mutex guards the [`Writer`]. A thread that waits for a seq to become durable either
+//! finds a flush running and sleeps until it ends, or becomes the *leader*: it runs one
+//! checkpoint in three steps, and only the first and last hold the lock:
+//!
+//! 1. **capture** (locked): which sealed segments and which range of the active segment to
+//!    flush, whether the directory needs an fsync, and the seq below which everything will be
+//!    durable: every record appended so far, not just the leader's;
+//! 2. **flush** (unlocked): msync of those ranges, whose bytes are published frames that are
+//!    never written again, so other threads keep appending (and rolling segments) meanwhile;
+//! 3. **publish** (locked): the new durable seq, or the poison if the flush failed; then every
+//!    sleeper wakes, returns if the flush covered its record, or leads the next flush, which
+//!    covers everything appended during this one.
+//!
+//! So one msync serves every waiter whose record was appended before its capture, and a burst
+//! of `n` concurrent durable appends costs about two flushes instead of `n`. A new leader
+//! yields the CPU once before it captures: the threads the last flush woke then append their
+//! next records first and ride along, instead of waiting for one more flush (on a 2-core
+//! machine this doubled the records per flush at 16 threads).
+
+use std::io;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::options::{Options, SyncPolicy};
+use crate::writer::Writer;
+
+/// Called after each flush with the seq below which records are then durable (test hook).
+type SyncHook = Arc<dyn Fn(u64) -> io::Result<()> + Send + Sync>;
+
+struct State {
+    w: Writer,
+    /// Every record below this seq is durable.
+    durable: u64,
+    /// A leader is flushing, without the lock.
+    flushing: bool,
+    /// Flushes that completed.
+    syncs: u64,
+    /// The background flusher must stop.
+    stop: bool,
+    hook: Option<SyncHook>,
+}
+
+struct Core {
+    state: Mutex<State>,
+    /// Signalled after every flush (and on poisoning): waiters re-check.
+    flushed: Condvar,
+    /// The background flusher sleeps on it; signalled to stop it.
+    tick: Condvar,
+    policy: SyncPolicy,
+    dir: PathBuf,
+    max_record_len: u64,
+}
+
+impl Core {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // No code holding the lock panics; if a caller's hook did, the state is still sound.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Returns once every record below `target` is durable: sleeps while another thread
+    /// flushes, and leads a flush when none runs.
+    fn wait_until<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State>,
+        target: u64,
+    ) -> Result<MutexGuard<'a, State>> {
+        loop {
+            st.w.check_poisoned()?;
+            if st.durable >= target {
+                return Ok(st);
+            }
+            if st.flushing {
+                st = self
+                    .flushed
+                    .wait(st)
+                    .unwrap_or_else(PoisonError::into_inner);
+            } else {
+                st = self.lead(st)?;
+            }
+        }
+    }
+
+    /// Runs one checkpoint of everything appended so far: capture under the lock, flush
+    /// without it, publish under it again. The caller has checked that no flush runs.
+    fn lead<'a>(&'a self, mut st: MutexGuard<'a, State>) -> Result<MutexGuard<'a, State>> {
+        st.flushing = true;
+        // Threads that the last flush woke are about to append their next records: give them
+        // the CPU first, so that this flush covers them too (on few cores they would otherwise
+        // append right after the capture, and wait for a whole extra flush). Meanwhile
+        // `flushing` keeps other waiters from leading.
+        drop(st);
+        std::thread::yield_now();
+        st = self.lock();
+        let mut plan = match st.w.capture_sync() {
+            Ok(Some(plan)) => plan,
+            other => {
+                // Nothing to flush (everything appended is durable already), or poisoned.
+                st.flushing = false;
+                if let Ok(None) = other {
+                    st.durable = st.durable.max(st.w.next_seq());
+                }
+                self.flushed.notify_all();
+                return other.map(|_| st);
+            }
+        };
+        let hook = st.hook.clone();
+        let target = plan.next_seq();
+        drop(st);
+
+        let mut outcome = plan.run();
+        if let (Ok(()), Some(hook)) = (&outcome, hook) {
+            outcome = hook(target).map_err(|e| Error::io("could not sync log", &self.dir, e));
+        }
+
+        let mut st = self.lock();
+        st.flushing = false;
+        let published = st.w.publish_sync(plan, outcome);
+        if published.is_ok() {
+            st.durable = st.durable.max(target);
+            st.syncs += 1;
+        }
+        self.flushed.notify_all();
+        published.map(|()| st)
+    }
+}
+
+/// Owns the background flusher; stops and joins it when the last [`SharedWriter`] goes.
+struct Handle {
+    core: Arc<Core>,
+    flusher: Option<JoinHandle<()>>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.core.lock().stop = true;
+        self.core.tick.notify_all();
+        if let Some(thread) = self.flusher.take() {
+            // The flusher never panics; if it did, there is nothing left to stop.
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run_flusher(core: Arc<Core>, every: Duration) {
+    let mut st = core.lock();
+    let mut due = Instant::now() + every;
+    loop {
+        if st.stop {
+            return;
+        }
+        let now = Instant::now();
+        if now < due {
+            st = core
+                .tick
+                .wait_timeout(st, due - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+            continue;
+        }
+        due = now + every;
+        if st.flushing {
+            // A flush is running right now: it covers what this one would.
+            continue;
+        }
+        st = match core.lead(st) {
+            Ok(st) => st,
+            Err(e) => {
+                // A failed flush has poisoned the writer (and logged why); every call on it
+                // now fails until the log is reopened, so there is nothing left to do here.
+                tracing::debug!(error = %e, "background flusher stopped");
+                return;
+            }
+        };
+    }
+}
+
+/// A writer that many threads share (`Clone + Send + Sync`): appends from any thread, and
+/// waits for durability with **group commit**, so concurrent waiters share msync calls.
+///
+/// Every clone is a handle to the same writer, which holds the log's lock until the last
+/// handle is dropped. Dropping does not sync (as with [`Writer`]); [`close`](Self::close)
+/// does.
+///
+/// - [`append`](Self::append) returns the record's seq once readers can see it (and a crash of
+///   this process would not lose it), as [`Writer::append`] does;
+/// - [`wait_durable`](Self::wait_durable) returns once that record survives a power cut too;
+/// - [`append_durable`](Self::append_durable) is both: what a service calls before it
+///   acknowledges a request.
+///
+/// While one thread flushes, the others keep appending: the flush (msync) runs without the
+/// lock, and the next flush covers every record appended meanwhile.
+///
+/// [`Options::sync`] works as with a [`Writer`], and [`SyncPolicy::Interval`] starts a
+/// background thread that checkpoints on a timer.
+///
+/// # Example
+/// ```
+/// # fn main() -> applog::Result<()> {
+/// let dir = tempfile::tempdir().unwrap();
+/// let log = applog::SharedWriter::open(dir.path(), applog::Options::default())?;
+/// let threads: Vec<_> = (0..4)
+///     .map(|i| {
+///         let log = log.clone();
+///         std::thread::spawn(move || log.append_durable(format!("request {i}").as_bytes()))
+///     })
+///     .collect();
+/// for t in threads {
+///     let seq = t.join().unwrap()?;
+///     assert!(seq < log.durable_seq()); // durable before append_durable returned
+/// }
+/// log.close()?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct SharedWriter {
+    inner: Arc<Handle>,
+}
+
+impl std::fmt::Debug for SharedWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let st = self.core().lock();
+        f.debug_struct("SharedWriter")
+            .field("writer", &st.w)
+            .field("durable_seq", &st.durable)
+            .field("policy", &self.core().policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SharedWriter {
+    /// Opens (creating, locking and recovering) the log in `dir` as [`Writer::open`] does,
+    /// then syncs once, so that every record already in the log is durable and
+    /// [`durable_seq`](Self::durable_seq) starts at [`next_seq`](Self::next_seq). With
+    /// [`SyncPolicy::Interval`], starts the background flusher.
+    ///
+    /// # Errors
+    /// As [`Writer::open`] and [`Writer::sync`]; [`Error::Io`] when the flusher thread cannot
+    /// be started.
+    pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<SharedWriter> {
+        let policy = opts.sync;
+        opts.validate(crate::segment::page_size())?;
+        let w = Writer::open_inner(dir, opts.sync(SyncPolicy::Manual))?;
+        let dir = w.dir().to_owned();
+        let core = Arc::new(Core {
+            max_record_len: w.max_record_len(),
+            state: Mutex::new(State {
+                w,
+                durable: 0,
+                flushing: false,
+                syncs: 0,
+                stop: false,
+                hook: None,
+            }),
+            flushed: Condvar::new(),
+            tick: Condvar::new(),
+            policy,
+            dir,
+        });
+        {
+            let st = core.lock();
+            let target = st.w.next_seq();
+            drop(core.wait_until(st, target)?);
+        }
+        let flusher = match policy {
+            SyncPolicy::Interval(every) => {
+                let for_thread = core.clone();
+                let thread = std::thread::Builder::new()
+                    .name("applog-flusher".into())
+                    .spawn(move || run_flusher(for_thread, every))
+                    .map_err(|e| {
+                        Error::io("could not start the flusher thread for", &core.dir, e)
+                    })?;
+                Some(thread)
+            }
+            _ => None,
+        };
+        Ok(SharedWriter {
+            inner: Arc::new(Handle { core, flusher }),
+        })
+    }
+
+    fn core(&self) -> &Core {
+        &self.inner.core
+    }
+
+    /// What the sync policy asks for after records below `end` were appended.
+    fn after_append(&self, st: MutexGuard<'_, State>, end: u64) -> Result<()> {
+        match self.core().policy {
+            SyncPolicy::Always => self.core().wait_until(st, end).map(drop),
+            SyncPolicy::EveryBytes(n) if st.w.unsynced_bytes() >= n => {
+                self.core().wait_until(st, end).map(drop)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Appends one record and returns its seq, as [`Writer::append`] does; callable from any
+    /// thread. Readers see the record when this returns; it is durable once
+    /// [`wait_durable`](Self::wait_durable) returns for it. With [`SyncPolicy::Always`], this
+    /// waits for that itself.
+    ///
+    /// # Errors
+    /// As [`Writer::append`].
+    pub fn append(&self, record: &[u8]) -> Result<u64> {
+        let mut st = self.core().lock();
+        let seq = st.w.append(record)?;
+        self.after_append(st, seq + 1)?;
+        Ok(seq)
+    }
+
+    /// Appends many records, as [`Writer::append_batch`] does (readers see those that land
+    /// in one segment at once); callable from any thread.
+    ///
+    /// # Errors
+    /// As [`Writer::append_batch`].
+    pub fn append_batch<B: AsRef<[u8]>>(&self, records: &[B]) -> Result<Range<u64>> {
+        let mut st = self.core().lock();
+        let range = st.w.append_batch(records)?;
+        self.after_append(st, range.end)?;
+        Ok(range)
+    }
+
+    /// Returns once the record `seq` (and every record before it) is durable: it survives a
+    /// power cut. Concurrent callers share msync calls: if a flush is running, this waits
+    /// for it, and the next flush covers every record appended until it starts.
+    ///
+    /// # Errors
+    /// [`Error::SeqNotAppended`] when `seq` was not appended yet. The error of a failed flush
+    /// (the writer is then poisoned); [`Error::Poisoned`] when an earlier one failed,
+    /// including for callers that were waiting on the flush that failed.
+    pub fn wait_durable(&self, seq: u64) -> Result<()> {
+        let st = self.core().lock();
+        let next_seq = st.w.next_seq();
+        if seq >= next_seq {
+            return Err(Error::SeqNotAppended { seq, next_seq });
+        }
+        self.core().wait_until(st, seq + 1).map(drop)
+    }
+
+    /// Appends one record and returns its seq once it is durable: [`append`](Self::append)
+    /// then [`wait_durable`](Self::wait_durable), for a service to call before it
+    /// acknowledges a request.
+    ///
+    /// # Errors
+    /// As both. When the wait fails, the record was appended but is not known to be durable.
+    pub fn append_durable(&self, record: &[u8]) -> Result<u64> {
+        let mut st = self.core().lock();
+        let seq = st.w.append(record)?;
+        drop(self.core().wait_until(st, seq + 1)?);
+        Ok(seq)
+    }
+
+    /// Makes every record appended so far durable (one shared flush, as
+    /// [`wait_durable`](Self::wait_durable) for the last one).
+    ///
+    /// # Errors
+    /// As [`wait_durable`](Self::wait_durable).
+    pub fn sync(&self) -> Result<()> {
+        let st = self.core().lock();
+        let target = st.w.next_seq();
+        self.core().wait_until(st, target).map(drop)
+    }
+
+    /// Syncs, then drops this handle. The log's lock is released when the last handle is
+    /// dropped.
+    ///
+    /// # Errors
+    /// As [`sync`](Self::sync).
+    pub fn close(self) -> Result<()> {
+        self.sync()
+    }
+
+    /// Retention: removes the oldest whole segments whose records are all below `seq`, as
+    /// [`Writer::truncate_front`] does; returns the new [`first_seq`](Self::first_seq).
+    /// Appends wait while the directory is fsynced; a flush running meanwhile is not
+    /// disturbed.
+    ///
+    /// # Errors
+    /// As [`Writer::truncate_front`].
+    pub fn truncate_front(&self, seq: u64) -> Result<u64> {
+        self.core().lock().w.truncate_front(seq)
+    }
+
+    /// Every record below this seq is durable.
+    pub fn durable_seq(&self) -> u64 {
+        self.core().lock().durable
+    }
+
+    /// The seq the next appended record will get.
+    pub fn next_seq(&self) -> u64 {
+        self.core().lock().w.next_seq()
+    }
+
+    /// The seq of the oldest record in the log (it grows with
+    /// [`truncate_front`](Self::truncate_front)).
+    pub fn first_seq(&self) -> u64 {
+        self.core().lock().w.first_seq()
+    }
+
+    /// How many flushes (msync checkpoints) have completed since the writer was opened: with
+    /// group commit, far fewer than the durable appends.
+    pub fn sync_count(&self) -> u64 {
+        self.core().lock().syncs
+    }
+
+    /// The log directory.
+    pub fn dir(&self) -> &Path {
+        &self.core().dir
+    }
+
+    /// The largest record this writer accepts (see [`Writer::max_record_len`]).
+    pub fn max_record_len(&self) -> u64 {
+        self.core().max_record_len
+    }
+
+    /// Test hook: `hook(seq)` runs after each flush's msyncs returned Ok, without the lock,
+    /// with the seq below which records are then durable, before any waiter is told. An
+    /// `Err` counts as a failed flush (the writer is poisoned). It must not panic.
+    #[doc(hidden)]
+    pub fn set_sync_hook(&self, hook: impl Fn(u64) -> io::Result<()> + Send + Sync + 'static) {
+        self.core().lock().hook = Some(Arc::new(hook));
+    }
+}
