@@ -31,6 +31,9 @@
 //! (`target/tmp`): keep them on the file system under test (the numbers measure its device
 //! flush), never tmpfs. They are removed at the end.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -112,6 +115,10 @@ fn report(name: &str, lat: &Mutex<Vec<u64>>) {
         p(0.5),
         p(0.99)
     );
+    // For the report command (benches/support/mod.rs), in ns.
+    support::record(name, "p50_ns", p(0.5) * 1e3);
+    support::record(name, "p99_ns", p(0.99) * 1e3);
+    support::record(name, "samples", v.len() as f64);
 }
 
 #[derive(Debug)]
