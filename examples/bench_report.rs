@@ -58,7 +58,7 @@ fn main() {
     let out = PathBuf::from(&args[2]);
     let mut benches = Vec::new();
     load_benches(&results.join("criterion"), &mut benches);
-    benches.sort_by(|a, b| (&a.group, &a.function).cmp(&(&b.group, &b.function)));
+    benches.sort_by(|a, b| (natural(&a.group), &a.function).cmp(&(natural(&b.group), &b.function)));
     let extra = load_tsv(&results.join("extra.tsv"));
     let run = load_run(&results.join("run.tsv"));
     std::fs::create_dir_all(&out).expect("create the output directory");
@@ -82,6 +82,16 @@ fn main() {
         benches.len(),
         out.join("results.md").display()
     );
+}
+
+/// A sort key that puts `durable/4` before `durable/16`: numbers compare as numbers.
+fn natural(s: &str) -> Vec<(u64, String)> {
+    s.split('/')
+        .map(|part| match part.parse::<u64>() {
+            Ok(n) => (n, String::new()),
+            Err(_) => (u64::MAX, part.to_owned()),
+        })
+        .collect()
 }
 
 fn load_benches(dir: &Path, out: &mut Vec<Bench>) {
