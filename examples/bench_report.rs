@@ -731,6 +731,7 @@ fn latency_svg(extra: &BTreeMap<(String, String), f64>) -> String {
             .map(|(n, _)| n)
             .collect();
         v.dedup();
+        v.sort_by_key(|n| natural(n));
         v
     };
     let get = |n: &String, k: &str| extra.get(&(n.clone(), k.to_owned())).copied();
