@@ -387,6 +387,7 @@ impl Segment {
             .set_len(new_size)
             .map_err(|e| self.grow_error(e))?;
         self.map.set_size(new_size);
+        fault_point!(AfterGrowth);
         Ok(())
     }
 
@@ -465,6 +466,7 @@ impl Segment {
     /// Stores a frame header word. With `Release`, this publishes the frame (and every frame
     /// written after it whose header was stored before).
     pub(crate) fn store_head(&self, off: u64, word: u64, order: Ordering) -> Result<()> {
+        fault_point!(BeforePublish);
         self.map
             .store(off, word, order)
             .map_err(|e| Error::io("could not publish record", &self.path, e))
@@ -484,6 +486,7 @@ impl Segment {
     /// msync(MS_SYNC) of bytes `[0, end)`: header page and data. On Linux this persists the
     /// pages and the file size, like a ranged fdatasync.
     pub(crate) fn flush(&self, end: u64) -> io::Result<()> {
+        fault_point!(BeforeMsync);
         self.map.flush(0, end.min(self.map.limit()))
     }
 
@@ -499,6 +502,7 @@ impl Segment {
     /// Records that every frame below `offset` is durable. Call only after the flush that made
     /// them so returned Ok; the mark itself reaches the disk with the next flush.
     pub(crate) fn set_synced_mark(&self, offset: u64) -> Result<()> {
+        fault_point!(BeforeSyncedMark);
         let word = self.header.encode_synced_mark(offset);
         self.map
             .store(SYNCED_MARK_OFFSET, word, Ordering::Release)
