@@ -327,6 +327,9 @@ pub enum BadFrame {
     },
     /// A seal frame whose CRC does not match.
     BadSeal,
+    /// A valid seal in a segment that holds no record: it would name the segment itself as
+    /// the next one.
+    EmptySeal,
 }
 
 impl fmt::Display for BadFrame {
@@ -341,6 +344,7 @@ impl fmt::Display for BadFrame {
                 "frame checksum mismatch (stored {stored:#010x}, computed {actual:#010x})"
             ),
             BadFrame::BadSeal => write!(f, "seal frame checksum mismatch"),
+            BadFrame::EmptySeal => write!(f, "seal frame in a segment without records"),
         }
     }
 }

@@ -32,7 +32,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use memmap2::{MmapOptions, MmapRaw};
 
 use crate::error::{is_enospc, Error, Result};
-use crate::format::{self, Frame, HeaderError, SegmentHeader, HEADER_LEN, SYNCED_MARK_OFFSET};
+use crate::format::{
+    self, BadFrame, Frame, HeaderError, SegmentHeader, HEADER_LEN, SYNCED_MARK_OFFSET,
+};
 
 /// The system's page size.
 pub(crate) fn page_size() -> u64 {
@@ -451,6 +453,10 @@ impl Segment {
         });
         match frame {
             Frame::Record { .. } => (frame, payload),
+            // The writer never seals a segment without records (it could not create the next
+            // one: it would have this segment's name). Taken as a valid end, it would send
+            // readers back into this same segment forever.
+            Frame::Seal if seq == self.header.base_seq => (Frame::Bad(BadFrame::EmptySeal), &[]),
             _ => (frame, &[]),
         }
     }

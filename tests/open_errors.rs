@@ -261,3 +261,38 @@ fn a_segment_whose_header_is_being_written_is_not_ready_yet_for_readers() {
     let report = applog::verify(d.path()).unwrap();
     assert!(report.is_clean(), "{report:?}");
 }
+
+#[test]
+fn an_empty_smaller_segment_limits_records_instead_of_bricking_the_log() {
+    // Found by the recovery fuzzer. The newest segment is empty and smaller than the options
+    // now ask for. A record too large for it used to seal it with a seal naming itself, then
+    // fail to create the next segment (same name): no writer could open the log again and
+    // readers spun forever on the seal.
+    let d = tempfile::tempdir().unwrap();
+    drop(Writer::open(d.path(), Options::new().segment_pages(1)).unwrap());
+    let mut w = Writer::open(d.path(), Options::new().segment_pages(8)).unwrap();
+    let max = w.max_record_len() as usize;
+    assert_eq!(
+        max as u64,
+        page() - 72,
+        "the empty 1-page segment is the limit"
+    );
+    assert!(matches!(
+        w.append(&vec![1u8; max + 1]),
+        Err(Error::RecordTooLarge { .. })
+    ));
+    assert_eq!(w.append(&vec![2u8; max]).unwrap(), 0);
+    drop(w);
+    // Once the newest segment holds a record, a larger one rolls to a segment of the new size.
+    let mut w = Writer::open(d.path(), Options::new().segment_pages(8)).unwrap();
+    assert_eq!(w.max_record_len(), 8 * page() - 72);
+    assert_eq!(
+        w.append(&vec![3u8; 5000]).unwrap(),
+        1,
+        "rolls to a new segment"
+    );
+    w.append(b"more").unwrap();
+    drop(w);
+    assert_eq!(read_all(d.path()).len(), 3);
+    assert!(applog::verify(d.path()).unwrap().is_clean());
+}
