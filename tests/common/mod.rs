@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod harness;
+pub mod mount;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
