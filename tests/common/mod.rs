@@ -2,6 +2,7 @@
 //! snapshots of a log directory's bytes.
 #![allow(dead_code)]
 
+pub mod fixture;
 pub mod harness;
 pub mod mount;
 
