@@ -205,6 +205,11 @@ impl SegmentHeader {
         if le_u32(b, 20) != 0 {
             return Err(HeaderError::BadField("flags"));
         }
+        // Outside the CRC: bytes 44..48 and 56..64 are reserved and zero. (The synced mark at
+        // 48..56 carries its own check.)
+        if le_u32(b, 44) != 0 || le_u64(b, 56) != 0 {
+            return Err(HeaderError::BadField("reserved"));
+        }
         Ok(h)
     }
 

@@ -83,6 +83,17 @@ pub(crate) fn scan(entry: Entry, writable: bool) -> Result<Scanned> {
             ),
         });
     }
+    if let Some(word) = seg.map.load(format::SYNCED_MARK_OFFSET) {
+        if seg.header.decode_synced_mark(word).is_none() {
+            // Not a torn write (the mark is one aligned 8-byte store): damage. Ignoring it
+            // would take synced data for an unsynced tail.
+            return Err(Error::Corrupt {
+                segment: entry.path,
+                offset: format::SYNCED_MARK_OFFSET,
+                reason: "synced mark fails its check".into(),
+            });
+        }
+    }
     let mut off = HEADER_LEN;
     let mut seq = entry.base;
     let reservation = seg.reservation();

@@ -125,3 +125,46 @@ fn a_gap_before_synced_segments_is_corruption() {
     );
     assert_eq!(snapshot(&f.dir), before);
 }
+
+#[test]
+fn every_bit_of_a_synced_segment_header_is_checked() {
+    // Bytes 0..40 are covered by the header CRC, 40..44 are that CRC, 44..48 and 56..64 are
+    // reserved (must be zero) and 48..56 is the synced mark, which carries its own check.
+    let lens = vec![30; 8];
+    let f = fixture(&lens, lens.len());
+    Writer::open(&f.dir, Options::new().segment_pages(SEG_PAGES))
+        .unwrap()
+        .close()
+        .unwrap();
+    let seg = seg_path(&f.dir, 0);
+    let work = f._tmp.path().join("hdr");
+    for byte in 0..HEADER {
+        for bit in 0..8 {
+            let _ = std::fs::remove_dir_all(&work);
+            copy_dir(&f.dir, &work);
+            let wseg = seg_path(&work, 0);
+            flip(&wseg, byte, 1 << bit);
+            let before = snapshot(&work);
+            let err = Writer::open(&work, Options::new().segment_pages(SEG_PAGES)).unwrap_err();
+            let at = match &err {
+                Error::Corrupt {
+                    segment, offset, ..
+                } if *segment == wseg => *offset,
+                Error::NotALog { path, .. } if *path == wseg && byte < 8 => 0,
+                other => panic!("flip {byte}:{bit}: {other:?}"),
+            };
+            let field = if (48..56).contains(&byte) { 48 } else { 0 };
+            assert_eq!(at, field, "flip {byte}:{bit}: {err}");
+            assert_eq!(
+                snapshot(&work),
+                before,
+                "flip {byte}:{bit}: nothing modified"
+            );
+            match applog::verify(&work) {
+                Ok(report) => assert!(!report.is_clean(), "flip {byte}:{bit}"),
+                Err(e) => assert!(matches!(e, Error::NotALog { .. }), "{e:?}"),
+            }
+        }
+    }
+    let _ = seg;
+}
