@@ -1,5 +1,5 @@
-//! Opening what is not a healthy, free log: a second writer, foreign files and directories,
-//! and a writer poisoned by a failed sync. Each gives its typed error, names the file, and
+//! Opening what is not a healthy, free log: a second writer in the same process, foreign files
+//! and directories. Each gives its typed error, names the file, and
 //! changes nothing on disk. (No test here spawns a process: a child holds copies of the
 //! parent's lock files between `fork` and `exec`, which would disturb the lock tests; the
 //! cross-process lock test lives in `cross_process.rs`.)
@@ -123,37 +123,6 @@ fn regular_file_and_missing_path() {
         "{err:?}"
     );
     assert!(!d.path().join("a").exists());
-}
-
-#[test]
-fn failed_sync_poisons_the_writer_until_reopen() {
-    let d = tempfile::tempdir().unwrap();
-    let mut w = Writer::open(d.path(), Options::new()).unwrap();
-    w.append(b"kept").unwrap();
-    w.sync().unwrap();
-    w.append(b"appended before the failure").unwrap();
-    w.inject_sync_error(io::Error::from_raw_os_error(5)); // EIO
-    let err = w.sync().unwrap_err();
-    assert!(
-        matches!(&err, Error::Io { source, .. } if source.raw_os_error() == Some(5)),
-        "{err:?}"
-    );
-    // Every later call fails, including a sync that would now "succeed".
-    assert!(matches!(w.sync(), Err(Error::Poisoned { .. })));
-    assert!(matches!(w.append(b"x"), Err(Error::Poisoned { .. })));
-    assert!(matches!(
-        w.append_batch(&[b"y"]),
-        Err(Error::Poisoned { .. })
-    ));
-    let err = w.sync().unwrap_err();
-    assert!(err.to_string().contains("reopen"), "{err}");
-    drop(w);
-    // Reopening recovers: the records that reached the page cache are there.
-    let mut w = Writer::open(d.path(), Options::new()).unwrap();
-    assert_eq!(w.next_seq(), 2);
-    w.append(b"after").unwrap();
-    w.sync().unwrap();
-    assert_eq!(read_all(d.path()).len(), 3);
 }
 
 #[test]
