@@ -60,20 +60,24 @@ fn power_cut_of_an_ext4_loop_device() {
             .spawn()
             .unwrap();
         let out = child.stdout.take().unwrap();
+        let (first_sync, synced_once) = std::sync::mpsc::channel();
         let lines = std::thread::spawn(move || {
             let mut synced = 0u64;
-            let mut appended = 0u64;
             for line in BufReader::new(out).lines() {
                 let Ok(line) = line else { break };
                 let line = line.rsplit_once("... ").map_or(&line[..], |(_, l)| l);
                 if let Some(n) = line.strip_prefix("s ") {
                     synced = n.parse().unwrap();
-                    appended = appended.max(synced);
+                    let _ = first_sync.send(());
                 }
             }
-            (synced, appended)
+            synced
         });
-        // Let it run, then freeze it and copy the device's bytes.
+        // Once the log exists and has synced once, let it run, then freeze it and copy the
+        // device's bytes.
+        synced_once
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the child never synced");
         std::thread::sleep(Duration::from_millis(100 + rng.below(900)));
         let pid = rustix::process::Pid::from_child(&child);
         rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();
@@ -83,7 +87,7 @@ fn power_cut_of_an_ext4_loop_device() {
         let copy_ms = t.elapsed().as_millis();
         child.kill().unwrap();
         child.wait().unwrap();
-        let (synced, _) = lines.join().unwrap();
+        let synced = lines.join().unwrap();
         // Boot: check and repair the file system, mount it, recover the log.
         let fsck = Command::new("e2fsck")
             .args(["-fy"])
