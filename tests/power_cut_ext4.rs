@@ -21,7 +21,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -83,7 +83,7 @@ fn power_cut_of_an_ext4_loop_device() {
         rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();
         let t = Instant::now();
         let copy = m.tmp.path().join("cut.img");
-        std::fs::copy(m.image.as_ref().unwrap(), &copy).unwrap();
+        let tries = copy_at_one_instant(m.image.as_ref().unwrap(), &copy);
         let copy_ms = t.elapsed().as_millis();
         child.kill().unwrap();
         child.wait().unwrap();
@@ -95,16 +95,19 @@ fn power_cut_of_an_ext4_loop_device() {
             .output()
             .unwrap();
         let code = fsck.status.code().unwrap_or(-1);
+        let fsck_out = String::from_utf8_lossy(&fsck.stdout).into_owned();
         assert!(
             code == 0 || code == 1,
-            "e2fsck could not repair the copy ({code}): {}",
-            String::from_utf8_lossy(&fsck.stdout)
+            "e2fsck could not repair the copy ({code}): {fsck_out}"
         );
         let at = m.tmp.path().join("after");
         mount::mount_image(&copy, &at).unwrap();
         let _unmount = Unmount(at.clone());
         let log = at.join("log");
-        let what = format!("cut {cut} (seed {seed}): {synced} records synced");
+        let what = format!(
+            "cut {cut} (seed {seed}): {synced} records synced (e2fsck said: {})",
+            fsck_out.trim()
+        );
         let report = applog::verify(&log).unwrap_or_else(|e| panic!("{what}: {e}"));
         assert!(report.is_clean(), "{what}: {report:#?}");
         let mut w = Writer::open(&log, Options::new().segment_pages(4))
@@ -122,9 +125,47 @@ fn power_cut_of_an_ext4_loop_device() {
         let after = applog::verify(&log).unwrap();
         assert!(after.is_clean() && after.torn_tail.is_none(), "{what}");
         eprintln!(
-            "power_cut_ext4: {what}, {n} recovered, e2fsck exit {code}, copied in {copy_ms} ms"
+            "power_cut_ext4: cut {cut}: {synced} records synced, {n} recovered, e2fsck exit \
+             {code}, copied in {copy_ms} ms ({tries} tries)"
         );
     }
+}
+
+/// Copies the image of a mounted loop device as it is at one instant: while the copy runs,
+/// the kernel may still write to the device (journal commits, write-back of other dirty
+/// pages), and a copy that straddles a write is a state no power cut leaves (its early
+/// blocks older than its late ones). So: copy, and keep the copy only if the device's write
+/// counters did not move and nothing was in flight. Returns the number of tries.
+fn copy_at_one_instant(img: &Path, to: &Path) -> u32 {
+    let out = mount::run(Command::new("losetup").arg("-j").arg(img)).unwrap();
+    let dev = out
+        .split(':')
+        .next()
+        .and_then(|d| d.strip_prefix("/dev/"))
+        .unwrap_or_else(|| panic!("no loop device for the image: {out:?}"))
+        .to_owned();
+    // /sys/block/<dev>/stat: writes completed, merged, sectors, ms (fields 4..8), in flight
+    // (8), then discards and flushes.
+    let writes = || -> Vec<u64> {
+        let stat = std::fs::read_to_string(format!("/sys/block/{dev}/stat")).unwrap();
+        let f: Vec<u64> = stat
+            .split_whitespace()
+            .map(|x| x.parse().unwrap())
+            .collect();
+        let mut w = f[4..9].to_vec();
+        w.extend(f.iter().skip(11));
+        w
+    };
+    for tries in 1..=200 {
+        let before = writes();
+        std::fs::copy(img, to).unwrap();
+        let after = writes();
+        if before == after && after[4] == 0 {
+            return tries;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("the loop device never stayed idle for the length of a copy");
 }
 
 /// Unmounts a directory on drop.
