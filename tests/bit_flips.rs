@@ -136,7 +136,6 @@ fn every_bit_of_a_synced_segment_header_is_checked() {
         .unwrap()
         .close()
         .unwrap();
-    let seg = seg_path(&f.dir, 0);
     let work = f._tmp.path().join("hdr");
     for byte in 0..HEADER {
         for bit in 0..8 {
@@ -166,5 +165,4 @@ fn every_bit_of_a_synced_segment_header_is_checked() {
             }
         }
     }
-    let _ = seg;
 }

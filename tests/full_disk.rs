@@ -3,9 +3,9 @@
 //! Fault model: the file system runs out of space while the writer grows a segment (or
 //! creates the next one). On tmpfs and ext4, `ftruncate` succeeds on a full disk and the first
 //! store into the new page raises SIGBUS; applog reserves blocks with fallocate first.
-//! Pass criterion: `append` returns `Error::NoSpace` (the process is not killed), every record
-//! appended before stays readable and `verify` is clean, and appending works again once space
-//! is freed. Needs root to mount a 1 MiB tmpfs and a 16 MiB ext4 loop image; where mounting is
+//! Pass criterion: `append` returns `Error::NoSpace` (P4: a typed error; the process is not
+//! killed), every record appended before stays readable, in order and byte for byte (P1, P3),
+//! `verify` is clean, and appending works again once space is freed. Needs root to mount a 1 MiB tmpfs and a 16 MiB ext4 loop image; where mounting is
 //! not permitted the test prints why and passes without checking.
 
 mod common;

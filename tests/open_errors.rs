@@ -1,6 +1,10 @@
 //! Opening what is not a healthy, free log: a second writer in the same process, foreign files
-//! and directories. Each gives its typed error, names the file, and
-//! changes nothing on disk. (No test here spawns a process: a child holds copies of the
+//! and directories.
+//!
+//! Fault model: a second `Writer::open` while a writer holds the log; directories and files
+//! that are not applog's; a segment too small for a record.
+//! Pass criterion: each gives its typed error (P4), names the file, and changes nothing on
+//! disk; the first writer's records stay intact. (No test here spawns a process: a child holds copies of the
 //! parent's lock files between `fork` and `exec`, which would disturb the lock tests; the
 //! cross-process lock test lives in `cross_process.rs`.)
 
