@@ -134,11 +134,7 @@ fn image(m: &Moment, page: usize, rng: &mut Rng) -> Files {
                 return out;
             }
             let name = names[rng.below(names.len() as u64) as usize].clone();
-            let protected = m
-                .durable
-                .get(&name)
-                .map_or(0, |d| d.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1))
-                .max(64);
+            let protected = m.durable.get(&name).map_or(0, |d| synced_end(d)).max(64);
             let img = out.get_mut(&name).unwrap();
             if img.len() <= protected {
                 return out;
@@ -150,6 +146,16 @@ fn image(m: &Moment, page: usize, rng: &mut Rng) -> Files {
         }
     }
     out
+}
+
+/// Where the synced data of a durable segment file ends: its synced mark (right after the
+/// sync that the durable image was taken after, the mark is exact).
+fn synced_end(durable: &[u8]) -> usize {
+    let Ok(h) = applog::format::SegmentHeader::decode(durable) else {
+        return 0;
+    };
+    let word = u64::from_le_bytes(durable[48..56].try_into().unwrap());
+    h.decode_synced_mark(word).unwrap() as usize
 }
 
 fn check_image(img: &Files, m: &Moment, stream: u64, dir: &Path, what: &str) {
