@@ -209,6 +209,11 @@ impl SegmentHeader {
         if le_u32(b, 20) != 0 {
             return Err(HeaderError::BadField("flags"));
         }
+        // Outside the CRC: bytes 44..48 and 60..64 are reserved and zero. (The synced mark at
+        // 48..56 carries its own check; the wake word at 56..60 may hold any value.)
+        if le_u32(b, 44) != 0 || le_u32(b, 60) != 0 {
+            return Err(HeaderError::BadField("reserved"));
+        }
         Ok(h)
     }
 
@@ -331,6 +336,9 @@ pub enum BadFrame {
     },
     /// A seal frame whose CRC does not match.
     BadSeal,
+    /// A valid seal in a segment that holds no record: it would name the segment itself as
+    /// the next one.
+    EmptySeal,
 }
 
 impl fmt::Display for BadFrame {
@@ -345,6 +353,7 @@ impl fmt::Display for BadFrame {
                 "frame checksum mismatch (stored {stored:#010x}, computed {actual:#010x})"
             ),
             BadFrame::BadSeal => write!(f, "seal frame checksum mismatch"),
+            BadFrame::EmptySeal => write!(f, "seal frame in a segment without records"),
         }
     }
 }

@@ -44,8 +44,20 @@
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+/// A test-only fault point (see `fault.rs`): calls the installed hook when the crate is built
+/// with the `fault-injection` feature, and expands to an empty block otherwise.
+macro_rules! fault_point {
+    ($point:ident) => {{
+        #[cfg(feature = "fault-injection")]
+        $crate::fault::hit($crate::fault::Point::$point);
+    }};
+}
+
 mod dir;
 mod error;
+#[cfg(feature = "fault-injection")]
+#[doc(hidden)]
+pub mod fault;
 pub mod format;
 /// The writer/reader wake-up protocol. Public only so that the loom model test
 /// (tests/loom_notify.rs) checks the crate's own code; not part of the API.

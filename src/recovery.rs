@@ -85,6 +85,17 @@ pub(crate) fn scan(entry: Entry, writable: bool) -> Result<Scanned> {
     }
     // The mark first: a live writer stores it after the frames below it were published (and
     // the file grown to hold them), so a scan that starts after this load sees all of them.
+    if let Some(word) = seg.map.load(format::SYNCED_MARK_OFFSET) {
+        if seg.header.decode_synced_mark(word).is_none() {
+            // Not a torn write (the mark is one aligned 8-byte store): damage. Ignoring it
+            // would take synced data for an unsynced tail.
+            return Err(Error::Corrupt {
+                segment: entry.path,
+                offset: format::SYNCED_MARK_OFFSET,
+                reason: "synced mark fails its check".into(),
+            });
+        }
+    }
     let mark = seg.synced_mark();
     let mut off = HEADER_LEN;
     let mut seq = entry.base;

@@ -33,7 +33,9 @@ use std::sync::Arc;
 use memmap2::{MmapOptions, MmapRaw};
 
 use crate::error::{is_enospc, Error, Result};
-use crate::format::{self, Frame, HeaderError, SegmentHeader, HEADER_LEN, SYNCED_MARK_OFFSET};
+use crate::format::{
+    self, BadFrame, Frame, HeaderError, SegmentHeader, HEADER_LEN, SYNCED_MARK_OFFSET,
+};
 
 /// The system's page size.
 pub(crate) fn page_size() -> u64 {
@@ -190,7 +192,9 @@ impl Mapping {
     }
 
     /// msync(MS_SYNC) of `[off, off + len)`.
+    /// msync(MS_SYNC) of `[off, off + len)`: every msync of the crate goes through here.
     fn flush(&self, off: u64, len: u64) -> io::Result<()> {
+        fault_point!(BeforeMsync);
         let at = self.check(off, len)?;
         self.raw.flush_range(at, len as usize)
     }
@@ -224,6 +228,7 @@ impl SegmentSync {
     /// Stores the synced mark `end`. Only after [`flush`](Self::flush) returned Ok; only one
     /// checkpoint runs at a time, so nothing else writes the mark meanwhile.
     pub(crate) fn mark_synced(&self) -> Result<()> {
+        fault_point!(BeforeSyncedMark);
         let word = self.header.encode_synced_mark(self.end);
         self.map
             .store(SYNCED_MARK_OFFSET, word, Ordering::Release)
@@ -440,6 +445,7 @@ impl Segment {
             .set_len(new_size)
             .map_err(|e| self.grow_error(e))?;
         self.map.set_size(new_size);
+        fault_point!(AfterGrowth);
         Ok(())
     }
 
@@ -503,6 +509,10 @@ impl Segment {
         });
         match frame {
             Frame::Record { .. } => (frame, payload),
+            // The writer never seals a segment without records (it could not create the next
+            // one: it would have this segment's name). Taken as a valid end, it would send
+            // readers back into this same segment forever.
+            Frame::Seal if seq == self.header.base_seq => (Frame::Bad(BadFrame::EmptySeal), &[]),
             _ => (frame, &[]),
         }
     }
@@ -518,6 +528,7 @@ impl Segment {
     /// Stores a frame header word. With `Release`, this publishes the frame (and every frame
     /// written after it whose header was stored before).
     pub(crate) fn store_head(&self, off: u64, word: u64, order: Ordering) -> Result<()> {
+        fault_point!(BeforePublish);
         self.map
             .store(off, word, order)
             .map_err(|e| Error::io("could not publish record", &self.path, e))

@@ -138,10 +138,17 @@ impl Writer {
         seg.set_grow_pages(opts.grow_pages);
         let synced_pos = seg.synced_mark().min(pos);
         tracing::debug!(dir = %dir.display(), segment = %seg.path.display(), next_seq = rec.next_seq, offset = pos, "writer opened");
+        let mut max_record_len =
+            (page * u64::from(opts.segment_pages)).saturating_sub(HEADER_LEN + FRAME_HEADER_LEN);
+        if pos == HEADER_LEN {
+            // The segment to append to holds no record (and may be older and smaller than
+            // the options say): a record that does not fit in it cannot roll to a new segment,
+            // which would have the same name. Its capacity is the limit.
+            max_record_len = max_record_len.min(seg.header.max_record_len());
+        }
         Ok(Writer {
             first_seq: rec.first_seq.min(rec.next_seq),
-            max_record_len: (page * u64::from(opts.segment_pages))
-                .saturating_sub(HEADER_LEN + FRAME_HEADER_LEN),
+            max_record_len,
             dir,
             opts,
             seg,
@@ -176,7 +183,9 @@ impl Writer {
     }
 
     /// The largest record this writer accepts: what one segment of the configured
-    /// [`Options::segment_pages`] can hold (reservation minus 72 bytes of headers).
+    /// [`Options::segment_pages`] can hold (reservation minus 72 bytes of headers), or less
+    /// when the log's newest segment holds no record yet and was created smaller: records
+    /// must then fit in it.
     pub fn max_record_len(&self) -> u64 {
         self.max_record_len
     }

@@ -1,6 +1,10 @@
-//! Opening what is not a healthy, free log: a second writer, foreign files and directories,
-//! and a writer poisoned by a failed sync. Each gives its typed error, names the file, and
-//! changes nothing on disk. (No test here spawns a process: a child holds copies of the
+//! Opening what is not a healthy, free log: a second writer in the same process, foreign files
+//! and directories.
+//!
+//! Fault model: a second `Writer::open` while a writer holds the log; directories and files
+//! that are not applog's; a segment too small for a record.
+//! Pass criterion: each gives its typed error (P4), names the file, and changes nothing on
+//! disk; the first writer's records stay intact. (No test here spawns a process: a child holds copies of the
 //! parent's lock files between `fork` and `exec`, which would disturb the lock tests; the
 //! cross-process lock test lives in `cross_process.rs`.)
 
@@ -126,37 +130,6 @@ fn regular_file_and_missing_path() {
 }
 
 #[test]
-fn failed_sync_poisons_the_writer_until_reopen() {
-    let d = tempfile::tempdir().unwrap();
-    let mut w = Writer::open(d.path(), Options::new()).unwrap();
-    w.append(b"kept").unwrap();
-    w.sync().unwrap();
-    w.append(b"appended before the failure").unwrap();
-    w.inject_sync_error(io::Error::from_raw_os_error(5)); // EIO
-    let err = w.sync().unwrap_err();
-    assert!(
-        matches!(&err, Error::Io { source, .. } if source.raw_os_error() == Some(5)),
-        "{err:?}"
-    );
-    // Every later call fails, including a sync that would now "succeed".
-    assert!(matches!(w.sync(), Err(Error::Poisoned { .. })));
-    assert!(matches!(w.append(b"x"), Err(Error::Poisoned { .. })));
-    assert!(matches!(
-        w.append_batch(&[b"y"]),
-        Err(Error::Poisoned { .. })
-    ));
-    let err = w.sync().unwrap_err();
-    assert!(err.to_string().contains("reopen"), "{err}");
-    drop(w);
-    // Reopening recovers: the records that reached the page cache are there.
-    let mut w = Writer::open(d.path(), Options::new()).unwrap();
-    assert_eq!(w.next_seq(), 2);
-    w.append(b"after").unwrap();
-    w.sync().unwrap();
-    assert_eq!(read_all(d.path()).len(), 3);
-}
-
-#[test]
 fn foreign_segment_starting_with_zeros_is_not_rewritten() {
     // Leading zeros must not make a foreign file look like a segment whose creation was cut
     // short (which recovery would re-initialise).
@@ -260,4 +233,39 @@ fn a_segment_whose_header_is_being_written_is_not_ready_yet_for_readers() {
     assert!(r.next().unwrap().is_none(), "not ready is not an error");
     let report = applog::verify(d.path()).unwrap();
     assert!(report.is_clean(), "{report:?}");
+}
+
+#[test]
+fn an_empty_smaller_segment_limits_records_instead_of_bricking_the_log() {
+    // Found by the recovery fuzzer. The newest segment is empty and smaller than the options
+    // now ask for. A record too large for it used to seal it with a seal naming itself, then
+    // fail to create the next segment (same name): no writer could open the log again and
+    // readers spun forever on the seal.
+    let d = tempfile::tempdir().unwrap();
+    drop(Writer::open(d.path(), Options::new().segment_pages(1)).unwrap());
+    let mut w = Writer::open(d.path(), Options::new().segment_pages(8)).unwrap();
+    let max = w.max_record_len() as usize;
+    assert_eq!(
+        max as u64,
+        page() - 72,
+        "the empty 1-page segment is the limit"
+    );
+    assert!(matches!(
+        w.append(&vec![1u8; max + 1]),
+        Err(Error::RecordTooLarge { .. })
+    ));
+    assert_eq!(w.append(&vec![2u8; max]).unwrap(), 0);
+    drop(w);
+    // Once the newest segment holds a record, a larger one rolls to a segment of the new size.
+    let mut w = Writer::open(d.path(), Options::new().segment_pages(8)).unwrap();
+    assert_eq!(w.max_record_len(), 8 * page() - 72);
+    assert_eq!(
+        w.append(&vec![3u8; 5000]).unwrap(),
+        1,
+        "rolls to a new segment"
+    );
+    w.append(b"more").unwrap();
+    drop(w);
+    assert_eq!(read_all(d.path()).len(), 3);
+    assert!(applog::verify(d.path()).unwrap().is_clean());
 }

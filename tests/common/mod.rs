@@ -3,6 +3,9 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod fixture;
+pub mod harness;
+pub mod mount;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -143,4 +146,59 @@ pub fn truncate(path: &Path, len: u64) {
         .unwrap()
         .set_len(len)
         .unwrap();
+}
+
+/// How much longer than the default to run the randomised tests: the `APPLOG_SOAK`
+/// environment variable (a whole number, default 1) multiplies their iteration counts.
+pub fn soak() -> u64 {
+    match std::env::var("APPLOG_SOAK") {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .ok()
+            .filter(|&n| n >= 1)
+            .unwrap_or_else(|| panic!("APPLOG_SOAK must be a whole number >= 1, not {v:?}")),
+        Err(_) => 1,
+    }
+}
+
+/// The seed of a randomised test: `APPLOG_SEED` when set (to reproduce a run), otherwise
+/// fresh. Printed either way, so that a failure can be replayed.
+pub fn seed(test: &str) -> u64 {
+    let seed = match std::env::var("APPLOG_SEED") {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("APPLOG_SEED must be a number, not {v:?}")),
+        Err(_) => {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap();
+            t.as_nanos() as u64 ^ u64::from(std::process::id()).rotate_left(32)
+        }
+    };
+    eprintln!("{test}: seed {seed} (replay with APPLOG_SEED={seed})");
+    seed
+}
+
+/// A small, fast, seeded random number generator (SplitMix64).
+#[derive(Clone, Debug)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `0..n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    /// True with probability `num / den`.
+    pub fn chance(&mut self, num: u64, den: u64) -> bool {
+        self.below(den) < num
+    }
 }

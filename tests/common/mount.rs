@@ -1,0 +1,71 @@
+//! Small file systems mounted for a test (root only): a tmpfs, or ext4 on a loop image.
+//! Unmounted on drop. Callers skip their test with a printed reason when mounting fails.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A mounted file system, unmounted on drop.
+pub struct Mount {
+    pub dir: PathBuf,
+    /// The backing image, for ext4.
+    pub image: Option<PathBuf>,
+    pub tmp: tempfile::TempDir,
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.dir).status();
+    }
+}
+
+/// Runs a command; its stderr is the error.
+pub fn run(cmd: &mut Command) -> Result<String, String> {
+    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "{cmd:?}: {} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// Mounts a tmpfs of `size` bytes.
+pub fn tmpfs(size: u64) -> Result<Mount, String> {
+    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let dir = tmp.path().join("mnt");
+    std::fs::create_dir(&dir).map_err(|e| e.to_string())?;
+    run(Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(&dir))?;
+    Ok(Mount {
+        dir,
+        image: None,
+        tmp,
+    })
+}
+
+/// Makes an ext4 file system of `size` bytes in an image file and mounts it on a loop device.
+pub fn ext4(size: u64) -> Result<Mount, String> {
+    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let img = tmp.path().join("fs.img");
+    std::fs::File::create(&img)
+        .and_then(|f| f.set_len(size))
+        .map_err(|e| e.to_string())?;
+    run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&img))?;
+    let dir = mount_image(&img, &tmp.path().join("mnt"))?;
+    Ok(Mount {
+        dir,
+        image: Some(img),
+        tmp,
+    })
+}
+
+/// Mounts an ext4 image at `at` (created).
+pub fn mount_image(img: &Path, at: &Path) -> Result<PathBuf, String> {
+    std::fs::create_dir_all(at).map_err(|e| e.to_string())?;
+    run(Command::new("mount").args(["-o", "loop"]).arg(img).arg(at))?;
+    Ok(at.to_owned())
+}
