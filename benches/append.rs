@@ -90,6 +90,8 @@
 //! of 15-30% on this machine (more for the fault-bound applog and mmap cases): run it more
 //! than once before believing a change.
 
+mod support;
+
 use std::fs::{self, File, OpenOptions};
 use std::hint::black_box;
 use std::io::{BufWriter, Write};
@@ -485,24 +487,6 @@ struct OkayLog {
     cap: u64,
 }
 
-#[derive(Debug)]
-struct NoCheckpoint;
-
-impl okaywal::LogManager for NoCheckpoint {
-    fn recover(&mut self, _entry: &mut okaywal::Entry<'_>) -> std::io::Result<()> {
-        Ok(())
-    }
-
-    fn checkpoint_to(
-        &mut self,
-        _last: okaywal::EntryId,
-        _entries: &mut okaywal::SegmentReader,
-        _wal: &okaywal::WriteAheadLog,
-    ) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 impl OkayLog {
     fn new() -> OkayLog {
         let mut log = OkayLog {
@@ -521,7 +505,8 @@ impl OkayLog {
     }
 
     fn open(&mut self) {
-        let wal = okaywal::WriteAheadLog::recover(self.dir(), NoCheckpoint).expect("open okaywal");
+        let wal = okaywal::WriteAheadLog::recover(self.dir(), support::NoCheckpoint)
+            .expect("open okaywal");
         self.wal = Some(wal);
         self.used = 0;
     }

@@ -35,14 +35,14 @@
 mod support;
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use applog::{Options, SharedWriter};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use okaywal::{Entry, EntryId, LogManager, SegmentReader, WriteAheadLog};
+use okaywal::WriteAheadLog;
 
 const RECORD: usize = 128;
 const THREADS: [usize; 4] = [1, 4, 16, 64];
@@ -121,24 +121,6 @@ fn report(name: &str, lat: &Mutex<Vec<u64>>) {
     support::record(name, "samples", v.len() as f64);
 }
 
-#[derive(Debug)]
-struct NoCheckpoint;
-
-impl LogManager for NoCheckpoint {
-    fn recover(&mut self, _entry: &mut Entry<'_>) -> io::Result<()> {
-        Ok(())
-    }
-
-    fn checkpoint_to(
-        &mut self,
-        _last: EntryId,
-        _entries: &mut SegmentReader,
-        _wal: &WriteAheadLog,
-    ) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 fn frame(payload: &[u8]) -> Vec<u8> {
     let mut f = Vec::with_capacity(8 + payload.len());
     f.extend_from_slice(&(payload.len() as u32).to_le_bytes());
@@ -184,7 +166,7 @@ fn durable(c: &mut Criterion) {
         }
 
         let dir = fresh_dir(&format!("okaywal-{threads}"));
-        let wal = WriteAheadLog::recover(&dir, NoCheckpoint).expect("open okaywal");
+        let wal = WriteAheadLog::recover(&dir, support::NoCheckpoint).expect("open okaywal");
         group.bench_function("okaywal", |b| {
             b.iter_custom(|iters| {
                 run(threads, iters, &lat, || {

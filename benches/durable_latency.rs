@@ -69,24 +69,6 @@ fn timed(iters: u64, samples: &mut Vec<u64>, mut op: impl FnMut()) -> Duration {
     total
 }
 
-#[derive(Debug)]
-struct NoCheckpoint;
-
-impl okaywal::LogManager for NoCheckpoint {
-    fn recover(&mut self, _entry: &mut okaywal::Entry<'_>) -> std::io::Result<()> {
-        Ok(())
-    }
-
-    fn checkpoint_to(
-        &mut self,
-        _last: okaywal::EntryId,
-        _entries: &mut okaywal::SegmentReader,
-        _wal: &okaywal::WriteAheadLog,
-    ) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 fn prewritten_file(path: &PathBuf) -> File {
     let mut f = OpenOptions::new()
         .read(true)
@@ -178,8 +160,9 @@ fn benches(c: &mut Criterion) {
         dirs.push(dir);
 
         let dir = temp_dir();
-        let wal = okaywal::WriteAheadLog::recover(dir.path().join("okaywal"), NoCheckpoint)
-            .expect("open okaywal");
+        let wal =
+            okaywal::WriteAheadLog::recover(dir.path().join("okaywal"), support::NoCheckpoint)
+                .expect("open okaywal");
         let mut samples = Vec::new();
         group.bench_function("okaywal", |b| {
             b.iter_custom(|iters| {

@@ -79,3 +79,23 @@ pub fn proc_status_bytes(field: &str) -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// An okaywal log manager that never checkpoints: the benches measure okaywal's write path
+/// and commits, not its checkpointing.
+#[derive(Debug)]
+pub struct NoCheckpoint;
+
+impl okaywal::LogManager for NoCheckpoint {
+    fn recover(&mut self, _entry: &mut okaywal::Entry<'_>) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn checkpoint_to(
+        &mut self,
+        _last: okaywal::EntryId,
+        _entries: &mut okaywal::SegmentReader,
+        _wal: &okaywal::WriteAheadLog,
+    ) -> std::io::Result<()> {
+        Ok(())
+    }
+}
