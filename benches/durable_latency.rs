@@ -15,6 +15,10 @@
 //! - `okaywal`: one okaywal entry of one chunk per record, `commit`ted (okaywal's durable
 //!   commit).
 //!
+//! After each variant the bench also prints the bytes written to the block device per durable
+//! append (from `/sys/dev/block/<dev>/stat`, so run it on a quiet machine), which shows the
+//! write amplification a format or growth change brings.
+//!
 //! Group commit (many threads sharing syncs) is measured by `benches/durable.rs`.
 //! Run: `cargo bench --bench durable_latency` (a minute or so; add
 //! `-- --warm-up-time 1 --measurement-time 2` to shorten).
@@ -98,16 +102,21 @@ fn benches(c: &mut Criterion) {
             let dir = temp_dir();
             let mut w = Writer::open(dir.path().join("log"), opts).expect("open applog");
             let mut samples = Vec::new();
+            let mut device = support::DeviceBytes::default();
             group.bench_function(variant, |b| {
                 b.iter_custom(|iters| {
-                    timed(iters, &mut samples, || {
-                        black_box(w.append(&data).expect("append"));
-                        w.sync().expect("sync");
+                    device.measure(dir.path(), iters, || {
+                        timed(iters, &mut samples, || {
+                            black_box(w.append(&data).expect("append"));
+                            w.sync().expect("sync");
+                        })
                     })
                 })
             });
             drop(w);
-            support::report_latency(&format!("durable_latency/{name}/{variant}"), &mut samples);
+            let bench = format!("durable_latency/{name}/{variant}");
+            support::report_latency(&bench, &mut samples);
+            device.report(&bench);
             dirs.push(dir);
         }
 
@@ -116,24 +125,26 @@ fn benches(c: &mut Criterion) {
         let mut off = 0u64;
         let mut seq = 0u64;
         let mut samples = Vec::new();
+        let mut device = support::DeviceBytes::default();
         group.bench_function("pwrite_fdatasync", |b| {
             b.iter_custom(|iters| {
-                timed(iters, &mut samples, || {
-                    let f = frame(&data, seq);
-                    if off + f.len() as u64 > PREWRITTEN {
-                        off = 0;
-                    }
-                    file.write_all_at(&f, off).expect("pwrite");
-                    file.sync_data().expect("fdatasync");
-                    off += f.len() as u64;
-                    seq += 1;
+                device.measure(dir.path(), iters, || {
+                    timed(iters, &mut samples, || {
+                        let f = frame(&data, seq);
+                        if off + f.len() as u64 > PREWRITTEN {
+                            off = 0;
+                        }
+                        file.write_all_at(&f, off).expect("pwrite");
+                        file.sync_data().expect("fdatasync");
+                        off += f.len() as u64;
+                        seq += 1;
+                    })
                 })
             })
         });
-        support::report_latency(
-            &format!("durable_latency/{name}/pwrite_fdatasync"),
-            &mut samples,
-        );
+        let bench = format!("durable_latency/{name}/pwrite_fdatasync");
+        support::report_latency(&bench, &mut samples);
+        device.report(&bench);
         dirs.push(dir);
 
         let dir = temp_dir();
@@ -144,19 +155,21 @@ fn benches(c: &mut Criterion) {
             .expect("create");
         let mut seq = 0u64;
         let mut samples = Vec::new();
+        let mut device = support::DeviceBytes::default();
         group.bench_function("write_fdatasync_extend", |b| {
             b.iter_custom(|iters| {
-                timed(iters, &mut samples, || {
-                    file.write_all(&frame(&data, seq)).expect("write");
-                    file.sync_data().expect("fdatasync");
-                    seq += 1;
+                device.measure(dir.path(), iters, || {
+                    timed(iters, &mut samples, || {
+                        file.write_all(&frame(&data, seq)).expect("write");
+                        file.sync_data().expect("fdatasync");
+                        seq += 1;
+                    })
                 })
             })
         });
-        support::report_latency(
-            &format!("durable_latency/{name}/write_fdatasync_extend"),
-            &mut samples,
-        );
+        let bench = format!("durable_latency/{name}/write_fdatasync_extend");
+        support::report_latency(&bench, &mut samples);
+        device.report(&bench);
         dirs.push(dir);
 
         let dir = temp_dir();
@@ -164,17 +177,22 @@ fn benches(c: &mut Criterion) {
             okaywal::WriteAheadLog::recover(dir.path().join("okaywal"), support::NoCheckpoint)
                 .expect("open okaywal");
         let mut samples = Vec::new();
+        let mut device = support::DeviceBytes::default();
         group.bench_function("okaywal", |b| {
             b.iter_custom(|iters| {
-                timed(iters, &mut samples, || {
-                    let mut entry = wal.begin_entry().expect("begin_entry");
-                    entry.write_chunk(&data).expect("write_chunk");
-                    black_box(entry.commit().expect("commit"));
+                device.measure(dir.path(), iters, || {
+                    timed(iters, &mut samples, || {
+                        let mut entry = wal.begin_entry().expect("begin_entry");
+                        entry.write_chunk(&data).expect("write_chunk");
+                        black_box(entry.commit().expect("commit"));
+                    })
                 })
             })
         });
         wal.shutdown().expect("okaywal shutdown");
-        support::report_latency(&format!("durable_latency/{name}/okaywal"), &mut samples);
+        let bench = format!("durable_latency/{name}/okaywal");
+        support::report_latency(&bench, &mut samples);
+        device.report(&bench);
         dirs.push(dir);
 
         group.finish();

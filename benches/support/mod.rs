@@ -99,3 +99,52 @@ impl okaywal::LogManager for NoCheckpoint {
         Ok(())
     }
 }
+
+/// Bytes written so far to the block device that holds `path` (the "sectors written" field of
+/// `/sys/dev/block/<major>:<minor>/stat`, in 512-byte units), or `None` where that is not
+/// available (tmpfs, no sysfs). Counts every writer of the device, so measure on a quiet
+/// machine.
+pub fn device_bytes_written(path: &std::path::Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = fs::metadata(path).ok()?.dev();
+    let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
+    let stat = fs::read_to_string(format!("/sys/dev/block/{major}:{minor}/stat")).ok()?;
+    let sectors: u64 = stat.split_whitespace().nth(6)?.parse().ok()?;
+    Some(sectors * 512)
+}
+
+/// Device bytes written per operation, accumulated over the batches criterion runs.
+#[derive(Default)]
+pub struct DeviceBytes {
+    bytes: u64,
+    ops: u64,
+}
+
+impl DeviceBytes {
+    /// Runs `batch` (which performs `ops` operations on files under `path`) and counts the
+    /// device bytes written meanwhile.
+    pub fn measure<T>(&mut self, path: &std::path::Path, ops: u64, batch: impl FnOnce() -> T) -> T {
+        let before = device_bytes_written(path);
+        let out = batch();
+        if let (Some(b), Some(a)) = (before, device_bytes_written(path)) {
+            self.bytes += a.saturating_sub(b);
+            self.ops += ops;
+        }
+        out
+    }
+
+    /// Prints and records (under `name`, key `device_bytes_per_op`) the bytes per operation.
+    pub fn report(&self, name: &str) {
+        if self.ops == 0 {
+            println!("{name}: device bytes not available here");
+            return;
+        }
+        let per_op = self.bytes as f64 / self.ops as f64;
+        println!(
+            "{name}: {:.1} KiB written to the device per durable append ({} appends)",
+            per_op / 1024.0,
+            self.ops
+        );
+        record(name, "device_bytes_per_op", per_op);
+    }
+}
