@@ -138,17 +138,6 @@ fn log_cap() -> u64 {
     env_u64("APPLOG_BENCH_LOG_MIB", 512) << 20
 }
 
-/// The directory benchmark files go to.
-fn bench_root() -> PathBuf {
-    let root = match std::env::var_os("APPLOG_BENCH_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => option_env!("CARGO_TARGET_TMPDIR")
-            .map_or_else(|| PathBuf::from("target"), PathBuf::from),
-    };
-    fs::create_dir_all(&root).expect("create the bench directory");
-    root
-}
-
 /// Temporary directories live until the end of the run (see [`retire`] for why nothing is
 /// unlinked while benchmarks run).
 static TEMP_DIRS: Mutex<Vec<TempDir>> = Mutex::new(Vec::new());
@@ -157,7 +146,7 @@ static TEMP_DIRS: Mutex<Vec<TempDir>> = Mutex::new(Vec::new());
 fn temp_dir() -> PathBuf {
     let dir = tempfile::Builder::new()
         .prefix("applog-bench-")
-        .tempdir_in(bench_root())
+        .tempdir_in(support::bench_root())
         .expect("create a temporary directory");
     let path = dir.path().to_owned();
     TEMP_DIRS.lock().expect("temp dir list").push(dir);
@@ -170,7 +159,7 @@ fn temp_dir() -> PathBuf {
 /// shortens the time a run slows down the segment creation of the next one.
 fn delete_temp_dirs() {
     TEMP_DIRS.lock().expect("temp dir list").clear();
-    if let Ok(root) = File::open(bench_root()) {
+    if let Ok(root) = File::open(support::bench_root()) {
         let _ = rustix::fs::syncfs(&root);
     }
 }
@@ -1027,7 +1016,7 @@ fn prewarm() {
 }
 
 fn check_fs() {
-    let root = bench_root();
+    let root = support::bench_root();
     match rustix::fs::statfs(&root) {
         // TMPFS_MAGIC; `f_type`'s integer type differs between targets.
         #[allow(clippy::unnecessary_cast)]
