@@ -51,6 +51,19 @@ impl Listing {
     }
 }
 
+/// Lists the directory of an existing log: as [`list`], and `NotALog` when it holds neither a
+/// segment nor a lock file (readers, `verify` and explicit recovery never create a log).
+pub(crate) fn list_log(dir: &Path) -> Result<Listing> {
+    let listing = list(dir)?;
+    if listing.segments.is_empty() && !listing.has_lock_file {
+        return Err(Error::NotALog {
+            path: dir.to_owned(),
+            reason: "no applog segments or lock file in the directory".into(),
+        });
+    }
+    Ok(listing)
+}
+
 /// Lists a log directory. A missing directory is an `Io` error with `NotFound`; a path that is
 /// not a directory, or a file named like a segment that is not a regular file, is `NotALog`.
 pub(crate) fn list(dir: &Path) -> Result<Listing> {

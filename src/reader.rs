@@ -90,13 +90,7 @@ impl Reader {
     /// that segment's header is damaged.
     pub fn open(dir: impl AsRef<Path>) -> Result<Reader> {
         let dir = dir.as_ref().to_owned();
-        let listing = dir::list(&dir)?;
-        if listing.segments.is_empty() && !listing.has_lock_file {
-            return Err(Error::NotALog {
-                path: dir,
-                reason: "no applog segments or lock file in the directory".into(),
-            });
-        }
+        let listing = dir::list_log(&dir)?;
         let mut first = listing.segments.first().map_or(0, |e| e.base);
         let mut r = Reader {
             dir,

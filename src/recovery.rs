@@ -421,13 +421,7 @@ fn scan_all(
 /// Corruption is not an error here: it is in the report.
 pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
     let dir = dir.as_ref();
-    let listing = dir::list(dir)?;
-    if listing.is_foreign() || (listing.segments.is_empty() && !listing.has_lock_file) {
-        return Err(Error::NotALog {
-            path: dir.to_owned(),
-            reason: "no applog segments or lock file in the directory".into(),
-        });
-    }
+    let listing = dir::list_log(dir)?;
     let writer_active = dir::Lock::is_held(dir)?;
     let mut corruptions = Vec::new();
     let mut scans = scan_all(dir, listing.segments, false, &mut corruptions)?;
@@ -711,13 +705,7 @@ pub struct RecoveryReport {
 /// ```
 pub fn recover(dir: impl AsRef<Path>, mode: RecoveryMode) -> Result<RecoveryReport> {
     let dir = dir.as_ref();
-    let listing = dir::list(dir)?;
-    if listing.is_foreign() || (listing.segments.is_empty() && !listing.has_lock_file) {
-        return Err(Error::NotALog {
-            path: dir.to_owned(),
-            reason: "no applog segments or lock file in the directory".into(),
-        });
-    }
+    let listing = dir::list_log(dir)?;
     if !listing.has_lock_file {
         // Taking the lock creates the lock file: make sure first that the segments are
         // applog's (a damaged header is for the scan below to judge).
