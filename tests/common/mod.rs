@@ -14,10 +14,14 @@ pub const HEADER: u64 = 64;
 pub const PAGE: u64 = 4096;
 
 pub fn page() -> u64 {
-    // The tests' model assumes the page size the writer uses.
-    let p = observed_page_size();
-    assert!(p.is_power_of_two());
-    p
+    // The tests' model assumes the page size the writer uses. Observed once per process:
+    // some tests ask for it per record.
+    static PAGE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *PAGE.get_or_init(|| {
+        let p = observed_page_size();
+        assert!(p.is_power_of_two());
+        p
+    })
 }
 
 fn observed_page_size() -> u64 {
