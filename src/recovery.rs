@@ -4,14 +4,21 @@
 //!
 //! A checksum alone cannot tell a tail torn by a crash from bit rot in data that had been made
 //! durable. Each segment header carries a *synced mark*: after an msync that made the frames
-//! below offset `m` durable returns Ok, the writer stores `m` in the header, and the next msync
-//! writes it out. The mark therefore never claims more than what was durable (it can lag by
-//! one sync). So:
+//! below offset `m` durable returns Ok, the writer stores `m` in the header. The mark
+//! therefore never claims more than what was durable, but on disk it can lag: a checkpoint
+//! msyncs the header page of the active segment only when it was last written out a second
+//! or more before (and `close` does), so that a durable append writes one page, not two; a
+//! sealed segment's final mark is made durable by the checkpoint that covers its seal. So:
 //!
 //! - a bad or missing frame **below the mark** is corruption: reported with file and offset,
 //!   nothing is modified;
 //! - a bad frame, zeros, or garbage **at or after the mark**, after the last good frame, is a
 //!   torn tail: recovery zeroes it in place (never shrinking the file) and makes that durable.
+//!
+//! The price of the lag: after a power cut, bit rot in the newest second or so of synced data
+//! of the active segment (past its mark on disk) is taken for a torn tail and cut. The page
+//! cache holds the exact mark, so this needs the data to rot on the device just before the
+//! cut; a kill or a crash of the process alone never hits it.
 //!
 //! A torn tail can span segments after a power cut (a sealed segment whose tail was not yet
 //! written back, followed by a newer segment). Every sync flushes sealed segments before the
@@ -545,7 +552,7 @@ pub(crate) fn recover_locked(
                 _ => return None,
             };
             let seg = s.seg.as_ref()?;
-            (s.mark < seal_end).then(|| seg.sync_handle(seal_end))
+            (s.mark < seal_end).then(|| seg.sync_handle(s.mark, seal_end, true))
         })
         .collect();
     let Some(last) = scans.pop() else {
@@ -797,8 +804,7 @@ fn make_durable(seg: &Segment, end: u64) -> Result<()> {
     let io = |e| Error::io("could not sync segment", &seg.path, e);
     seg.flush(end).map_err(io)?;
     if seg.synced_mark() < end {
-        seg.sync_handle(end).mark_synced()?;
-        seg.flush(HEADER_LEN).map_err(io)?;
+        seg.sync_handle(end, end, true).mark_synced()?;
     }
     Ok(())
 }
@@ -887,8 +893,7 @@ fn truncate(
                 seg.zero_from(offset)?;
                 seg.flush(seg.size()).map_err(io)?;
                 if seg.synced_mark() > offset {
-                    seg.sync_handle(offset).mark_synced()?;
-                    seg.flush(HEADER_LEN).map_err(io)?;
+                    seg.sync_handle(offset, offset, true).mark_synced()?;
                 }
             }
             (s.entry.path.clone(), offset)

@@ -191,7 +191,6 @@ impl Mapping {
         Some(unsafe { std::slice::from_raw_parts(self.raw.as_ptr().add(at), len as usize) })
     }
 
-    /// msync(MS_SYNC) of `[off, off + len)`.
     /// msync(MS_SYNC) of `[off, off + len)`: every msync of the crate goes through here.
     fn flush(&self, off: u64, len: u64) -> io::Result<()> {
         fault_point!(BeforeMsync);
@@ -210,29 +209,47 @@ pub(crate) enum Opened {
 }
 
 /// What a durability checkpoint needs of one segment, taken under the writer's lock and used
-/// without it: msync of `[0, end)` (bytes below `end` are published frames, never written
-/// again), then the synced mark. Appends past `end` may go on meanwhile.
+/// without it: msync of `[from, end)` (bytes below `end` are published frames, never written
+/// again; bytes below `from` were made durable by an earlier checkpoint), then the synced
+/// mark, and, when `header` says so, msync of the header page that holds the mark. Appends
+/// past `end` may go on meanwhile.
 pub(crate) struct SegmentSync {
     pub(crate) path: PathBuf,
     map: Mapping,
     header: SegmentHeader,
+    from: u64,
     pub(crate) end: u64,
+    /// Whether [`mark_synced`](Self::mark_synced) also makes the mark durable.
+    pub(crate) flush_mark: bool,
 }
 
 impl SegmentSync {
-    /// msync(MS_SYNC) of `[0, end)`.
+    /// msync(MS_SYNC) of `[from, end)` (whole pages).
     pub(crate) fn flush(&self) -> io::Result<()> {
-        self.map.flush(0, self.end.min(self.map.limit()))
+        let end = self.end.min(self.map.limit());
+        let from = self.from.min(end) / page_size() * page_size();
+        if end > from {
+            self.map.flush(from, end - from)?;
+        }
+        Ok(())
     }
 
-    /// Stores the synced mark `end`. Only after [`flush`](Self::flush) returned Ok; only one
-    /// checkpoint runs at a time, so nothing else writes the mark meanwhile.
+    /// Stores the synced mark `end`, then msyncs the header page when `flush_mark` is set.
+    /// Only after [`flush`](Self::flush) returned Ok; only one checkpoint runs at a time, so
+    /// nothing else writes the mark meanwhile. An unflushed mark reaches the disk with the
+    /// next write-back of the header page: it never claims more than was durable.
     pub(crate) fn mark_synced(&self) -> Result<()> {
         fault_point!(BeforeSyncedMark);
         let word = self.header.encode_synced_mark(self.end);
         self.map
             .store(SYNCED_MARK_OFFSET, word, Ordering::Release)
-            .map_err(|e| Error::io("could not write synced mark of", &self.path, e))
+            .map_err(|e| Error::io("could not write synced mark of", &self.path, e))?;
+        if self.flush_mark {
+            self.map
+                .flush(0, HEADER_LEN)
+                .map_err(|e| Error::io("could not sync synced mark of", &self.path, e))?;
+        }
+        Ok(())
     }
 }
 
@@ -600,12 +617,15 @@ impl Segment {
 
     /// A handle that flushes `[0, end)` and stores the synced mark `end` without borrowing the
     /// segment (see [`SegmentSync`]).
-    pub(crate) fn sync_handle(&self, end: u64) -> SegmentSync {
+    /// What a checkpoint of `[from, end)` of this segment needs (see [`SegmentSync`]).
+    pub(crate) fn sync_handle(&self, from: u64, end: u64, flush_mark: bool) -> SegmentSync {
         SegmentSync {
             path: self.path.clone(),
             map: self.map.clone(),
             header: self.header,
+            from,
             end,
+            flush_mark,
         }
     }
 

@@ -376,7 +376,8 @@ impl SharedWriter {
     /// # Errors
     /// As [`sync`](Self::sync).
     pub fn close(self) -> Result<()> {
-        self.sync()
+        self.sync()?;
+        self.core().lock().w.flush_mark()
     }
 
     /// Retention: removes the oldest whole segments whose records are all below `seq`, as

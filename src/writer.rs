@@ -4,6 +4,7 @@ use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use crate::dir::{self, Lock};
 use crate::error::{Error, Result};
@@ -12,6 +13,14 @@ use crate::notify;
 use crate::options::{Options, SyncPolicy};
 use crate::recovery;
 use crate::segment::{page_size, Segment, SegmentSync};
+
+/// How often a checkpoint also msyncs the active segment's header page, to make its synced
+/// mark durable. The mark is stored at every checkpoint but written out with the data only
+/// when this much time has passed since it was last written out (and at `close`, and for
+/// every sealed segment): a durable append then costs one page written, not two. Between
+/// those, the mark on disk lags: bit rot in synced data behind it would be taken for a torn
+/// tail after a power cut (see `recovery`).
+const MARK_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The one writer of a log. Holds an exclusive lock on the log for as long as it lives.
 ///
@@ -42,6 +51,9 @@ pub struct Writer {
     max_record_len: u64,
     /// Offset in `seg` up to which frames are durable.
     synced_pos: u64,
+    /// The synced mark of `seg` last made durable (0 when unknown), and when.
+    mark_flushed: u64,
+    mark_flushed_at: Instant,
     /// Bytes of frames appended since the last sync (for `SyncPolicy::EveryBytes`).
     unsynced_bytes: u64,
     /// Sealed segments not yet made durable, each up to the end of its seal. Each keeps its
@@ -155,6 +167,8 @@ impl Writer {
             pos,
             next_seq: rec.next_seq,
             synced_pos,
+            mark_flushed: 0,
+            mark_flushed_at: Instant::now(),
             unsynced_bytes: 0,
             pending: rec.unsynced,
             // The previous writer may have created segments without fsyncing the directory
@@ -399,9 +413,14 @@ impl Writer {
         let seal_end = seal_at.map_or(self.pos, |at| at + FRAME_HEADER_LEN);
         let old = std::mem::replace(&mut self.seg, seg);
         tracing::debug!(sealed = %old.path.display(), new = %path.display(), next_seq = self.next_seq, "rolled to a new segment");
-        self.pending.push(old.sync_handle(seal_end));
+        // A sealed segment's final mark is made durable by the checkpoint that covers the
+        // seal: damage in an older segment must never pass for a torn tail (recovery would
+        // then remove the newer segments).
+        self.pending
+            .push(old.sync_handle(self.synced_pos, seal_end, true));
         self.pos = HEADER_LEN;
         self.synced_pos = 0;
+        self.mark_flushed = 0;
         self.dir_gen += 1;
         Ok(())
     }
@@ -431,6 +450,27 @@ impl Writer {
         self.publish_sync(plan, outcome)
     }
 
+    /// Makes the active segment's synced mark durable if the last checkpoints left it only in
+    /// the page cache (see [`MARK_FLUSH_INTERVAL`]). For `close`.
+    pub(crate) fn flush_mark(&mut self) -> Result<()> {
+        self.check_poisoned()?;
+        if self.mark_flushed >= self.synced_pos {
+            return Ok(());
+        }
+        let handle = self.seg.sync_handle(self.synced_pos, self.synced_pos, true);
+        match handle.mark_synced() {
+            Ok(()) => {
+                self.mark_flushed = self.synced_pos;
+                self.mark_flushed_at = Instant::now();
+                Ok(())
+            }
+            Err(e) => {
+                self.poison(&e);
+                Err(e)
+            }
+        }
+    }
+
     /// Sync, step 1 of 3 (under the writer's lock, in a [`SharedWriter`](crate::SharedWriter)):
     /// what the checkpoint must flush to make every record appended so far durable. `None`
     /// when that is already so.
@@ -443,16 +483,18 @@ impl Writer {
         {
             return Ok(None);
         }
+        let started = Instant::now();
+        let flush_mark = started.duration_since(self.mark_flushed_at) >= MARK_FLUSH_INTERVAL;
         Ok(Some(SyncPlan {
             sealed: std::mem::take(&mut self.pending),
-            active: self.seg.sync_handle(self.pos),
+            active: self.seg.sync_handle(self.synced_pos, self.pos, flush_mark),
             active_base: self.seg.header.base_seq,
             dir: (self.dir_synced_gen != self.dir_gen).then(|| self.dir.clone()),
             dir_gen: self.dir_gen,
             next_seq: self.next_seq,
             unsynced_bytes: self.unsynced_bytes,
             injected: self.injected_sync_error.take(),
-            started: std::time::Instant::now(),
+            started,
         }))
     }
 
@@ -465,6 +507,10 @@ impl Writer {
                 self.dir_synced_gen = self.dir_synced_gen.max(plan.dir_gen);
                 if self.seg.header.base_seq == plan.active_base {
                     self.synced_pos = self.synced_pos.max(plan.active.end);
+                    if plan.active.flush_mark {
+                        self.mark_flushed = self.mark_flushed.max(plan.active.end);
+                        self.mark_flushed_at = plan.started;
+                    }
                 }
                 self.unsynced_bytes = self.unsynced_bytes.saturating_sub(plan.unsynced_bytes);
                 tracing::debug!(
@@ -472,30 +518,37 @@ impl Writer {
                     sealed_segments = plan.sealed.len(),
                     active_end = plan.active.end,
                     dir_fsync = plan.dir.is_some(),
+                    mark_flushed = plan.active.flush_mark,
                     elapsed_us = plan.started.elapsed().as_micros() as u64,
                     "synced"
                 );
                 Ok(())
             }
             Err(e) => {
-                let cause = match &e {
-                    Error::Io { source, .. } => source.to_string(),
-                    other => other.to_string(),
-                };
-                tracing::error!(error = %e, "sync failed; the writer is poisoned until the log is reopened");
-                self.poisoned = Some(cause);
+                self.poison(&e);
                 Err(e)
             }
         }
     }
 
-    /// Syncs and closes the writer, releasing the lock. Dropping a writer without `close`
-    /// releases the lock too but does not sync.
+    fn poison(&mut self, e: &Error) {
+        let cause = match e {
+            Error::Io { source, .. } => source.to_string(),
+            other => other.to_string(),
+        };
+        tracing::error!(error = %e, "sync failed; the writer is poisoned until the log is reopened");
+        self.poisoned = Some(cause);
+    }
+
+    /// Syncs and closes the writer, releasing the lock; also makes the active segment's synced
+    /// mark durable (a checkpoint writes it out only about once a second). Dropping a writer
+    /// without `close` releases the lock too but does not sync.
     ///
     /// # Errors
     /// As [`sync`](Self::sync).
     pub fn close(mut self) -> Result<()> {
-        self.sync()
+        self.sync()?;
+        self.flush_mark()
     }
 
     /// Test hook: the next `sync` fails with `error` as if msync had failed.
@@ -530,8 +583,9 @@ impl SyncPlan {
         self.next_seq
     }
 
-    /// Sync, step 2 of 3 (no lock): msync of each sealed segment and its synced mark, msync of
-    /// the active segment, fsync of the directory, then the active segment's synced mark.
+    /// Sync, step 2 of 3 (no lock): msync of each sealed segment, its synced mark and its
+    /// header, msync of the active segment, fsync of the directory, then the active segment's
+    /// synced mark (and its header, when due).
     pub(crate) fn run(&mut self) -> Result<()> {
         if let Some(e) = self.injected.take() {
             return Err(Error::io("could not sync segment", &self.active.path, e));

@@ -12,6 +12,9 @@
 //!   inside it that were never written back read as zeros);
 //! - segment files created since the last sync present or absent, in creation order (a
 //!   journaled file system commits directory entries in order);
+//! - in half the images, each segment's synced mark replaced by one it held at an earlier
+//!   sync, or by none: a checkpoint writes the active segment's mark out only now and then,
+//!   so the mark on disk may lag (it never runs ahead of the durable data);
 //! - then, in most images, one page torn (each 512-byte sector old or new: a sector is the
 //!   unit a disk writes atomically) or filled with garbage from some offset on. Garbage only
 //!   lands in bytes that hold no synced data and not in the first 64 bytes of a file (a
@@ -68,6 +71,8 @@ struct Moment {
     appended: u64,
     /// Order the files were created in (segment names sort by creation).
     new_files: Vec<String>,
+    /// Every synced-mark word each file held at a sync up to now, 0 (none) included.
+    marks: BTreeMap<String, Vec<u64>>,
 }
 
 /// Builds one image a power cut at `m` could leave.
@@ -101,6 +106,11 @@ fn image(m: &Moment, page: usize, rng: &mut Rng) -> Files {
                     img[r.start..r.start + new.len()].copy_from_slice(new);
                 }
             }
+        }
+        if img.len() >= 56 && rng.chance(1, 2) {
+            let old = m.marks.get(name).map_or(&[0][..], |v| &v[..]);
+            let word = old[rng.below(old.len() as u64) as usize];
+            img[48..56].copy_from_slice(&word.to_le_bytes());
         }
         out.insert(name.clone(), img);
     }
@@ -225,6 +235,7 @@ fn power_loss_images_recover_every_synced_record() {
             .grow_pages(1 + rng.below(2) as u32);
         let mut w = Writer::open(&logdir, opts).unwrap();
         let mut next = 0u64;
+        let mut marks: BTreeMap<String, Vec<u64>> = BTreeMap::new();
         for moment in 0..3 {
             // Appended and synced.
             for _ in 0..rng.below(12) {
@@ -234,6 +245,12 @@ fn power_loss_images_recover_every_synced_record() {
             w.sync().unwrap();
             let durable = files(&logdir);
             let synced = next;
+            for (name, bytes) in &durable {
+                let seen = marks.entry(name.clone()).or_insert_with(|| vec![0]);
+                if let Some(word) = bytes.get(48..56) {
+                    seen.push(u64::from_le_bytes(word.try_into().unwrap()));
+                }
+            }
             // Appended after the sync: records, batches, rollovers.
             for _ in 0..1 + rng.below(15) {
                 if rng.chance(1, 4) {
@@ -258,6 +275,7 @@ fn power_loss_images_recover_every_synced_record() {
                 synced,
                 appended: next,
                 new_files,
+                marks: marks.clone(),
             };
             for i in 0..images_per_moment {
                 let img = image(&m, page, &mut rng);
