@@ -1,4 +1,5 @@
-//! `SyncPolicy::Interval`: a background flusher checkpoints on a timer.
+//! `SyncPolicy::Interval`: a background flusher (the writer's sync thread) checkpoints on a
+//! timer.
 //!
 //! Fault model: records appended without waiting must become durable on their own, and a
 //! failed background flush must not go unnoticed. Pass criteria: an appended record becomes
@@ -19,7 +20,7 @@ fn flusher_threads() -> usize {
         .unwrap()
         .filter(|t| {
             let comm = t.as_ref().unwrap().path().join("comm");
-            std::fs::read_to_string(comm).is_ok_and(|c| c.trim() == "applog-flusher")
+            std::fs::read_to_string(comm).is_ok_and(|c| c.trim() == "applog-sync")
         })
         .count()
 }
