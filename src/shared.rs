@@ -61,6 +61,12 @@ struct State {
     wanted: u64,
     /// A leader handed the next flush to the sync thread (`flushing` stays set meanwhile).
     handoff: bool,
+    /// Number of the flush that runs (or runs next): its waiters sleep on
+    /// `flushed[gen % 2]`, those it does not cover on the other one.
+    gen: u64,
+    /// The running flush makes every record below this durable (`u64::MAX` until it has
+    /// captured: it covers everything appended before then).
+    covers: u64,
     /// Flushes that completed.
     syncs: u64,
     /// The sync thread must stop.
@@ -70,8 +76,10 @@ struct State {
 
 struct Core {
     state: Mutex<State>,
-    /// Signalled after every flush (and on poisoning): waiters re-check.
-    flushed: Condvar,
+    /// Signalled after flushes (and on poisoning): waiters re-check. Two, by the parity of
+    /// the flush that covers a waiter, so that a flush wakes the waiters it covered and not
+    /// those of the next one (on few cores, needless wake-ups cost as much as the flush).
+    flushed: [Condvar; 2],
     /// The sync thread sleeps on it; signalled for a handoff and to stop it.
     tick: Condvar,
     policy: SyncPolicy,
@@ -99,8 +107,12 @@ impl Core {
             }
             st.wanted = st.wanted.max(target);
             if st.flushing {
-                st = self
-                    .flushed
+                let gen = if target <= st.covers {
+                    st.gen
+                } else {
+                    st.gen + 1
+                };
+                st = self.flushed[(gen % 2) as usize]
                     .wait(st)
                     .unwrap_or_else(PoisonError::into_inner);
             } else {
@@ -113,6 +125,7 @@ impl Core {
     /// without it, publish under it again. The caller has checked that no flush runs.
     fn lead<'a>(&'a self, mut st: MutexGuard<'a, State>) -> Result<MutexGuard<'a, State>> {
         st.flushing = true;
+        st.covers = u64::MAX;
         // Threads that the last flush woke are about to append their next records: give them
         // the CPU first, so that this flush covers them too (on few cores they would otherwise
         // append right after the capture, and wait for a whole extra flush). Meanwhile
@@ -135,12 +148,13 @@ impl Core {
                 if let Ok(None) = other {
                     st.durable = st.durable.max(st.w.next_seq());
                 }
-                self.flushed.notify_all();
+                self.wake_all();
                 return other.map(|_| st);
             }
         };
         let hook = st.hook.clone();
         let target = plan.next_seq();
+        st.covers = target;
         drop(st);
 
         let mut outcome = plan.run();
@@ -154,18 +168,30 @@ impl Core {
             st.durable = st.durable.max(target);
             st.syncs += 1;
         }
+        let done = st.gen;
+        st.gen += 1;
         if published.is_ok()
             && st.wanted > st.durable
             && st.w.next_seq() >= st.durable + HANDOFF_MIN_PENDING
             && !st.stop
         {
+            // The next flush covers every waiter left: they sleep on until it ends.
             st.handoff = true;
+            st.covers = u64::MAX;
             self.tick.notify_one();
+            self.flushed[(done % 2) as usize].notify_all();
         } else {
+            // Waiters left must lead the next flush (or see the poison).
             st.flushing = false;
+            self.wake_all();
         }
-        self.flushed.notify_all();
         published.map(|()| st)
+    }
+
+    fn wake_all(&self) {
+        for c in &self.flushed {
+            c.notify_all();
+        }
     }
 }
 
@@ -310,11 +336,13 @@ impl SharedWriter {
                 flushing: false,
                 wanted: 0,
                 handoff: false,
+                gen: 0,
+                covers: u64::MAX,
                 syncs: 0,
                 stop: false,
                 hook: None,
             }),
-            flushed: Condvar::new(),
+            flushed: [Condvar::new(), Condvar::new()],
             tick: Condvar::new(),
             policy,
             dir,

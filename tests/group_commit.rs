@@ -300,3 +300,82 @@ fn open_flushes_what_a_crashed_writer_left_unsynced_before_it_claims_durability(
     }
     assert_eq!(active.synced_mark, active.data_end);
 }
+
+/// Lost wake-ups: threads mix every way of waiting (`append_durable`, `wait_durable` of their
+/// own or an older seq, `sync`) with plain appends, against flushes of random length, so that
+/// waiters arrive before, during and after captures, handoffs to the sync thread, and flushes
+/// that end with fewer or more waiters left. Every call must return (a waiter that sleeps on
+/// after the flush that covers it would hang here), and return only once its record is durable.
+#[test]
+fn no_waiter_sleeps_through_the_flush_that_covers_it() {
+    const THREADS: u64 = 12;
+    let ops = 300 * soak();
+    let seed = seed("group_commit_wakeups");
+    let d = tempfile::tempdir().unwrap();
+    let log = SharedWriter::open(d.path(), Options::new().segment_pages(4)).unwrap();
+    {
+        let state = Arc::new(AtomicU64::new(seed | 1));
+        log.set_sync_hook(move |_| {
+            let mut x = state.load(Ordering::Relaxed);
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            state.store(x, Ordering::Relaxed);
+            // 0 to 300 us: some flushes end before the next waiter arrives, some after many.
+            std::thread::sleep(Duration::from_micros(x % 300));
+            Ok(())
+        });
+    }
+    let (done_tx, done_rx) = mpsc::channel();
+    for t in 0..THREADS {
+        let (log, done) = (log.clone(), done_tx.clone());
+        std::thread::spawn(move || {
+            let mut rng = Rng(seed ^ (t + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            for i in 0..ops {
+                let rec = record(t, i);
+                let durable_seq = match rng.below(10) {
+                    0..=4 => Some(log.append_durable(&rec).unwrap()),
+                    5 | 6 => {
+                        let seq = log.append(&rec).unwrap();
+                        log.wait_durable(seq).unwrap();
+                        Some(seq)
+                    }
+                    7 => {
+                        let seq = log.append(&rec).unwrap();
+                        let older = rng.below(seq + 1);
+                        log.wait_durable(older).unwrap();
+                        Some(older)
+                    }
+                    8 => {
+                        let seq = log.append(&rec).unwrap();
+                        log.sync().unwrap();
+                        Some(seq)
+                    }
+                    _ => {
+                        log.append(&rec).unwrap();
+                        None
+                    }
+                };
+                if let Some(seq) = durable_seq {
+                    assert!(seq < log.durable_seq(), "seq {seq} returned before durable");
+                }
+            }
+            done.send(t).unwrap();
+        });
+    }
+    drop(done_tx);
+    for _ in 0..THREADS {
+        // Generous: the whole test takes well under a second when nothing hangs.
+        let t = done_rx
+            .recv_timeout(Duration::from_secs(120))
+            .unwrap_or_else(|_| panic!("a waiter hung: lost wake-up (seed {seed})"));
+        assert!(t < THREADS);
+    }
+    log.sync().unwrap();
+    assert_eq!(log.durable_seq(), THREADS * ops);
+    println!(
+        "{} calls from {THREADS} threads, {} flushes (seed {seed})",
+        THREADS * ops,
+        log.sync_count()
+    );
+}
