@@ -31,6 +31,7 @@ fn len_of(seq: u64) -> usize {
 
 #[test]
 fn reader_in_another_process_follows_the_writer() {
+    let _serial = serial();
     let d = tempfile::tempdir().unwrap();
     let mut w = Writer::open(d.path(), Options::new().segment_pages(4)).unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
@@ -111,6 +112,7 @@ fn reader_child() {
 
 #[test]
 fn verify_during_appends_sees_no_torn_tail() {
+    let _serial = serial();
     let d = tempfile::tempdir().unwrap();
     let dir = d.path().to_owned();
     let mut w = Writer::open(&dir, Options::new().segment_pages(16)).unwrap();
@@ -148,6 +150,7 @@ fn verify_during_appends_sees_no_torn_tail() {
 
 #[test]
 fn second_writer_in_another_process_is_locked_out() {
+    let _serial = serial();
     if std::env::var_os("APPLOG_TEST_LOCK_CHILD").is_some() {
         return;
     }

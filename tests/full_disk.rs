@@ -77,6 +77,7 @@ fn fill_until_no_space(log: &Path, filler: &Path, filler_len: usize) {
 
 #[test]
 fn full_tmpfs_gives_no_space_not_sigbus() {
+    let _serial = serial();
     match mount::tmpfs(1 << 20) {
         Ok(m) => fill_until_no_space(&m.dir.join("log"), &m.dir.join("filler"), 300 << 10),
         Err(why) => println!("SKIPPED: cannot mount a tmpfs here: {why}"),
@@ -85,6 +86,7 @@ fn full_tmpfs_gives_no_space_not_sigbus() {
 
 #[test]
 fn full_ext4_gives_no_space_not_sigbus() {
+    let _serial = serial();
     match mount::ext4(16 << 20) {
         Ok(m) => fill_until_no_space(&m.dir.join("log"), &m.dir.join("filler"), 4 << 20),
         Err(why) => println!("SKIPPED: cannot mount an ext4 loop image here: {why}"),

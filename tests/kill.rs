@@ -35,14 +35,6 @@ use std::time::{Duration, Instant};
 use applog::{Options, Reader, Writer};
 use common::*;
 
-/// The tests of this file run one at a time: a child forked while another test holds a
-/// writer open would hold a copy of that writer's lock until it execs.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// The record with seq `seq` in the stream of `stream`: its content depends on nothing else,
 /// so every writer in a sequence of kills appends the same records.
 fn record(stream: u64, seq: u64) -> Vec<u8> {

@@ -31,6 +31,7 @@ fn bases(dir: &std::path::Path) -> Vec<u64> {
 
 #[test]
 fn truncate_front_removes_only_whole_segments_below_seq() {
+    let _serial = serial();
     let d = tempfile::tempdir().unwrap();
     let mut w = Writer::open(d.path(), Options::new().segment_pages(1)).unwrap();
     for seq in 0..500u64 {
@@ -96,6 +97,7 @@ fn len_of(seq: u64) -> usize {
 
 #[test]
 fn retention_under_concurrent_readers_and_a_writer_that_keeps_appending() {
+    let _serial = serial();
     let d = tempfile::tempdir().unwrap();
     let dir = d.path().to_owned();
     let log = SharedWriter::open(&dir, Options::new().segment_pages(2)).unwrap();
@@ -277,6 +279,7 @@ fn chattr(flag: &str, path: &std::path::Path) -> bool {
 
 #[test]
 fn a_segment_that_cannot_be_removed_stops_retention_with_its_name() {
+    let _serial = serial();
     let d = tempfile::tempdir().unwrap();
     let mut w = Writer::open(d.path(), Options::new().segment_pages(1)).unwrap();
     for seq in 0..300u64 {

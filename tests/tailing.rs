@@ -12,7 +12,8 @@
 //! wait, not fail. An idle `Block` tailer uses under 1% of a core.
 //!
 //! Every process here is a child: the parent holds no writer while it spawns (a forked child
-//! would inherit the writer's lock until it execs).
+//! would inherit the writer's lock until it execs), and the tests run one at a time
+//! (`common::serial`), so that no test forks while another holds a writer.
 
 mod common;
 
@@ -173,6 +174,7 @@ fn numbers_after(out: &str, marker: &str) -> Vec<u64> {
 
 #[test]
 fn three_readers_in_other_processes_receive_exactly_what_the_writer_wrote() {
+    let _serial = serial();
     let d = tempfile::tempdir().unwrap();
     let n: u64 = 6_000;
     // The log exists (with its first segment) before the readers start.
@@ -206,6 +208,7 @@ fn three_readers_in_other_processes_receive_exactly_what_the_writer_wrote() {
 
 #[test]
 fn readers_follow_a_writer_killed_and_restarted_twenty_times() {
+    let _serial = serial();
     let d = tempfile::tempdir().unwrap();
     drop(Writer::open(d.path(), Options::new().segment_pages(SEGMENT_PAGES)).unwrap());
     let readers = spawn_readers(
@@ -270,6 +273,7 @@ fn readers_follow_a_writer_killed_and_restarted_twenty_times() {
 
 #[test]
 fn a_writer_stopped_in_the_middle_of_a_record_makes_readers_wait_not_fail() {
+    let _serial = serial();
     let d = tempfile::tempdir().unwrap();
     let n: u64 = 400;
     drop(Writer::open(d.path(), Options::new().segment_pages(2048)).unwrap());
@@ -342,6 +346,7 @@ fn stopped_mid_record(dir: &Path) -> bool {
 
 #[test]
 fn an_idle_blocked_tailer_uses_almost_no_cpu() {
+    let _serial = serial();
     let d = tempfile::tempdir().unwrap();
     {
         let mut w = Writer::open(d.path(), Options::new()).unwrap();
@@ -472,6 +477,7 @@ fn big_payload(seq: u64) -> Vec<u8> {
 /// receives every message in order.
 #[test]
 fn the_ipc_example_runs() {
+    let _serial = serial();
     // cargo test builds examples next to the test binaries: target/<profile>/examples.
     let exe = std::env::current_exe().unwrap();
     let example = exe

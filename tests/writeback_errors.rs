@@ -26,6 +26,7 @@ use common::*;
 
 #[test]
 fn failed_sync_poisons_the_writer_until_reopen() {
+    let _serial = serial();
     let d = tempfile::tempdir().unwrap();
     let mut w = Writer::open(d.path(), Options::new()).unwrap();
     w.append(b"kept").unwrap();
@@ -100,6 +101,7 @@ impl Drop for FailingDevice {
 
 #[test]
 fn device_write_errors_poison_the_writer() {
+    let _serial = serial();
     let dev = match FailingDevice::new() {
         Ok(d) => d,
         Err(why) => {

@@ -13,6 +13,15 @@ use std::path::{Path, PathBuf};
 pub const HEADER: u64 = 64;
 pub const PAGE: u64 = 4096;
 
+/// Serialises the tests of one test binary that take it: a child process forked while another
+/// test holds a writer open holds a copy of that writer's lock file until it execs, so a
+/// reopen in that window sees `Error::Locked`. Files whose tests spawn processes and also
+/// reopen logs in-process take this in every test.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 pub fn page() -> u64 {
     // The tests' model assumes the page size the writer uses. Observed once per process:
     // some tests ask for it per record.
