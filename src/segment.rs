@@ -211,7 +211,7 @@ pub(crate) enum Opened {
 /// What a durability checkpoint needs of one segment, taken under the writer's lock and used
 /// without it: msync of `[from, end)` (bytes below `end` are published frames, never written
 /// again; bytes below `from` were made durable by an earlier checkpoint), then the synced
-/// mark, and, when `header` says so, msync of the header page that holds the mark. Appends
+/// mark, and, when `flush_mark` says so, msync of the header page that holds the mark. Appends
 /// past `end` may go on meanwhile.
 pub(crate) struct SegmentSync {
     pub(crate) path: PathBuf,
@@ -615,9 +615,8 @@ impl Segment {
         Ok(view)
     }
 
-    /// A handle that flushes `[0, end)` and stores the synced mark `end` without borrowing the
-    /// segment (see [`SegmentSync`]).
-    /// What a checkpoint of `[from, end)` of this segment needs (see [`SegmentSync`]).
+    /// A handle that flushes `[from, end)` and stores the synced mark `end` (making it durable
+    /// when `flush_mark` is set) without borrowing the segment (see [`SegmentSync`]).
     pub(crate) fn sync_handle(&self, from: u64, end: u64, flush_mark: bool) -> SegmentSync {
         SegmentSync {
             path: self.path.clone(),
