@@ -18,8 +18,8 @@ use crate::segment::{page_size, Segment, SegmentSync};
 /// mark durable. The mark is stored at every checkpoint but written out with the data only
 /// when this much time has passed since it was last written out (and at `close`, and for
 /// every sealed segment): a durable append then costs one page written, not two. Between
-/// those, the mark on disk lags: bit rot in synced data behind it would be taken for a torn
-/// tail after a power cut (see `recovery`).
+/// those, the mark on disk lags: after a power cut, bit rot in synced data past it would be
+/// taken for a torn tail (see `recovery`).
 const MARK_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The one writer of a log. Holds an exclusive lock on the log for as long as it lives.
