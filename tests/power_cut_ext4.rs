@@ -185,21 +185,10 @@ fn close_writes_the_synced_mark_to_the_device() {
 /// blocks older than its late ones). So: copy, and keep the copy only if the device's write
 /// counters did not move and nothing was in flight. Returns the number of tries.
 fn copy_at_one_instant(img: &Path, to: &Path) -> u32 {
-    let out = mount::run(Command::new("losetup").arg("-j").arg(img)).unwrap();
-    let dev = out
-        .split(':')
-        .next()
-        .and_then(|d| d.strip_prefix("/dev/"))
-        .unwrap_or_else(|| panic!("no loop device for the image: {out:?}"))
-        .to_owned();
-    // /sys/block/<dev>/stat: writes completed, merged, sectors, ms (fields 4..8), in flight
-    // (8), then discards and flushes.
+    let dev = mount::loop_device(img).unwrap();
+    // The write fields, in flight, then discards and flushes (see `mount::block_stat`).
     let writes = || -> Vec<u64> {
-        let stat = std::fs::read_to_string(format!("/sys/block/{dev}/stat")).unwrap();
-        let f: Vec<u64> = stat
-            .split_whitespace()
-            .map(|x| x.parse().unwrap())
-            .collect();
+        let f = mount::block_stat(&dev);
         let mut w = f[4..9].to_vec();
         w.extend(f.iter().skip(11));
         w

@@ -49,12 +49,20 @@ pub fn tmpfs(size: u64) -> Result<Mount, String> {
 
 /// Makes an ext4 file system of `size` bytes in an image file and mounts it on a loop device.
 pub fn ext4(size: u64) -> Result<Mount, String> {
+    ext4_with(size, &[])
+}
+
+/// As [`ext4`], with more `mkfs.ext4` arguments.
+pub fn ext4_with(size: u64, mkfs_args: &[&str]) -> Result<Mount, String> {
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
     let img = tmp.path().join("fs.img");
     std::fs::File::create(&img)
         .and_then(|f| f.set_len(size))
         .map_err(|e| e.to_string())?;
-    run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&img))?;
+    run(Command::new("mkfs.ext4")
+        .args(["-q", "-F"])
+        .args(mkfs_args)
+        .arg(&img))?;
     let dir = mount_image(&img, &tmp.path().join("mnt"))?;
     Ok(Mount {
         dir,
@@ -68,4 +76,24 @@ pub fn mount_image(img: &Path, at: &Path) -> Result<PathBuf, String> {
     std::fs::create_dir_all(at).map_err(|e| e.to_string())?;
     run(Command::new("mount").args(["-o", "loop"]).arg(img).arg(at))?;
     Ok(at.to_owned())
+}
+
+/// The loop device (`loopN`) an image file is attached to.
+pub fn loop_device(img: &Path) -> Result<String, String> {
+    let out = run(Command::new("losetup").arg("-j").arg(img))?;
+    out.split(':')
+        .next()
+        .and_then(|d| d.strip_prefix("/dev/"))
+        .map(str::to_owned)
+        .ok_or_else(|| format!("no loop device for {}: {out:?}", img.display()))
+}
+
+/// Fields of `/sys/block/<dev>/stat`: writes completed, writes merged, sectors written, ms
+/// writing, in flight (4..9), then the discard and flush fields.
+pub fn block_stat(dev: &str) -> Vec<u64> {
+    std::fs::read_to_string(format!("/sys/block/{dev}/stat"))
+        .unwrap()
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect()
 }
