@@ -43,7 +43,7 @@ pub(crate) fn page_size() -> u64 {
 }
 
 /// Blocks are reserved with `fallocate` this many bytes at a time (capped at the
-/// reservation), ahead of the file size, so that growing by a page is one `ftruncate`.
+/// reservation), ahead of the file size, so that growing by a page is one call that sets the size.
 const ALLOCATE_CHUNK: u64 = 64 * 1024;
 
 /// A mapping of a segment's reservation that knows how much of it the file backs.
@@ -191,6 +191,24 @@ impl Mapping {
         Some(unsafe { std::slice::from_raw_parts(self.raw.as_ptr().add(at), len as usize) })
     }
 
+    /// Faults `[off, off + len)` in writable with one `madvise(MADV_POPULATE_WRITE)`, instead
+    /// of one page fault per page at the first store. Only a hint: on an error (an older
+    /// kernel, say) the stores fault the pages in one by one as they would have anyway.
+    fn prefault(&self, off: u64, len: u64) {
+        let Ok(at) = self.check(off, len) else {
+            return;
+        };
+        if !self.writable {
+            return;
+        }
+        if let Err(e) = self
+            .raw
+            .advise_range(memmap2::Advice::PopulateWrite, at, len as usize)
+        {
+            tracing::debug!(error = %e, off, len, "MADV_POPULATE_WRITE failed; pages fault in on first store");
+        }
+    }
+
     /// msync(MS_SYNC) of `[off, off + len)`: every msync of the crate goes through here.
     fn flush(&self, off: u64, len: u64) -> io::Result<()> {
         fault_point!(BeforeMsync);
@@ -264,6 +282,8 @@ pub(crate) struct Segment {
     allocated: u64,
     /// Extra bytes each growth step adds beyond what the write needs (writer only).
     grow_extra: u64,
+    /// Whether `fallocate` can extend this file (cleared at its first "not supported").
+    fallocate_extends: bool,
     /// Reader only: a writable mapping of the header page, for the wake word. `None` until a
     /// reader first waits; `Some(None)` when the file could not be opened for writing.
     wake_view: Option<Option<Mapping>>,
@@ -329,6 +349,7 @@ impl Segment {
             header,
             allocated: size,
             grow_extra: 0,
+            fallocate_extends: true,
             wake_view: None,
         }))
     }
@@ -382,6 +403,7 @@ impl Segment {
             header,
             allocated: size,
             grow_extra: 0,
+            fallocate_extends: true,
             wake_view: None,
         })
     }
@@ -443,12 +465,14 @@ impl Segment {
     }
 
     /// Grows the file so that bytes `[0, end)` exist: to the smallest page multiple that holds
-    /// them (plus the configured extra pages; capped at the reservation). Blocks are reserved first with fallocate, so a full
-    /// file system is an error here rather than a SIGBUS at the first store.
+    /// them (plus the configured extra pages; capped at the reservation). Blocks are reserved
+    /// first with fallocate, so a full file system is an error here rather than a SIGBUS at the
+    /// first store.
     pub(crate) fn grow_to(&mut self, end: u64) -> Result<()> {
         if end <= self.map.size {
             return Ok(());
         }
+        let old_size = self.map.size;
         let reservation = self.reservation();
         let page = page_size();
         let new_size = (format::round_up(end, page) + self.grow_extra).min(reservation);
@@ -458,11 +482,54 @@ impl Segment {
                 .min(reservation);
             self.reserve_blocks(chunk_end, new_size)?;
         }
+        if new_size > self.map.size {
+            self.extend(new_size)?;
+        }
+        // A record that needs several new pages: fault them in with one call rather than one
+        // fault each (64 KiB records: 25-35% faster here). Only the pages the record needs,
+        // not the extra ones of `grow_pages`, and never for one page (a call instead of a
+        // fault saves nothing).
+        let needed = format::round_up(end, page).min(new_size);
+        if needed.saturating_sub(old_size) > page {
+            self.map.prefault(old_size, needed - old_size);
+        }
+        fault_point!(AfterGrowth);
+        Ok(())
+    }
+
+    /// Sets the file size to `new_size` (larger than the current one).
+    ///
+    /// With `fallocate` (mode 0: the blocks, already reserved, and the new size in one call)
+    /// where the file system has it; else with `ftruncate`. Both leave the same file. The
+    /// difference is cost: ext4's `ftruncate` runs `truncate_pagecache` even when it extends,
+    /// which walks the page tables of every mapping over the rest of the reservation and the
+    /// page cache past the end, on every page grown. `fallocate` skips that: 128 B appends
+    /// were ~25% faster with it (`cargo bench --bench append`).
+    fn extend(&mut self, new_size: u64) -> Result<()> {
+        let old_size = self.map.size;
+        // Only from a page boundary (always so for files this crate grew): extending from
+        // inside a page is what `ftruncate`'s page cache handling is for.
+        if self.fallocate_extends && old_size % page_size() == 0 {
+            match rustix::fs::fallocate(
+                &self.file,
+                rustix::fs::FallocateFlags::empty(),
+                old_size,
+                new_size - old_size,
+            ) {
+                Ok(()) => {
+                    self.map.set_size(new_size);
+                    return Ok(());
+                }
+                Err(e) if e == rustix::io::Errno::OPNOTSUPP || e == rustix::io::Errno::NOSYS => {
+                    self.fallocate_extends = false;
+                }
+                Err(e) => return Err(self.grow_error(e.into())),
+            }
+        }
         self.file
             .set_len(new_size)
             .map_err(|e| self.grow_error(e))?;
         self.map.set_size(new_size);
-        fault_point!(AfterGrowth);
         Ok(())
     }
 
