@@ -289,6 +289,7 @@ fn a_writer_stopped_in_the_middle_of_a_record_makes_readers_wait_not_fail() {
         &[
             ("APPLOG_TAIL_COUNT", n.to_string()),
             ("APPLOG_TAIL_BIG", "1".into()),
+            ("APPLOG_TAIL_STOP_AT", STOP_AT.to_string()),
         ],
     )
     .spawn()
@@ -302,23 +303,51 @@ fn a_writer_stopped_in_the_middle_of_a_record_makes_readers_wait_not_fail() {
             .success();
         assert!(ok, "kill {sig}");
     };
-    let mut mid_record = 0;
+    // A stopped writer makes readers wait, and they get the record after SIGCONT.
+    let hold_and_resume = |w: &mut Child| {
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(w.try_wait().unwrap().is_none());
+        signal("-CONT");
+    };
+    // First, one stop that always lands mid-record: the writer stops itself (SIGSTOP) when
+    // the payload of record STOP_AT is in place and its header not yet stored.
+    let t = Instant::now();
+    while !is_stopped(pid) {
+        assert!(w.try_wait().unwrap().is_none(), "the writer exited");
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the writer never stopped"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(
+        stopped_mid_record(d.path()),
+        "stopped before the publish of record {STOP_AT}, yet no payload beyond the data end: {:?}",
+        applog::verify(d.path())
+    );
+    let mut mid_record = 1;
+    hold_and_resume(&mut w);
+    // Then stops from outside at random moments, which land anywhere: in the growth step,
+    // in the copy of a payload, between records. (A stop signal that arrives inside a system
+    // call takes effect when it returns, so a stop in the copy itself is not certain.)
+    let mut random_mid_record = 0;
     for _ in 0..40 {
         std::thread::sleep(Duration::from_millis(3));
         signal("-STOP");
         // Give the kernel a moment to stop it, then look at the log from outside.
         std::thread::sleep(Duration::from_millis(20));
         if stopped_mid_record(d.path()) {
-            mid_record += 1;
-            // The readers wait: they stay alive and print nothing wrong while it is stopped.
-            std::thread::sleep(Duration::from_millis(100));
-            assert!(w.try_wait().unwrap().is_none());
+            random_mid_record += 1;
+            hold_and_resume(&mut w);
+        } else {
+            signal("-CONT");
         }
-        signal("-CONT");
-        if mid_record >= 3 || w.try_wait().unwrap().is_some() {
+        if random_mid_record >= 3 || w.try_wait().unwrap().is_some() {
             break;
         }
     }
+    println!("stops in the middle of a record: 1 at a fault point, {random_mid_record} at random");
+    mid_record += random_mid_record;
     finish(w, "writer", Duration::from_secs(120));
     assert!(
         mid_record > 0,
@@ -334,6 +363,34 @@ fn a_writer_stopped_in_the_middle_of_a_record_makes_readers_wait_not_fail() {
 
 /// Whether the newest segment has payload bytes after its last published frame: the writer
 /// is between copying a record's payload and publishing its header.
+/// The record before whose publish the writer of the SIGSTOP test stops itself (counting
+/// frames published by this writer, seals included).
+const STOP_AT: u64 = 50;
+
+/// The writer's fault hook in the SIGSTOP test: SIGSTOP to itself at the `STOP_AT`-th publish.
+fn stop_before_publish(point: applog::fault::Point) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PUBLISHES: AtomicU64 = AtomicU64::new(0);
+    if point == applog::fault::Point::BeforePublish
+        && PUBLISHES.fetch_add(1, Ordering::Relaxed) == STOP_AT
+    {
+        let me = rustix::process::getpid();
+        rustix::process::kill_process(me, rustix::process::Signal::STOP).unwrap();
+        // The stop is process-wide: another thread of this process may take the signal and
+        // stop the others a little later. Sleep (a system call the stop interrupts) so that
+        // this thread does not go on to the publish meanwhile.
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Whether process `pid` is stopped (state `T` in /proc).
+fn is_stopped(pid: i32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The state follows the command name, which is in parentheses.
+    stat.rsplit_once(')')
+        .is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
+}
+
 fn stopped_mid_record(dir: &Path) -> bool {
     let report = applog::verify(dir).unwrap();
     let Some(last) = report.segments.last() else {
@@ -391,6 +448,9 @@ fn tail_child() {
     match var("APPLOG_TAIL_ROLE").as_deref() {
         Some("writer") => {
             let big = var("APPLOG_TAIL_BIG").is_some();
+            if var("APPLOG_TAIL_STOP_AT").is_some() {
+                assert!(applog::fault::install(stop_before_publish));
+            }
             let pages = if big { 2048 } else { SEGMENT_PAGES };
             let mut w = Writer::open(dir, Options::new().segment_pages(pages)).unwrap();
             println!("writer: open at {}", w.next_seq());
