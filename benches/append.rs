@@ -11,6 +11,9 @@
 //! - `bufwriter`: a `BufWriter<File>` (default 8 KiB buffer) writing the same framing per
 //!   record: an 8-byte header `[u32 len | u32 crc32fast(seq u64, len u32, payload)]`, the
 //!   payload, and zeros up to a multiple of 8, each with `write_all`.
+//! - `commitlog`: the `commitlog` crate (0.2), default options (1 GB segments, so one
+//!   segment per bench log), `append_msg` per record: its own 20-byte header with a CRC-32C,
+//!   one `write` to the segment file and one index entry stored into a mapping per record.
 //! - `mmap_presized`: a file pre-sized with `set_len` (ftruncate: sparse, no blocks) to
 //!   512 MiB and mapped once with `MmapMut`; the same frames are copied in (header written as
 //!   two plain u32s, no atomics).
@@ -33,8 +36,14 @@
 //!   (fallocate every 16 pages and ftruncate done untimed, each store timed on its own): one
 //!   fault per page, with a one-page read of the hole, since nothing past the end of the
 //!   file can be read ahead. This is what applog pays per page.
+//! - `fallocate_page_fallocated_4MB`: what applog does instead of `ftruncate` to set the size:
+//!   `fallocate` (mode 0) of the next page, under a 4 MB mapping, blocks already reserved.
+//!   ext4's `ftruncate` calls `truncate_pagecache` even when it extends a file, walking the
+//!   mapping and the page cache past the new end; `fallocate` does not.
 //! - `grow_and_touch_page`: applog's whole per-page growth step in one timed loop (fallocate
-//!   KEEP_SIZE every 16 pages, ftruncate +1 page, first store into the page).
+//!   KEEP_SIZE every 16 pages, fallocate +1 page, first store into the page);
+//!   `grow_and_touch_page_ftruncate`: the same with `ftruncate` setting the size (what applog
+//!   did before).
 //! - `crc32_128B`: `applog::format::record_word` (crc32fast over seed, seq, length, payload)
 //!   of a 128 B record; `crc32fast_hash_128B`: plain `crc32fast::hash` of 128 B;
 //!   `memcpy_128B`: copying 128 B into memory that is already faulted in.
@@ -544,6 +553,70 @@ fn time_okaywal(log: &mut OkayLog, payload: &[u8], iters: u64) -> Duration {
     total
 }
 
+/// The `commitlog` crate, default options. Its `flush` does not sync the segment file (it
+/// calls `File::flush`, a no-op, and msyncs only the index), so it appears only here, in the
+/// benches without sync.
+struct CommitLogLog {
+    root: PathBuf,
+    generation: u64,
+    log: Option<commitlog::CommitLog>,
+    used: u64,
+    cap: u64,
+}
+
+/// commitlog's per-message header: offset (8), size (4), CRC-32C (4), metadata size (4).
+const COMMITLOG_HEADER: u64 = 20;
+
+impl CommitLogLog {
+    fn new() -> CommitLogLog {
+        let mut log = CommitLogLog {
+            root: temp_dir(),
+            generation: 0,
+            log: None,
+            used: 0,
+            cap: log_cap(),
+        };
+        log.open();
+        log
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.root.join(format!("log-{}", self.generation))
+    }
+
+    fn open(&mut self) {
+        let opts = commitlog::LogOptions::new(self.dir());
+        self.log = Some(commitlog::CommitLog::new(opts).expect("open commitlog"));
+        self.used = 0;
+    }
+}
+
+impl BenchLog for CommitLogLog {
+    fn room(&self) -> u64 {
+        self.cap.saturating_sub(self.used)
+    }
+
+    fn append(&mut self, payload: &[u8]) {
+        let log = self.log.as_mut().expect("commitlog open");
+        black_box(log.append_msg(payload).expect("commitlog append"));
+        self.used += COMMITLOG_HEADER + payload.len() as u64;
+    }
+
+    fn recycle(&mut self) {
+        self.log = None;
+        retire(&self.dir());
+        self.generation += 1;
+        self.open();
+    }
+}
+
+impl Drop for CommitLogLog {
+    fn drop(&mut self) {
+        self.log = None;
+        retire(&self.dir());
+    }
+}
+
 /// The physical limit: the payload copied (no framing, no CRC) into 64 MiB of anonymous
 /// memory that was faulted in before the timing, cyclically.
 struct MemcpyLog {
@@ -618,6 +691,13 @@ fn append_benches(c: &mut Criterion) {
         if let Some(mut log) = log {
             log.close();
         }
+
+        let mut log: Option<CommitLogLog> = None;
+        group.bench_function("commitlog", |b| {
+            let log = log.get_or_insert_with(CommitLogLog::new);
+            b.iter_custom(|iters| time_appends(log, &data, iters));
+        });
+        drop(log);
 
         for (variant, kind) in [
             ("mmap_presized", MapKind::Plain),
@@ -759,6 +839,12 @@ impl GrowingFile {
         self.file.set_len(self.size).expect("set_len");
     }
 
+    /// Sets the size one page further with `fallocate` (mode 0), as applog does.
+    fn fallocate_page(&mut self) {
+        fallocate(&self.file, FallocateFlags::empty(), self.size, PAGE).expect("fallocate");
+        self.size += PAGE;
+    }
+
     /// applog's growth rule: keep fallocate(KEEP_SIZE) 64 KiB chunks ahead of the size.
     fn reserve_ahead(&mut self) {
         if self.size + PAGE > self.allocated {
@@ -892,6 +978,13 @@ fn cost_benches(c: &mut Criterion) {
         });
     }
 
+    let mut f: Option<GrowingFile> = None;
+    group.bench_function("fallocate_page_fallocated_4MB", |b| {
+        let f = f.get_or_insert_with(|| GrowingFile::segment_like(true));
+        b.iter_custom(|iters| f.time_pages(iters, GrowingFile::fallocate_page));
+    });
+    drop(f);
+
     let mut f: Option<File> = None;
     let mut off = 0u64;
     group.bench_function("fallocate_keep_size_64KiB", |b| {
@@ -941,18 +1034,26 @@ fn cost_benches(c: &mut Criterion) {
     });
     drop(g);
 
-    let mut g: Option<GrowingFile> = None;
-    group.bench_function("grow_and_touch_page", |b| {
-        let g = g.get_or_insert_with(|| GrowingFile::segment_like(false));
-        b.iter_custom(|iters| {
-            g.time_pages(iters, |g| {
-                g.reserve_ahead();
-                g.ftruncate_page();
-                g.touch(g.size - PAGE);
-            })
+    for (name, extend) in [
+        (
+            "grow_and_touch_page",
+            GrowingFile::fallocate_page as fn(&mut GrowingFile),
+        ),
+        ("grow_and_touch_page_ftruncate", GrowingFile::ftruncate_page),
+    ] {
+        let mut g: Option<GrowingFile> = None;
+        group.bench_function(name, |b| {
+            let g = g.get_or_insert_with(|| GrowingFile::segment_like(false));
+            b.iter_custom(|iters| {
+                g.time_pages(iters, |g| {
+                    g.reserve_ahead();
+                    extend(g);
+                    g.touch(g.size - PAGE);
+                })
+            });
         });
-    });
-    drop(g);
+        drop(g);
+    }
 
     let data = payload(128);
     let seed = crc32fast::hash(&0x5eed_u64.to_le_bytes());

@@ -30,11 +30,12 @@ struct Bench {
 }
 
 /// The append variants, in the order tables and plots show them, with their descriptions.
-const APPEND_VARIANTS: [(&str, &str); 8] = [
+const APPEND_VARIANTS: [(&str, &str); 9] = [
     ("applog", "applog, default options"),
     ("applog_grow16", "applog, `grow_pages(16)`"),
     ("bufwriter", "`BufWriter<File>` log, same framing"),
     ("okaywal", "okaywal `write_chunk` (no commit)"),
+    ("commitlog", "commitlog `append_msg` (no flush)"),
     ("mmap_presized", "naive mmap log, pre-sized file"),
     ("mmap_presized_populate", "the same, `MAP_POPULATE`"),
     ("mmap_presized_hugepage", "the same, `MADV_HUGEPAGE`"),
@@ -268,13 +269,19 @@ fn append_section(md: &mut String, benches: &[Bench], shown: &mut [bool]) {
         "\nThroughput of applog (default options) divided by each peer's, same run \
          (above 1.00: applog is faster; **bold**: applog loses):\n"
     );
-    let peers = ["bufwriter", "okaywal", "mmap_presized", "memcpy"];
+    let peers = [
+        "bufwriter",
+        "okaywal",
+        "commitlog",
+        "mmap_presized",
+        "memcpy",
+    ];
     let _ = write!(md, "| record |");
     for p in peers {
         let _ = write!(md, " vs `{p}` |");
     }
     let _ = writeln!(md, " best applog variant vs `bufwriter` |");
-    let _ = writeln!(md, "|---|---|---|---|---|---|");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|");
     for (s, _) in APPEND_SIZES {
         let g = format!("append/{s}");
         let Some((_, a)) = find(benches, &g, "applog") else {
@@ -594,8 +601,9 @@ fn rest_section(md: &mut String, benches: &[Bench], shown: &[bool]) {
 
 // ------------------------------------------------------------------------------------ SVG
 
-const COLORS: [&str; 8] = [
-    "#d62728", "#ff7f0e", "#1f77b4", "#2ca02c", "#17becf", "#9467bd", "#7f7f7f", "#000000",
+const COLORS: [&str; 9] = [
+    "#d62728", "#ff7f0e", "#1f77b4", "#2ca02c", "#8c564b", "#17becf", "#9467bd", "#7f7f7f",
+    "#000000",
 ];
 
 fn esc(s: &str) -> String {
