@@ -47,6 +47,21 @@ pub fn tmpfs(size: u64) -> Result<Mount, String> {
     })
 }
 
+/// Mounts a ramfs: a file system without `fallocate`.
+pub fn ramfs() -> Result<Mount, String> {
+    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let dir = tmp.path().join("mnt");
+    std::fs::create_dir(&dir).map_err(|e| e.to_string())?;
+    run(Command::new("mount")
+        .args(["-t", "ramfs", "ramfs"])
+        .arg(&dir))?;
+    Ok(Mount {
+        dir,
+        image: None,
+        tmp,
+    })
+}
+
 /// Makes an ext4 file system of `size` bytes in an image file and mounts it on a loop device.
 pub fn ext4(size: u64) -> Result<Mount, String> {
     ext4_with(size, &[])
