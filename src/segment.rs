@@ -43,7 +43,8 @@ pub(crate) fn page_size() -> u64 {
 }
 
 /// Blocks are reserved with `fallocate` this many bytes at a time (capped at the
-/// reservation), ahead of the file size, so that growing by a page is one call that sets the size.
+/// reservation), ahead of the file size, so that growing by a page is one call that only sets
+/// the size.
 const ALLOCATE_CHUNK: u64 = 64 * 1024;
 
 /// A mapping of a segment's reservation that knows how much of it the file backs.
