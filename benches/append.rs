@@ -244,55 +244,78 @@ fn retire(path: &Path) {
     }
 }
 
-struct ApplogLog {
+/// A log directory under test: a new `log-<generation>` directory each time the log is
+/// retired, and how many bytes of frames the current one holds.
+struct LogDirs {
     root: PathBuf,
-    opts: Options,
     generation: u64,
-    writer: Option<Writer>,
     used: u64,
     cap: u64,
 }
 
-impl ApplogLog {
-    fn new(opts: Options) -> ApplogLog {
-        let mut log = ApplogLog {
+impl LogDirs {
+    fn new() -> LogDirs {
+        LogDirs {
             root: temp_dir(),
-            opts,
             generation: 0,
-            writer: None,
             used: 0,
             cap: log_cap(),
-        };
-        log.open();
-        log
+        }
     }
 
     fn dir(&self) -> PathBuf {
         self.root.join(format!("log-{}", self.generation))
     }
 
-    fn open(&mut self) {
-        let writer = Writer::open(self.dir(), self.opts.clone()).expect("open applog writer");
-        self.writer = Some(writer);
+    fn room(&self) -> u64 {
+        self.cap.saturating_sub(self.used)
+    }
+
+    /// Retires the current directory (the log in it must be closed) and moves to the next.
+    fn next(&mut self) {
+        retire(&self.dir());
+        self.generation += 1;
         self.used = 0;
+    }
+}
+
+struct ApplogLog {
+    dirs: LogDirs,
+    opts: Options,
+    writer: Option<Writer>,
+}
+
+impl ApplogLog {
+    fn new(opts: Options) -> ApplogLog {
+        let mut log = ApplogLog {
+            dirs: LogDirs::new(),
+            opts,
+            writer: None,
+        };
+        log.open();
+        log
+    }
+
+    fn open(&mut self) {
+        let writer = Writer::open(self.dirs.dir(), self.opts.clone()).expect("open applog writer");
+        self.writer = Some(writer);
     }
 }
 
 impl BenchLog for ApplogLog {
     fn room(&self) -> u64 {
-        self.cap.saturating_sub(self.used)
+        self.dirs.room()
     }
 
     fn append(&mut self, payload: &[u8]) {
         let w = self.writer.as_mut().expect("writer is open");
         black_box(w.append(payload).expect("applog append"));
-        self.used += frame_len(payload.len());
+        self.dirs.used += frame_len(payload.len());
     }
 
     fn recycle(&mut self) {
         self.writer = None; // no sync: drop releases the lock only
-        retire(&self.dir());
-        self.generation += 1;
+        self.dirs.next();
         self.open();
     }
 }
@@ -300,7 +323,7 @@ impl BenchLog for ApplogLog {
 impl Drop for ApplogLog {
     fn drop(&mut self) {
         self.writer = None;
-        retire(&self.dir());
+        retire(&self.dirs.dir());
     }
 }
 
@@ -478,51 +501,41 @@ impl Drop for MmapLog {
 /// bench syncs. okaywal has no way to append without a sync per committed entry: its durable
 /// commit is measured by `benches/durable.rs`.
 struct OkayLog {
-    root: PathBuf,
-    generation: u64,
+    dirs: LogDirs,
     wal: Option<okaywal::WriteAheadLog>,
-    used: u64,
-    cap: u64,
 }
 
 impl OkayLog {
     fn new() -> OkayLog {
         let mut log = OkayLog {
-            root: temp_dir(),
-            generation: 0,
+            dirs: LogDirs::new(),
             wal: None,
-            used: 0,
-            cap: log_cap(),
         };
         log.open();
         log
     }
 
-    fn dir(&self) -> PathBuf {
-        self.root.join(format!("log-{}", self.generation))
-    }
-
     fn open(&mut self) {
-        let wal = okaywal::WriteAheadLog::recover(self.dir(), support::NoCheckpoint)
+        let wal = okaywal::WriteAheadLog::recover(self.dirs.dir(), support::NoCheckpoint)
             .expect("open okaywal");
         self.wal = Some(wal);
-        self.used = 0;
     }
 
-    fn close(&mut self) {
+    /// Commits the open entry (untimed) and shuts the log down.
+    fn shut(&mut self) {
         if let Some(wal) = self.wal.take() {
             wal.shutdown().expect("okaywal shutdown");
         }
-        retire(&self.dir());
     }
 
-    fn room(&self) -> u64 {
-        self.cap.saturating_sub(self.used)
+    fn close(&mut self) {
+        self.shut();
+        retire(&self.dirs.dir());
     }
 
     fn recycle(&mut self) {
-        self.close();
-        self.generation += 1;
+        self.shut();
+        self.dirs.next();
         self.open();
     }
 }
@@ -534,7 +547,7 @@ fn time_okaywal(log: &mut OkayLog, payload: &[u8], iters: u64) -> Duration {
     let mut left = iters;
     let mut total = Duration::ZERO;
     while left > 0 {
-        let n = left.min(log.room() / flen);
+        let n = left.min(log.dirs.room() / flen);
         if n == 0 {
             log.recycle();
             continue;
@@ -547,7 +560,7 @@ fn time_okaywal(log: &mut OkayLog, payload: &[u8], iters: u64) -> Duration {
         }
         total += start.elapsed();
         entry.commit().expect("commit");
-        log.used += n * flen;
+        log.dirs.used += n * flen;
         left -= n;
     }
     total
@@ -557,11 +570,8 @@ fn time_okaywal(log: &mut OkayLog, payload: &[u8], iters: u64) -> Duration {
 /// calls `File::flush`, a no-op, and msyncs only the index), so it appears only here, in the
 /// benches without sync.
 struct CommitLogLog {
-    root: PathBuf,
-    generation: u64,
+    dirs: LogDirs,
     log: Option<commitlog::CommitLog>,
-    used: u64,
-    cap: u64,
 }
 
 /// commitlog's per-message header: offset (8), size (4), CRC-32C (4), metadata size (4).
@@ -570,42 +580,33 @@ const COMMITLOG_HEADER: u64 = 20;
 impl CommitLogLog {
     fn new() -> CommitLogLog {
         let mut log = CommitLogLog {
-            root: temp_dir(),
-            generation: 0,
+            dirs: LogDirs::new(),
             log: None,
-            used: 0,
-            cap: log_cap(),
         };
         log.open();
         log
     }
 
-    fn dir(&self) -> PathBuf {
-        self.root.join(format!("log-{}", self.generation))
-    }
-
     fn open(&mut self) {
-        let opts = commitlog::LogOptions::new(self.dir());
+        let opts = commitlog::LogOptions::new(self.dirs.dir());
         self.log = Some(commitlog::CommitLog::new(opts).expect("open commitlog"));
-        self.used = 0;
     }
 }
 
 impl BenchLog for CommitLogLog {
     fn room(&self) -> u64 {
-        self.cap.saturating_sub(self.used)
+        self.dirs.room()
     }
 
     fn append(&mut self, payload: &[u8]) {
         let log = self.log.as_mut().expect("commitlog open");
         black_box(log.append_msg(payload).expect("commitlog append"));
-        self.used += COMMITLOG_HEADER + payload.len() as u64;
+        self.dirs.used += COMMITLOG_HEADER + payload.len() as u64;
     }
 
     fn recycle(&mut self) {
         self.log = None;
-        retire(&self.dir());
-        self.generation += 1;
+        self.dirs.next();
         self.open();
     }
 }
@@ -613,7 +614,7 @@ impl BenchLog for CommitLogLog {
 impl Drop for CommitLogLog {
     fn drop(&mut self) {
         self.log = None;
-        retire(&self.dir());
+        retire(&self.dirs.dir());
     }
 }
 
