@@ -284,6 +284,7 @@ pub fn decode_head(word: u64) -> Head {
 }
 
 /// CRC of a record frame.
+#[inline]
 pub fn record_crc(seed: u32, seq: u64, len: u32, payload: &[u8]) -> u32 {
     let mut h = crc32fast::Hasher::new_with_initial(seed);
     let mut pre = [0u8; 12];
@@ -379,6 +380,7 @@ pub enum Frame {
 /// `word` is the header word at the frame's offset; `avail` is how many bytes exist after the
 /// frame header (up to the smaller of file size and reservation); `payload` returns the first
 /// `len` bytes after the header and is only called once `len <= avail` has been checked.
+#[inline]
 pub fn check_frame<'a>(
     seed: u32,
     seq: u64,

@@ -580,6 +580,7 @@ impl Segment {
 
     /// Checks the frame at `off` as the frame of `seq`; returns the verdict and, for a valid
     /// record, its payload.
+    #[inline]
     pub(crate) fn frame_at(&self, off: u64, seq: u64) -> (Frame, &[u8]) {
         let Some(word) = self.map.load(off) else {
             // No whole header word inside the file: nothing there (yet).
