@@ -5,7 +5,9 @@
 //! data. The size is set by `fallocate` where the file system has it (ext4, tmpfs), and by
 //! writing zeros where it has none (ramfs). Records of every shape are appended: empty, small,
 //! exactly a page, several pages (faulted in with one `MADV_POPULATE_WRITE`), and up to a
-//! whole segment, so that the log rolls often.
+//! whole segment, so that the log rolls often. And one segment that something else cut to a
+//! length that is not a page multiple, which grows from there with `ftruncate` (the path for
+//! an unaligned size).
 //!
 //! Pass criterion: after every append, every segment file is exactly as long as the smallest
 //! page multiple holding its frames (P4: no store ever lands past the end of the file, so no
@@ -134,4 +136,55 @@ fn segments_grow_page_by_page_on_a_file_system_without_fallocate() {
         }
         Err(why) => println!("SKIPPED: cannot mount a ramfs here: {why}"),
     }
+}
+
+/// A segment file that something else cut to a length that is not a page multiple (right
+/// after its last frame: no record lost) grows from there back to page multiples, and keeps
+/// every record.
+#[test]
+fn a_segment_cut_to_an_odd_length_grows_back_to_page_multiples() {
+    let _serial = serial();
+    let page = sys_page();
+    let d = tempfile::tempdir().unwrap();
+    let log = d.path().join("log");
+    let opts = || Options::new().segment_pages(64);
+    let mut w = Writer::open(&log, opts()).unwrap();
+    for seq in 0..5u64 {
+        w.append(&payload(seq, 1000)).unwrap();
+    }
+    w.sync().unwrap();
+    drop(w);
+    let seg = &applog::verify(&log).unwrap().segments[0];
+    assert_ne!(
+        seg.data_end % page,
+        0,
+        "the cut must not be a page multiple"
+    );
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&seg.path)
+        .unwrap()
+        .set_len(seg.data_end)
+        .unwrap();
+
+    let mut w = Writer::open(&log, opts()).unwrap();
+    assert_eq!(w.next_seq(), 5);
+    for seq in 5..20u64 {
+        assert_eq!(w.append(&payload(seq, 1000 + seq as usize)).unwrap(), seq);
+        let s = &applog::verify(&log).unwrap().segments[0];
+        assert_eq!(
+            s.file_size,
+            s.data_end.next_multiple_of(page),
+            "after {seq}"
+        );
+    }
+    w.sync().unwrap();
+    drop(w);
+    let got = read_all(&log);
+    assert_eq!(got.len(), 20);
+    for (seq, data) in &got {
+        let len = if *seq < 5 { 1000 } else { 1000 + *seq as usize };
+        assert_eq!(data, &payload(*seq, len), "record {seq}");
+    }
+    assert!(applog::verify(&log).unwrap().is_clean());
 }
