@@ -8,6 +8,12 @@
 //!   latency over 20,000 individually timed round trips.
 //! - `tail_throughput/*`: the writer appends N records without pausing, the child reads all N
 //!   and acknowledges; criterion's throughput is messages per second.
+//! - After the groups, a second one-way measurement that is not half of a round trip: the
+//!   writer sends one message every 50 µs (busy-waiting in between, as a producer that keeps
+//!   working would), each carrying its send time (`CLOCK_MONOTONIC`, one clock for every
+//!   process); the child takes the time when it has the message and reports p50/p99 of the
+//!   difference. In a round trip both sides go to sleep right after they send; here only the
+//!   receiver sleeps.
 //!
 //! The child process is this bench binary itself, started with `APPLOG_BENCH_CHILD` set. Logs
 //! live in fresh temporary directories (one pair per measurement batch), 64 MiB segments.
@@ -82,6 +88,22 @@ fn applog_child() {
                     }
                 }
             }
+            ["stamped", a, n, wait] => {
+                let n: usize = n.parse().unwrap();
+                let mut t = Tailer::open(a, 0)
+                    .expect("tail A")
+                    .wait_strategy(strategy(wait));
+                writeln!(out, "ready").unwrap();
+                out.flush().unwrap();
+                let mut lat = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let rec = t.next().expect("record");
+                    lat.push(since(stamp_of(rec.data())));
+                }
+                let (p50, p99) = p50_p99(&mut lat);
+                writeln!(out, "ok {p50} {p99}").unwrap();
+                out.flush().unwrap();
+            }
             ["sink", a, n, wait] => {
                 let n: u64 = n.parse().unwrap();
                 let mut t = Tailer::open(a, 0)
@@ -101,13 +123,26 @@ fn applog_child() {
     }
 }
 
-/// Pipe or socket: each batch starts with an 8-byte header: count N and mode (echo: send each
-/// message back; sink: read N messages, then send one byte).
+/// Pipe or socket: each batch starts with a 9-byte header: count N and mode (1, echo: send
+/// each message back; 0, sink: read N messages, then send one byte; 2, stamped: read N
+/// stamped messages, then send p50 and p99 of their one-way latency in ns, 8 bytes each).
 fn stream_child(mut input: impl Read, mut output: impl Write) {
     let mut head = [0u8; 9];
     let mut msg = [0u8; MSG];
     while input.read_exact(&mut head).is_ok() {
         let n = u64::from_le_bytes(head[..8].try_into().unwrap());
+        if head[8] == 2 {
+            let mut lat = Vec::with_capacity(n as usize);
+            for _ in 0..n {
+                input.read_exact(&mut msg).unwrap();
+                lat.push(since(stamp_of(&msg)));
+            }
+            let (p50, p99) = p50_p99(&mut lat);
+            output.write_all(&p50.to_le_bytes()).unwrap();
+            output.write_all(&p99.to_le_bytes()).unwrap();
+            output.flush().unwrap();
+            continue;
+        }
         let echo = head[8] == 1;
         for _ in 0..n {
             input.read_exact(&mut msg).unwrap();
@@ -120,6 +155,52 @@ fn stream_child(mut input: impl Read, mut output: impl Write) {
             output.write_all(&[1]).unwrap();
             output.flush().unwrap();
         }
+    }
+}
+
+// ---------------------------------------------------------------- send stamps
+
+/// Gap between two stamped messages: long enough that the receiver sleeps before each one.
+const STAMP_INTERVAL: Duration = Duration::from_micros(50);
+
+/// `CLOCK_MONOTONIC` in ns: the same clock in every process of the machine.
+fn mono_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+/// A 128 B message that carries the time it is sent.
+fn stamped_msg() -> [u8; MSG] {
+    let mut msg = [7u8; MSG];
+    msg[..8].copy_from_slice(&mono_ns().to_le_bytes());
+    msg
+}
+
+fn stamp_of(msg: &[u8]) -> u64 {
+    u64::from_le_bytes(msg[..8].try_into().unwrap())
+}
+
+/// ns from `stamp` to now.
+fn since(stamp: u64) -> u64 {
+    mono_ns().saturating_sub(stamp)
+}
+
+fn p50_p99(v: &mut [u64]) -> (u64, u64) {
+    v.sort_unstable();
+    let at = |p: usize| v[(v.len() * p / 100).min(v.len() - 1)];
+    (at(50), at(99))
+}
+
+/// Calls `send` with a freshly stamped message `n` times, one every [`STAMP_INTERVAL`],
+/// busy-waiting in between.
+fn send_paced(n: u64, mut send: impl FnMut(&[u8])) {
+    let start = Instant::now();
+    for i in 0..n {
+        let due = start + STAMP_INTERVAL * i as u32;
+        while Instant::now() < due {
+            std::hint::spin_loop();
+        }
+        send(&stamped_msg());
     }
 }
 
@@ -193,6 +274,26 @@ impl ApplogPeer {
         total
     }
 
+    /// `n` stamped messages; returns (p50, p99) of the one-way latency in ns.
+    fn stamped(&mut self, wait: &str, n: u64) -> (u64, u64) {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        let mut w = Writer::open(&a, opts()).unwrap();
+        self.command(&format!("stamped {} {n} {wait}", a.display()));
+        send_paced(n, |msg| {
+            w.append(msg).unwrap();
+        });
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        let f: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .map(|x| x.parse().unwrap())
+            .collect();
+        assert_eq!(f.len(), 2, "child said {line:?}");
+        (f[0], f[1])
+    }
+
     fn stream(&mut self, wait: &str, iters: u64) -> Duration {
         let dir = tempfile::tempdir().unwrap();
         let a = dir.path().join("a");
@@ -263,6 +364,20 @@ impl StreamPeer {
             }
         }
         start.elapsed()
+    }
+
+    /// `n` stamped messages; returns (p50, p99) of the one-way latency in ns.
+    fn stamped(&mut self, n: u64) -> (u64, u64) {
+        let mut h = [2u8; 9];
+        h[..8].copy_from_slice(&n.to_le_bytes());
+        self.tx.write_all(&h).unwrap();
+        send_paced(n, |msg| self.tx.write_all(msg).unwrap());
+        let mut back = [0u8; 16];
+        self.rx.read_exact(&mut back).unwrap();
+        (
+            u64::from_le_bytes(back[..8].try_into().unwrap()),
+            u64::from_le_bytes(back[8..].try_into().unwrap()),
+        )
     }
 
     fn stream(&mut self, iters: u64) -> Duration {
@@ -354,6 +469,31 @@ fn percentiles(n: u64) {
         let mut v = Vec::with_capacity(n as usize);
         peer.ping_pong(n, Some(&mut v));
         report(name, v);
+    }
+
+    // One-way, stamped: the receiver measures.
+    let stamped = |name: &str, (p50, p99): (u64, u64)| {
+        println!(
+            "one-way latency {name:<16} p50 {:>8.2} us   p99 {:>8.2} us   ({n} stamped messages, one per {} us)",
+            p50 as f64 / 1e3,
+            p99 as f64 / 1e3,
+            STAMP_INTERVAL.as_micros()
+        );
+        let key = format!("tail_stamped/{}", name.replace(' ', "_"));
+        support::record(&key, "p50_ns", p50 as f64);
+        support::record(&key, "p99_ns", p99 as f64);
+    };
+    for wait in ["spin", "block"] {
+        let mut peer = ApplogPeer::new();
+        peer.stamped(wait, n / 10); // warm up
+        stamped(&format!("applog {wait}"), peer.stamped(wait, n));
+    }
+    for (name, mut peer) in [
+        ("pipe", StreamPeer::pipe()),
+        ("unix socket", StreamPeer::socket()),
+    ] {
+        peer.stamped(n / 10);
+        stamped(name, peer.stamped(n));
     }
 }
 
