@@ -464,18 +464,27 @@ fn tail_section(
             rate(1e9 / b.median)
         );
     }
-    let oneway: Vec<&String> = extra
-        .keys()
-        .filter(|(n, k)| n.starts_with("tail_oneway/") && k == "p50_ns")
-        .map(|(n, _)| n)
-        .collect();
-    if !oneway.is_empty() {
-        let _ = writeln!(
-            md,
-            "\nOne-way latency from individually timed round trips:\n\n\
-             | transport | p50 | p99 |\n|---|---|---|"
-        );
-        for n in oneway {
+    for (prefix, title) in [
+        (
+            "tail_oneway/",
+            "One-way latency from individually timed round trips (half of each)",
+        ),
+        (
+            "tail_stamped/",
+            "One-way latency measured one way (stamped messages every 50 µs from a busy writer, \
+             timed by the receiver)",
+        ),
+    ] {
+        let names: Vec<&String> = extra
+            .keys()
+            .filter(|(n, k)| n.starts_with(prefix) && k == "p50_ns")
+            .map(|(n, _)| n)
+            .collect();
+        if names.is_empty() {
+            continue;
+        }
+        let _ = writeln!(md, "\n{title}:\n\n| transport | p50 | p99 |\n|---|---|---|");
+        for n in names {
             let q = |k: &str| {
                 extra
                     .get(&(n.clone(), k.to_owned()))
@@ -734,6 +743,7 @@ fn latency_svg(extra: &BTreeMap<(String, String), f64>) -> String {
                 k == "p50_ns"
                     && (n.starts_with("durable_latency/128B/")
                         || n.starts_with("tail_oneway/")
+                        || n.starts_with("tail_stamped/")
                         || n.starts_with("durable/"))
             })
             .map(|(n, _)| n)
