@@ -64,8 +64,19 @@ fn child_main(role: &str) {
     }
 }
 
+/// Opens a tailer on log `a`, then tells the parent it is ready.
+fn ready_tailer(a: &str, wait: &str, out: &mut impl Write) -> Tailer {
+    let t = Tailer::open(a, 0)
+        .expect("tail A")
+        .wait_strategy(strategy(wait));
+    writeln!(out, "ready").unwrap();
+    out.flush().unwrap();
+    t
+}
+
 /// Commands on stdin, one per line: `echo A B WAIT` (tail log A, append each record to log B,
-/// until an empty record) or `sink A N WAIT` (read N records of A, then print `ok`).
+/// until an empty record), `sink A N WAIT` (read N records of A, then print `ok`) or
+/// `stamped A N WAIT` (read N stamped records of A, then print `ok P50 P99`, in ns).
 fn applog_child() {
     let stdin = std::io::stdin();
     let mut out = std::io::stdout();
@@ -75,11 +86,7 @@ fn applog_child() {
         match f.as_slice() {
             ["echo", a, b, wait] => {
                 let mut w = Writer::open(b, opts()).expect("open B");
-                let mut t = Tailer::open(a, 0)
-                    .expect("tail A")
-                    .wait_strategy(strategy(wait));
-                writeln!(out, "ready").unwrap();
-                out.flush().unwrap();
+                let mut t = ready_tailer(a, wait, &mut out);
                 loop {
                     let rec = t.next().expect("record");
                     w.append(rec.data()).expect("append B");
@@ -90,11 +97,7 @@ fn applog_child() {
             }
             ["stamped", a, n, wait] => {
                 let n: usize = n.parse().unwrap();
-                let mut t = Tailer::open(a, 0)
-                    .expect("tail A")
-                    .wait_strategy(strategy(wait));
-                writeln!(out, "ready").unwrap();
-                out.flush().unwrap();
+                let mut t = ready_tailer(a, wait, &mut out);
                 let mut lat = Vec::with_capacity(n);
                 for _ in 0..n {
                     let rec = t.next().expect("record");
@@ -106,11 +109,7 @@ fn applog_child() {
             }
             ["sink", a, n, wait] => {
                 let n: u64 = n.parse().unwrap();
-                let mut t = Tailer::open(a, 0)
-                    .expect("tail A")
-                    .wait_strategy(strategy(wait));
-                writeln!(out, "ready").unwrap();
-                out.flush().unwrap();
+                let mut t = ready_tailer(a, wait, &mut out);
                 let mut sum = 0u64;
                 for _ in 0..n {
                     sum = sum.wrapping_add(u64::from(t.next().expect("record").data()[0]));
