@@ -39,6 +39,14 @@ fn record(seq: u64) -> Vec<u8> {
     payload(seq, len as usize)
 }
 
+/// This test binary, started to run `power_cut_child` on the log in `log`.
+fn cut_child(log: &Path) -> Command {
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.args(["--exact", "power_cut_child", "--ignored", "--nocapture"])
+        .env("APPLOG_CUT_DIR", log);
+    c
+}
+
 #[test]
 fn power_cut_of_an_ext4_loop_device() {
     let seed = seed("power_cut_ext4");
@@ -53,9 +61,7 @@ fn power_cut_of_an_ext4_loop_device() {
             }
         };
         let log = m.dir.join("log");
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "power_cut_child", "--ignored", "--nocapture"])
-            .env("APPLOG_CUT_DIR", &log)
+        let mut child = cut_child(&log)
             .env("APPLOG_CUT_SEED", rng.next().to_string())
             .stdout(Stdio::piped())
             .spawn()
@@ -156,9 +162,7 @@ fn close_writes_the_synced_mark_to_the_device() {
         }
     };
     let log = m.dir.join("log");
-    let status = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "power_cut_child", "--ignored", "--nocapture"])
-        .env("APPLOG_CUT_DIR", &log)
+    let status = cut_child(&log)
         .env("APPLOG_CUT_CLOSE", "1")
         .stdout(Stdio::null())
         .status()
