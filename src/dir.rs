@@ -4,8 +4,6 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use fs2::FileExt;
-
 use crate::error::{Error, Result};
 
 /// Name of the lock file a writer holds an exclusive lock on.
@@ -119,17 +117,46 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// The exclusive writer lock, held until dropped.
+/// The exclusive writer lock, held until dropped: an `flock` on the log directory itself and
+/// one on the lock file.
+///
+/// The directory lock is what makes the lock survive an operator deleting a "stale" lock
+/// file: a directory that holds segments cannot be removed, and a lock file created anew is a
+/// different file, whose lock would exclude nobody. The lock file is still locked so that
+/// older versions of applog, which lock only it, see the log as locked.
 #[derive(Debug)]
 pub(crate) struct Lock {
+    /// `None` where the file system cannot `flock` a directory (NFS emulates `flock` with
+    /// byte-range locks, which need a file open for writing).
+    _dir: Option<File>,
     _file: File,
 }
 
+/// How long `acquire` keeps trying while it sees no exclusive holder of a lock it cannot
+/// take: the holder is then an `is_locked` probe, which lets go within microseconds (or a
+/// writer in another pid namespace, which `/proc/locks` does not show).
+const PROBE_PATIENCE: std::time::Duration = std::time::Duration::from_millis(200);
+
 impl Lock {
-    /// Takes the lock without waiting. Creating the lock file (the first time) is the only
-    /// change this makes.
+    /// Takes the lock without waiting (beyond the moment a concurrent [`is_held`] probe may
+    /// hold it). Creating the lock file (the first time) is the only change this makes.
+    ///
+    /// [`is_held`]: Lock::is_held
     pub(crate) fn acquire(dir: &Path) -> Result<Lock> {
         let path = dir.join(LOCK_FILE);
+        let dir_file =
+            open_dir(dir).map_err(|e| Error::io("could not open log directory", dir, e))?;
+        let dir_lock = match lock_exclusive(&dir_file, &path)? {
+            Ok(()) => Some(dir_file),
+            Err(e) => {
+                tracing::warn!(
+                    dir = %dir.display(),
+                    error = %e,
+                    "could not flock the log directory; relying on the lock file alone"
+                );
+                None
+            }
+        };
         let existed = path.exists();
         let file = OpenOptions::new()
             .read(true)
@@ -137,71 +164,281 @@ impl Lock {
             .create(true)
             .truncate(false)
             .open(&path)
-            .map_err(|e| Error::io("could not open lock file", &path, e))?;
-        match FileExt::try_lock_exclusive(&file) {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == fs2::lock_contended_error().raw_os_error() => {
-                return Err(Error::Locked { lock_file: path })
-            }
-            Err(e) => return Err(Error::io("could not lock", &path, e)),
-        }
+            .map_err(|e| Error::create("could not open lock file", &path, e))?;
+        lock_exclusive(&file, &path)?.map_err(|e| Error::io("could not lock", &path, e))?;
         if !existed {
             sync_dir(dir).map_err(|e| Error::io("could not sync log directory", dir, e))?;
         }
-        Ok(Lock { _file: file })
+        Ok(Lock {
+            _dir: dir_lock,
+            _file: file,
+        })
     }
 
-    /// Whether some process holds the lock right now. Reads `/proc/locks`, which disturbs
-    /// nobody; only where that is unavailable does it probe with a shared lock (during which
-    /// a writer opening the log would see `Locked`).
+    /// Whether some process holds the lock right now (on the directory, or, for older
+    /// versions of applog, on the lock file). Reads `/proc/locks`, which disturbs nobody, and
+    /// opens nothing but the directory: a reader allowed to read the segments but not the lock
+    /// file can ask. Where `/proc/locks` cannot tell for sure (it is unavailable, or the file
+    /// system's inode numbers are not unique across it, as on btrfs, whose subvolumes number
+    /// their inodes each from 256), it probes with a shared lock, which a writer opening the
+    /// log meanwhile waits out.
+    ///
+    /// `/proc/locks` does not list the locks of processes in other pid namespaces: a writer in
+    /// another container is not seen unless the probe runs.
     pub(crate) fn is_held(dir: &Path) -> Result<bool> {
-        let path = dir.join(LOCK_FILE);
-        let file = match OpenOptions::new().read(true).open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(Error::io("could not open lock file", &path, e)),
-        };
-        if let Some(held) = held_per_proc_locks(&file) {
-            return Ok(held);
+        let dir_id = FileId::of(dir).map_err(|e| Error::io("could not open log", dir, e))?;
+        if !dir_id.is_dir {
+            return Err(Error::NotALog {
+                path: dir.to_owned(),
+                reason: "not a directory".into(),
+            });
         }
-        match FileExt::try_lock_shared(&file) {
-            Ok(()) => {
-                let _ = FileExt::unlock(&file);
-                Ok(false)
+        let path = dir.join(LOCK_FILE);
+        // A lock file that cannot even be looked at (or is missing) is left out: the directory
+        // lock alone tells about writers of this version.
+        let file_id = FileId::of(&path).ok();
+        let Some(table) = proc_locks() else {
+            // No /proc/locks: probe the directory, then the lock file if it can be opened.
+            if probe(dir, true).map_err(|e| Error::io("could not probe lock", dir, e))? {
+                return Ok(true);
             }
-            Err(e) if e.raw_os_error() == fs2::lock_contended_error().raw_os_error() => Ok(true),
-            Err(e) => Err(Error::io("could not probe lock", &path, e)),
+            return Ok(file_id.is_some() && probe(&path, false).unwrap_or(false));
+        };
+        for (id, p, is_dir) in [(Some(dir_id), dir, true), (file_id, &path, false)] {
+            let Some(id) = id else { continue };
+            if !table.iter().any(|l| l.write && id.matches(l)) {
+                continue;
+            }
+            if id.unique {
+                return Ok(true);
+            }
+            // The same device and inode number may be another subvolume's file: ask the lock
+            // itself. A lock file this process may not open is taken at /proc/locks' word.
+            match probe(p, is_dir) {
+                Ok(true) => return Ok(true),
+                Ok(false) => {}
+                Err(_) if !is_dir => return Ok(true),
+                Err(e) => return Err(Error::io("could not probe lock", p, e)),
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// Opens a directory for reading (and locking), failing if `path` is not one.
+fn open_dir(path: &Path) -> io::Result<File> {
+    use rustix::fs::{Mode, OFlags};
+    let fd = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    Ok(File::from(fd))
+}
+
+/// Takes an exclusive `flock` on `file` without blocking: `Ok(Ok(()))` when taken,
+/// `Err(Locked)` when another holds it, `Ok(Err(_))` when `flock` fails otherwise (the caller
+/// decides). While `/proc/locks` shows no exclusive holder (only `is_locked` probes, which
+/// hold a shared lock for a moment), it tries again for up to [`PROBE_PATIENCE`].
+fn lock_exclusive(file: &File, lock_file: &Path) -> Result<io::Result<()>> {
+    use rustix::fs::FlockOperation;
+    let started = std::time::Instant::now();
+    loop {
+        let err = match rustix::fs::flock(file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(Ok(())),
+            Err(e) => e,
+        };
+        if err == rustix::io::Errno::INTR {
+            continue;
+        }
+        if err != rustix::io::Errno::WOULDBLOCK {
+            return Ok(Err(err.into()));
+        }
+        let holders = FileId::of_file(file)
+            .ok()
+            .and_then(|id| Some((proc_locks()?, id)))
+            .map(|(table, id)| {
+                table
+                    .into_iter()
+                    .filter(|l| id.matches(l))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        // No exclusive holder to be seen: a probe (gone already, perhaps), or a holder in
+        // another pid namespace, which /proc/locks does not show. Try again for a moment.
+        let no_writer_seen = holders.iter().all(|l| !l.write);
+        if no_writer_seen && started.elapsed() < PROBE_PATIENCE {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            continue;
+        }
+        // Several processes listed (on btrfs, another subvolume's file may have the same
+        // numbers) or none (the holder is in another pid namespace): no pid is named.
+        let mut pids: Vec<u32> = holders
+            .iter()
+            .filter(|l| l.write && l.pid != 0)
+            .map(|l| l.pid)
+            .collect();
+        pids.sort_unstable();
+        pids.dedup();
+        return Err(Error::Locked {
+            lock_file: lock_file.to_owned(),
+            pid: match pids[..] {
+                [pid] => Some(pid),
+                _ => None,
+            },
+        });
+    }
+}
+
+/// Whether another process holds an exclusive lock on `path` (a directory when `is_dir`):
+/// takes a shared lock and lets it go at once. A writer opening the log meanwhile waits it
+/// out (see [`lock_exclusive`]).
+fn probe(path: &Path, is_dir: bool) -> io::Result<bool> {
+    use rustix::fs::FlockOperation;
+    let file = if is_dir {
+        open_dir(path)?
+    } else {
+        File::open(path)?
+    };
+    loop {
+        match rustix::fs::flock(&file, FlockOperation::NonBlockingLockShared) {
+            Ok(()) => {
+                let _ = rustix::fs::flock(&file, FlockOperation::Unlock);
+                return Ok(false);
+            }
+            Err(rustix::io::Errno::WOULDBLOCK) => return Ok(true),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
         }
     }
 }
 
-/// Looks for an exclusive flock on `file` in `/proc/locks` (lines such as
-/// `1: FLOCK  ADVISORY  WRITE 25118 fe:00:10010772 0 EOF`, device numbers in hex). `None` when
+/// A file as `/proc/locks` names it: the device number of its super block and its inode
+/// number.
+#[derive(Clone, Copy, Debug)]
+struct FileId {
+    major: u32,
+    minor: u32,
+    ino: u64,
+    /// Whether the device and inode number name this file alone. Not so on btrfs: `stat`
+    /// reports each subvolume's own anonymous device, `/proc/locks` the file system's, and
+    /// subvolumes (snapshots above all) share inode numbers.
+    unique: bool,
+    is_dir: bool,
+}
+
+impl FileId {
+    fn of(path: &Path) -> io::Result<FileId> {
+        Self::statx(rustix::fs::CWD, path, rustix::fs::AtFlags::empty())
+    }
+
+    fn of_file(file: &File) -> io::Result<FileId> {
+        Self::statx(file, "", rustix::fs::AtFlags::EMPTY_PATH)
+    }
+
+    fn statx<Fd: std::os::fd::AsFd, P: rustix::path::Arg>(
+        at: Fd,
+        path: P,
+        flags: rustix::fs::AtFlags,
+    ) -> io::Result<FileId> {
+        use rustix::fs::StatxFlags;
+        let st = rustix::fs::statx(
+            at,
+            path,
+            flags,
+            StatxFlags::TYPE | StatxFlags::INO | StatxFlags::MNT_ID,
+        )?;
+        let is_dir = rustix::fs::FileType::from_raw_mode(st.stx_mode.into())
+            == rustix::fs::FileType::Directory;
+        let stat_dev = (st.stx_dev_major, st.stx_dev_minor);
+        let sb_dev = if st.stx_mask & StatxFlags::MNT_ID.bits() != 0 {
+            mount_dev(st.stx_mnt_id)
+        } else {
+            None
+        };
+        let ((major, minor), unique) = match sb_dev {
+            Some(dev) => (dev, dev == stat_dev),
+            // Without the mount's device, stat's is right but for btrfs-like file systems:
+            // have every match confirmed.
+            None => (stat_dev, false),
+        };
+        Ok(FileId {
+            major,
+            minor,
+            ino: st.stx_ino,
+            unique,
+            is_dir,
+        })
+    }
+
+    fn matches(&self, l: &ProcLock) -> bool {
+        (l.major, l.minor, l.ino) == (self.major, self.minor, self.ino)
+    }
+}
+
+/// The device number (`major:minor`, as `/proc/locks` prints it) of the super block of the
+/// mount with id `mnt_id`, from `/proc/self/mountinfo`.
+fn mount_dev(mnt_id: u64) -> Option<(u32, u32)> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().find_map(|line| {
+        let mut f = line.split(' ');
+        if f.next()?.parse::<u64>().ok()? != mnt_id {
+            return None;
+        }
+        let (major, minor) = f.nth(1)?.split_once(':')?;
+        Some((major.parse().ok()?, minor.parse().ok()?))
+    })
+}
+
+/// One `flock` held, from `/proc/locks`.
+#[derive(Clone, Copy, Debug)]
+struct ProcLock {
+    write: bool,
+    pid: u32,
+    major: u32,
+    minor: u32,
+    ino: u64,
+}
+
+/// The `flock`s held (not waited for) listed in `/proc/locks`: lines such as
+/// `1: FLOCK  ADVISORY  WRITE 25118 fe:00:10010772 0 EOF`, device numbers in hex. `None` when
 /// the table cannot be read.
-fn held_per_proc_locks(file: &File) -> Option<bool> {
-    let st = rustix::fs::fstat(file).ok()?;
-    let (major, minor) = (rustix::fs::major(st.st_dev), rustix::fs::minor(st.st_dev));
+fn proc_locks() -> Option<Vec<ProcLock>> {
     // One read() call: the kernel builds /proc/locks afresh for each call, and entries that
     // move while a reader comes back for the next chunk can be skipped. A table larger than
-    // the buffer falls back to the probe.
+    // the buffer counts as unreadable.
     let mut buf = vec![0u8; 1 << 20];
     let n = std::io::Read::read(&mut File::open("/proc/locks").ok()?, &mut buf).ok()?;
     if n == buf.len() {
         return None;
     }
     let table = String::from_utf8_lossy(&buf[..n]);
-    Some(table.lines().any(|line| {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        // Waiters are listed as `1: -> FLOCK ...`: field 1 is then "->".
-        if f.get(1) != Some(&"FLOCK") || f.get(3) != Some(&"WRITE") {
-            return false;
-        }
-        let mut id = f.get(5).copied().unwrap_or("").split(':');
-        let hex = |s: Option<&str>| s.and_then(|s| u32::from_str_radix(s, 16).ok());
-        hex(id.next()) == Some(major)
-            && hex(id.next()) == Some(minor)
-            && id.next().and_then(|s| s.parse::<u64>().ok()) == Some(st.st_ino)
-    }))
+    Some(
+        table
+            .lines()
+            .filter_map(|line| {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                // Waiters are listed as `1: -> FLOCK ...`: field 1 is then "->".
+                if f.get(1) != Some(&"FLOCK") {
+                    return None;
+                }
+                let write = match *f.get(3)? {
+                    "WRITE" => true,
+                    "READ" => false,
+                    _ => return None,
+                };
+                let mut id = f.get(5)?.split(':');
+                let hex = |s: Option<&str>| s.and_then(|s| u32::from_str_radix(s, 16).ok());
+                Some(ProcLock {
+                    write,
+                    pid: f.get(4)?.parse().ok()?,
+                    major: hex(id.next())?,
+                    minor: hex(id.next())?,
+                    ino: id.next()?.parse().ok()?,
+                })
+            })
+            .collect(),
+    )
 }
 
 #[cfg(test)]

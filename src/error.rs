@@ -1,5 +1,6 @@
 //! The one error type of the crate.
 
+use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
@@ -8,39 +9,45 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong. Every variant that concerns a file names it; corruption also
 /// names the byte offset.
-#[derive(Debug, thiserror::Error)]
+///
+/// The message (`Display`) is complete: it includes the operating system's error where there
+/// is one, which is therefore not also returned by `source()` (a chain printed by a logger
+/// or `anyhow` would repeat it). The `io::Error` itself is in the variant's `source` field.
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
     /// An I/O operation failed.
-    #[error("{op} {}", path.display())]
     Io {
         /// What was being done, for example "could not grow segment".
         op: &'static str,
         /// The file or directory concerned.
         path: PathBuf,
-        /// The operating system's error.
-        #[source]
+        /// The operating system's error (part of the message).
         source: io::Error,
     },
-    /// The file system is full (or the quota is exhausted). Nothing was appended; the log
+    /// The file system is full, out of inodes, or the quota is exhausted (`ENOSPC`, `EDQUOT`)
+    /// while a segment grows or a file of the log is created. Nothing was appended; the log
     /// stays readable, and appending works again once space is freed.
-    #[error("no space left to grow {}", path.display())]
     NoSpace {
-        /// The segment that could not grow.
+        /// What could not be done, for example "grow segment" or "create segment".
+        op: &'static str,
+        /// The file or directory that could not grow or be created.
         path: PathBuf,
-        /// The operating system's error.
-        #[source]
+        /// The operating system's error (part of the message).
         source: io::Error,
     },
-    /// Another writer holds the log's lock.
-    #[error("log is locked by another writer (lock file {})", lock_file.display())]
+    /// Another writer holds the log's lock: an `flock` on the log directory and on its lock
+    /// file ([`LOCK_FILE`](crate::LOCK_FILE)), so that deleting the lock file does not free
+    /// the log.
     Locked {
         /// The lock file.
         lock_file: PathBuf,
+        /// The process holding the lock, when `/proc/locks` shows it (it does not show
+        /// processes of other pid namespaces).
+        pid: Option<u32>,
     },
     /// A frame or header inside data that had been made durable is damaged. Nothing was
     /// modified.
-    #[error("corrupt log: {} at byte offset {offset}: {reason}", segment.display())]
     Corrupt {
         /// The segment file.
         segment: PathBuf,
@@ -50,7 +57,6 @@ pub enum Error {
         reason: String,
     },
     /// The path is not an applog log, or a file in it is not an applog segment.
-    #[error("not an applog log: {}: {reason}", path.display())]
     NotALog {
         /// The directory or file.
         path: PathBuf,
@@ -59,7 +65,6 @@ pub enum Error {
     },
     /// A seq older than the first record still in the log (removed by retention or never
     /// written there).
-    #[error("seq {seq} is before the first record of the log ({first_seq})")]
     SeqBeforeStart {
         /// The seq asked for.
         seq: u64,
@@ -68,7 +73,6 @@ pub enum Error {
     },
     /// A seq that has not been appended yet (for example to
     /// [`SharedWriter::wait_durable`](crate::SharedWriter::wait_durable)).
-    #[error("seq {seq} has not been appended yet (the next seq is {next_seq})")]
     SeqNotAppended {
         /// The seq asked for.
         seq: u64,
@@ -76,7 +80,6 @@ pub enum Error {
         next_seq: u64,
     },
     /// A record is larger than one segment can hold.
-    #[error("record of {len} bytes is larger than the {max} bytes one segment can hold (raise segment_pages)")]
     RecordTooLarge {
         /// Length of the record.
         len: usize,
@@ -85,15 +88,72 @@ pub enum Error {
     },
     /// An earlier durability checkpoint failed, so the writer can no longer promise anything:
     /// reopen the log (which recovers it) to go on.
-    #[error("writer is poisoned by an earlier failed sync ({cause}); reopen the log")]
     Poisoned {
-        /// The error that poisoned the writer.
+        /// The error that poisoned the writer, as its message.
         cause: String,
+        /// The kind of the operating system's error that poisoned it (`Other` when it was
+        /// not an I/O error).
+        kind: io::ErrorKind,
+        /// The file or directory whose sync failed, when known.
+        path: Option<PathBuf>,
     },
     /// The options are out of range.
-    #[error("invalid options: {0}")]
     InvalidOptions(String),
 }
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io { op, path, source } => write!(f, "{op} {}: {source}", path.display()),
+            Error::NoSpace { op, path, source } => {
+                write!(f, "no space left to {op} {}: {source}", path.display())
+            }
+            Error::Locked { lock_file, pid } => {
+                write!(
+                    f,
+                    "log is locked by another writer (lock file {})",
+                    lock_file.display()
+                )?;
+                match pid {
+                    Some(pid) => write!(f, ", held by process {pid}"),
+                    None => Ok(()),
+                }
+            }
+            Error::Corrupt {
+                segment,
+                offset,
+                reason,
+            } => write!(
+                f,
+                "corrupt log: {} at byte offset {offset}: {reason}",
+                segment.display()
+            ),
+            Error::NotALog { path, reason } => {
+                write!(f, "not an applog log: {}: {reason}", path.display())
+            }
+            Error::SeqBeforeStart { seq, first_seq } => write!(
+                f,
+                "seq {seq} is before the first record of the log ({first_seq})"
+            ),
+            Error::SeqNotAppended { seq, next_seq } => write!(
+                f,
+                "seq {seq} has not been appended yet (the next seq is {next_seq})"
+            ),
+            Error::RecordTooLarge { len, max } => write!(
+                f,
+                "record of {len} bytes is larger than the {max} bytes one segment can hold (raise segment_pages)"
+            ),
+            Error::Poisoned { cause, .. } => write!(
+                f,
+                "writer is poisoned by an earlier failed sync ({cause}); reopen the log"
+            ),
+            Error::InvalidOptions(what) => write!(f, "invalid options: {what}"),
+        }
+    }
+}
+
+/// No variant has a `source()`: the operating system's error is part of the message.
+impl std::error::Error for Error {}
 
 impl Error {
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Error {
@@ -104,13 +164,29 @@ impl Error {
         }
     }
 
-    /// True when the error means the file system is out of space.
+    /// The error for a failure to create a file or directory of the log: `NoSpace` when the
+    /// file system is out of space or inodes or the quota is exhausted (`op` is then said
+    /// without its "could not"), `Io` otherwise.
+    pub(crate) fn create(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Error {
+        if is_enospc(&source) {
+            Error::NoSpace {
+                op: op.strip_prefix("could not ").unwrap_or(op),
+                path: path.into(),
+                source,
+            }
+        } else {
+            Error::io(op, path, source)
+        }
+    }
+
+    /// True when the error means the file system is out of space (or inodes, or quota).
     pub fn is_no_space(&self) -> bool {
         matches!(self, Error::NoSpace { .. })
     }
 }
 
-/// True for the errors a full file system or an exhausted quota gives.
+/// True for the errors a full file system, one out of inodes, or an exhausted quota gives
+/// (`ENOSPC`, `EDQUOT`).
 pub(crate) fn is_enospc(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(code) if code == rustix::io::Errno::NOSPC.raw_os_error() || code == rustix::io::Errno::DQUOT.raw_os_error())
         || e.kind() == io::ErrorKind::StorageFull

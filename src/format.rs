@@ -283,14 +283,22 @@ pub fn decode_head(word: u64) -> Head {
     }
 }
 
-/// CRC of a record frame.
+/// The CRC state of a record frame before its payload: seeded with the segment's salt, then
+/// the seq and the length word. Feed it the payload and finalize it.
 #[inline]
-pub fn record_crc(seed: u32, seq: u64, len: u32, payload: &[u8]) -> u32 {
+pub fn record_hasher(seed: u32, seq: u64, len: u32) -> crc32fast::Hasher {
     let mut h = crc32fast::Hasher::new_with_initial(seed);
     let mut pre = [0u8; 12];
     pre[..8].copy_from_slice(&seq.to_le_bytes());
     pre[8..].copy_from_slice(&(len | PRESENT).to_le_bytes());
     h.update(&pre);
+    h
+}
+
+/// CRC of a record frame.
+#[inline]
+pub fn record_crc(seed: u32, seq: u64, len: u32, payload: &[u8]) -> u32 {
+    let mut h = record_hasher(seed, seq, len);
     h.update(payload);
     h.finalize()
 }
@@ -378,15 +386,16 @@ pub enum Frame {
 /// Checks one frame.
 ///
 /// `word` is the header word at the frame's offset; `avail` is how many bytes exist after the
-/// frame header (up to the smaller of file size and reservation); `payload` returns the first
-/// `len` bytes after the header and is only called once `len <= avail` has been checked.
+/// frame header (up to the smaller of file size and reservation); `payload_crc` finishes the
+/// CRC given the [`record_hasher`] state and the payload length, and is only called once
+/// `len <= avail` has been checked.
 #[inline]
-pub fn check_frame<'a>(
+pub fn check_frame(
     seed: u32,
     seq: u64,
     word: u64,
     avail: u64,
-    payload: impl FnOnce(u32) -> &'a [u8],
+    payload_crc: impl FnOnce(crc32fast::Hasher, u32) -> u32,
 ) -> Frame {
     match decode_head(word) {
         Head::Empty => Frame::Empty,
@@ -402,7 +411,7 @@ pub fn check_frame<'a>(
             if u64::from(len) > avail {
                 return Frame::Bad(BadFrame::LengthOutOfBounds { len });
             }
-            let actual = record_crc(seed, seq, len, payload(len));
+            let actual = payload_crc(record_hasher(seed, seq, len), len);
             if actual == crc {
                 Frame::Record { len }
             } else {
@@ -413,6 +422,14 @@ pub fn check_frame<'a>(
             }
         }
     }
+}
+
+/// [`check_frame`] over a payload in a byte slice (`payload` holds at least `avail` bytes).
+pub fn check_frame_in(seed: u32, seq: u64, word: u64, payload: &[u8]) -> Frame {
+    check_frame(seed, seq, word, payload.len() as u64, |mut h, len| {
+        h.update(payload.get(..len as usize).unwrap_or_default());
+        h.finalize()
+    })
 }
 
 #[cfg(test)]
@@ -492,17 +509,17 @@ mod tests {
     fn frame_is_pinned_to_seq_and_salt() {
         let h = hdr();
         let w = record_word(h.crc_seed(), 5, b"payload");
-        let ok = check_frame(h.crc_seed(), 5, w, 100, |_| b"payload");
+        let ok = check_frame_in(h.crc_seed(), 5, w, b"payload");
         assert_eq!(ok, Frame::Record { len: 7 });
-        let other_seq = check_frame(h.crc_seed(), 6, w, 100, |_| b"payload");
+        let other_seq = check_frame_in(h.crc_seed(), 6, w, b"payload");
         assert!(matches!(
             other_seq,
             Frame::Bad(BadFrame::CrcMismatch { .. })
         ));
         let other_salt = SegmentHeader { salt: 1, ..h };
-        let stale = check_frame(other_salt.crc_seed(), 5, w, 100, |_| b"payload");
+        let stale = check_frame_in(other_salt.crc_seed(), 5, w, b"payload");
         assert!(matches!(stale, Frame::Bad(BadFrame::CrcMismatch { .. })));
-        let short = check_frame(h.crc_seed(), 5, w, 6, |_| b"payload");
+        let short = check_frame_in(h.crc_seed(), 5, w, &b"payload"[..6]);
         assert_eq!(short, Frame::Bad(BadFrame::LengthOutOfBounds { len: 7 }));
     }
 
@@ -510,9 +527,9 @@ mod tests {
     fn seal_round_trip() {
         let h = hdr();
         let w = seal_word(h.crc_seed(), 99);
-        assert_eq!(check_frame(h.crc_seed(), 99, w, 0, |_| &[]), Frame::Seal);
+        assert_eq!(check_frame_in(h.crc_seed(), 99, w, &[]), Frame::Seal);
         assert_eq!(
-            check_frame(h.crc_seed(), 98, w, 0, |_| &[]),
+            check_frame_in(h.crc_seed(), 98, w, &[]),
             Frame::Bad(BadFrame::BadSeal)
         );
     }
@@ -531,7 +548,7 @@ mod tests {
         #[test]
         fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200), word in any::<u64>(), avail in any::<u64>()) {
             let _ = SegmentHeader::decode(&bytes);
-            let r = check_frame(7, 1, word, avail.min(bytes.len() as u64), |len| &bytes[..len as usize]);
+            let r = check_frame_in(7, 1, word, &bytes[..(avail.min(bytes.len() as u64)) as usize]);
             // A random word is only accepted with a matching CRC.
             if let Frame::Record { len } = r {
                 prop_assert_eq!(record_word(7, 1, &bytes[..len as usize]), word);
@@ -541,7 +558,7 @@ mod tests {
         #[test]
         fn record_round_trip(payload in proptest::collection::vec(any::<u8>(), 0..300), seq in any::<u64>(), seed in any::<u32>()) {
             let w = record_word(seed, seq, &payload);
-            let r = check_frame(seed, seq, w, payload.len() as u64, |len| &payload[..len as usize]);
+            let r = check_frame_in(seed, seq, w, &payload);
             prop_assert_eq!(r, Frame::Record { len: payload.len() as u32 });
         }
     }

@@ -42,7 +42,7 @@
 //!
 //! The on-disk format is described in [`format`](mod@format) and `docs/format.md`.
 #![deny(missing_docs)]
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 /// A test-only fault point (see `fault.rs`): calls the installed hook when the crate is built
 /// with the `fault-injection` feature, and expands to an empty block otherwise.
@@ -53,16 +53,24 @@ macro_rules! fault_point {
     }};
 }
 
+mod cow;
 mod dir;
 mod error;
 #[cfg(feature = "fault-injection")]
 #[doc(hidden)]
 pub mod fault;
+#[cfg(feature = "fault-injection")]
+mod fault_fs;
 pub mod format;
-/// The writer/reader wake-up protocol. Public only so that the loom model test
-/// (tests/loom_notify.rs) checks the crate's own code; not part of the API.
+mod io;
+mod mapping;
+/// The writer/reader wake-up protocol. Public only with the `fault-injection` feature, so that
+/// the loom model test (tests/loom_notify.rs) checks the crate's own code; not part of the API.
+#[cfg(feature = "fault-injection")]
 #[doc(hidden)]
 pub mod notify;
+#[cfg(not(feature = "fault-injection"))]
+mod notify;
 mod options;
 mod reader;
 mod recovery;
@@ -83,15 +91,40 @@ pub use shared::SharedWriter;
 pub use tailer::{Tailer, WaitStrategy};
 pub use writer::Writer;
 
+/// The test surface: the I/O seam and a file system that fails, lies and crashes on purpose.
+/// Only with the `fault-injection` feature; not part of the stable API.
+#[cfg(feature = "fault-injection")]
+pub mod internals {
+    pub use crate::fault_fs::{Call, Fault, FaultFs};
+    pub use crate::io::{FileSystem, Msync, RealFs};
+
+    /// [`recover`](crate::recover) through the file system `fs`.
+    ///
+    /// # Errors
+    /// As [`recover`](crate::recover).
+    pub fn recover_with(
+        dir: impl AsRef<std::path::Path>,
+        mode: crate::RecoveryMode,
+        fs: std::sync::Arc<dyn FileSystem>,
+    ) -> crate::Result<crate::RecoveryReport> {
+        crate::recovery::recover_with(dir.as_ref(), mode, &fs)
+    }
+}
+
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
-/// Whether a writer holds the lock of the log in `dir` right now.
+/// Whether a writer holds the lock of the log in `dir` right now (see [`Error::Locked`]). It
+/// reads `/proc/locks` and does not open the lock file, so a reader without access to that
+/// file can ask; on btrfs, or where `/proc/locks` is unavailable, it confirms with a
+/// momentary shared lock, which a writer opening the log meanwhile waits out. Writers in
+/// other pid namespaces (other containers) are seen only by that confirmation.
 ///
 /// # Errors
-/// [`Error::Io`] when the lock file exists but cannot be opened.
+/// [`Error::Io`] (`NotFound`) when `dir` does not exist; [`Error::NotALog`] when it is not a
+/// directory.
 pub fn is_locked(dir: impl AsRef<std::path::Path>) -> Result<bool> {
     dir::Lock::is_held(dir.as_ref())
 }

@@ -1,7 +1,13 @@
 //! Options for opening a writer.
 
+use std::sync::Arc;
+
 use crate::error::{Error, Result};
 use crate::format::{HEADER_LEN, MAX_RESERVATION};
+use crate::io::FileSystem;
+
+/// Pages per segment of a new log, unless [`Options::segment_pages`] says otherwise.
+pub(crate) const DEFAULT_SEGMENT_PAGES: u32 = 1000;
 
 /// When the writer makes appended records durable on its own.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -28,17 +34,31 @@ pub enum SyncPolicy {
 /// Options for [`Writer::open`](crate::Writer::open).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Options {
-    pub(crate) segment_pages: u32,
+    pub(crate) segment_pages: Option<u32>,
     pub(crate) sync: SyncPolicy,
     pub(crate) grow_pages: u32,
+    pub(crate) fs: Fs,
 }
+
+/// The I/O seam a writer uses (see `crate::io`); equal when it is the same instance.
+#[derive(Clone, Debug)]
+pub(crate) struct Fs(pub(crate) Arc<dyn FileSystem>);
+
+impl PartialEq for Fs {
+    fn eq(&self, other: &Fs) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Fs {}
 
 impl Default for Options {
     fn default() -> Self {
         Options {
-            segment_pages: 1000,
+            segment_pages: None,
             sync: SyncPolicy::Manual,
             grow_pages: 1,
+            fs: Fs(crate::io::real()),
         }
     }
 }
@@ -52,11 +72,16 @@ impl Options {
     /// Reservation of each new segment, in pages of the system's page size. The writer maps
     /// this much address space per segment and grows the file into it a page at a time; a
     /// record must fit in one segment (reservation minus 72 bytes of headers). At most 2 GiB
-    /// in all. Existing segments keep the reservation they were created with.
+    /// in all.
     ///
-    /// Default: 1000.
+    /// The segment size is a property of the log, set when it is created and read back from
+    /// its newest segment at every open. Left unset, a writer keeps the log's size. Set to a
+    /// different value, it changes the log's segment size on purpose, from the next segment
+    /// on (logged at `info`); existing segments keep the size they were created with.
+    ///
+    /// Default: the log's own segment size; 1000 for a new log.
     pub fn segment_pages(mut self, pages: u32) -> Self {
-        self.segment_pages = pages;
+        self.segment_pages = Some(pages);
         self
     }
 
@@ -83,27 +108,43 @@ impl Options {
         self
     }
 
+    /// Routes every system call that changes durable state through `fs` instead of the real
+    /// file system: for fault-injection and crash tests (see `applog::internals::FaultFs`).
+    #[cfg(feature = "fault-injection")]
+    #[must_use]
+    pub fn file_system(mut self, fs: Arc<dyn FileSystem>) -> Self {
+        self.fs = Fs(fs);
+        self
+    }
+
     pub(crate) fn validate(&self, page_size: u64) -> Result<()> {
         if self.sync == SyncPolicy::Interval(std::time::Duration::ZERO) {
             return Err(Error::InvalidOptions(
                 "SyncPolicy::Interval needs a non-zero duration".into(),
             ));
         }
-        let reservation = page_size * u64::from(self.segment_pages);
+        self.validate_pages(
+            self.segment_pages.unwrap_or(DEFAULT_SEGMENT_PAGES),
+            page_size,
+        )
+    }
+
+    /// Checks a segment size in pages.
+    pub(crate) fn validate_pages(&self, pages: u32, page_size: u64) -> Result<()> {
+        let reservation = page_size * u64::from(pages);
         if self.grow_pages == 0 {
             return Err(Error::InvalidOptions(
                 "grow_pages must be at least 1".into(),
             ));
         }
-        if self.segment_pages == 0 {
+        if pages == 0 {
             return Err(Error::InvalidOptions(
                 "segment_pages must be at least 1".into(),
             ));
         }
         if reservation > MAX_RESERVATION {
             return Err(Error::InvalidOptions(format!(
-                "segment_pages {} x page size {page_size} exceeds the 2 GiB segment limit",
-                self.segment_pages
+                "segment_pages {pages} x page size {page_size} exceeds the 2 GiB segment limit"
             )));
         }
         if reservation <= HEADER_LEN + 8 {

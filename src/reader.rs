@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicU32;
 use crate::dir;
 use crate::error::{Error, Result};
 use crate::format::{self, Frame, HEADER_LEN};
-use crate::segment::{Opened, Segment};
+use crate::segment::{Opened, ReadSegment, Segment};
 
 /// A record read from the log: its seq and a zero-copy borrow of its bytes in the mapping.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,7 +48,7 @@ impl<'a> Record<'a> {
 /// ```
 pub struct Reader {
     dir: PathBuf,
-    seg: Option<Segment>,
+    seg: Option<ReadSegment>,
     /// Offset of the next frame in `seg`.
     off: u64,
     /// Seq of the next frame.
@@ -61,7 +61,7 @@ impl std::fmt::Debug for Reader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Reader")
             .field("dir", &self.dir)
-            .field("segment", &self.seg.as_ref().map(|s| &s.path))
+            .field("segment", &self.seg.as_ref().map(Segment::path))
             .field("next_seq", &self.next_seq.max(self.skip_until))
             .finish_non_exhaustive()
     }
@@ -130,7 +130,7 @@ impl Reader {
         if !path.exists() {
             return Ok(false);
         }
-        let seg = match Segment::open(&path, false) {
+        let seg = match ReadSegment::open(&path) {
             Ok(Opened::Ready(seg)) => seg,
             Ok(Opened::Blank) => return Ok(false),
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
@@ -138,13 +138,13 @@ impl Reader {
             }
             Err(e) => return Err(e),
         };
-        if seg.header.base_seq != base {
+        if seg.header().base_seq != base {
             return Err(Error::Corrupt {
                 segment: path,
                 offset: 24,
                 reason: format!(
                     "header says the segment starts at seq {}, its name says {base}",
-                    seg.header.base_seq
+                    seg.header().base_seq
                 ),
             });
         }
@@ -226,15 +226,23 @@ impl Reader {
     /// file bounds once more: an error here would be a bug, not a property of the file).
     pub(crate) fn record(&self, at: At) -> Result<Record<'_>> {
         let seg = self.seg.as_ref();
-        seg.and_then(|s| s.map.bytes(at.off + format::FRAME_HEADER_LEN, at.len))
-            .map(|data| Record { seq: at.seq, data })
-            .ok_or_else(|| {
-                Error::io(
-                    "internal error: record outside the mapping of",
-                    seg.map_or(self.dir.as_path(), |s| s.path.as_path()),
-                    std::io::Error::other(format!("{} bytes at {}", at.len, at.off)),
-                )
-            })
+        seg.and_then(|s| {
+            s.view()
+                .validated(at.off + format::FRAME_HEADER_LEN, at.len)
+        })
+        .map(|data| Record { seq: at.seq, data })
+        .ok_or_else(|| {
+            Error::io(
+                "internal error: record not validated in the mapping of",
+                seg.map_or(self.dir.as_path(), Segment::path),
+                std::io::Error::other(format!("{} bytes at {}", at.len, at.off)),
+            )
+        })
+    }
+
+    /// The segment file the reader is in, if it has one open.
+    pub(crate) fn segment_path(&self) -> Option<&Path> {
+        self.seg.as_ref().map(Segment::path)
     }
 
     /// The wake word of the segment the reader waits in, with the segment's base seq (see
@@ -242,7 +250,7 @@ impl Reader {
     pub(crate) fn wake_word(&mut self) -> Option<(u64, &AtomicU32)> {
         let seg = self.seg.as_mut()?;
         seg.open_wake_view();
-        let base = seg.header.base_seq;
+        let base = seg.header().base_seq;
         seg.wake_word().map(|w| (base, w))
     }
 
@@ -286,7 +294,10 @@ impl Reader {
                         seq: self.next_seq,
                     };
                     self.off += format::frame_len(u64::from(len));
-                    self.next_seq += 1;
+                    self.next_seq = self
+                        .next_seq
+                        .checked_add(1)
+                        .ok_or_else(|| crate::recovery::seq_overflow(seg.path(), self.off))?;
                     return Ok(step);
                 }
                 Frame::Seal => {
@@ -299,14 +310,14 @@ impl Reader {
                 Frame::Bad(why) => {
                     if self.off < seg.synced_mark() {
                         return Err(Error::Corrupt {
-                            segment: seg.path.clone(),
+                            segment: seg.path().to_owned(),
                             offset: self.off,
                             reason: why.to_string(),
                         });
                     }
                     // Past the synced mark: a torn tail left by a crash, which the next
                     // writer will cut. Nothing to read (yet).
-                    tracing::debug!(segment = %seg.path.display(), offset = self.off, %why, "unreadable frame after the synced mark; waiting");
+                    tracing::debug!(segment = %seg.path().display(), offset = self.off, %why, "unreadable frame after the synced mark; waiting");
                     return Ok(Step::Nothing);
                 }
             }

@@ -18,7 +18,8 @@ pub enum WaitStrategy {
     /// not spin first: measured, even a short spin delays the writer more than it saves when
     /// the two share CPUs.
     /// Needs write access to the segment files (to announce the wait); without it, and on
-    /// systems without futexes, it behaves like [`Backoff`](Self::Backoff).
+    /// systems without futexes, it behaves like [`Backoff`](Self::Backoff)
+    /// ([`Tailer::polling_fallback`] says when it polls for want of write access).
     #[default]
     Block,
     /// Busy-poll: the lowest latency (well under a microsecond), at the price of a whole core
@@ -65,6 +66,8 @@ const MAX_NAP: Duration = Duration::from_millis(2);
 pub struct Tailer {
     reader: Reader,
     wait: WaitStrategy,
+    /// Whether the last wait of a `Block` tailer polled for want of its wake word.
+    polling: bool,
 }
 
 impl Tailer {
@@ -81,6 +84,7 @@ impl Tailer {
         Ok(Tailer {
             reader,
             wait: WaitStrategy::default(),
+            polling: false,
         })
     }
 
@@ -99,6 +103,21 @@ impl Tailer {
     /// The log directory.
     pub fn dir(&self) -> &Path {
         self.reader.dir()
+    }
+
+    /// Whether this [`WaitStrategy::Block`] tailer waits by polling, and in which segment
+    /// file: `Some(file)` when its last wait could not sleep on the segment's wake word
+    /// because this process may not write to that file (announcing a wait needs a writable
+    /// mapping of its header page; a read-only file system or file permissions prevent it).
+    /// It then polls as [`WaitStrategy::Backoff`] does: up to 2 ms latency, a few hundred
+    /// wake-ups a second while idle. `None` before the first wait, while waits sleep on the
+    /// wake word, and with the other strategies.
+    pub fn polling_fallback(&self) -> Option<&Path> {
+        if self.polling {
+            self.reader.segment_path()
+        } else {
+            None
+        }
     }
 
     /// Returns the next record, waiting as long as it takes.
@@ -152,13 +171,20 @@ impl Tailer {
                     // Announced on this segment's word, and the record was still not there
                     // when we looked again: sleep until the writer publishes.
                     (Some((base, word)), Some((armed_base, token))) if base == armed_base => {
+                        self.polling = false;
                         notify::wait(word, token, left.min(MAX_SLEEP));
                         armed = None;
                     }
                     // Announce the wait, then look once more before sleeping (the loop).
-                    (Some((base, word)), _) => armed = Some((base, notify::prepare(word))),
+                    (Some((base, word)), _) => {
+                        self.polling = false;
+                        armed = Some((base, notify::prepare(word)));
+                    }
                     // No segment yet, or no write access to announce the wait: poll.
-                    (None, _) => backoff(&mut spins, &mut nap, left),
+                    (None, _) => {
+                        self.polling = self.reader.segment_path().is_some();
+                        backoff(&mut spins, &mut nap, left);
+                    }
                 },
             }
         }

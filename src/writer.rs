@@ -9,10 +9,12 @@ use std::time::{Duration, Instant};
 use crate::dir::{self, Lock};
 use crate::error::{Error, Result};
 use crate::format::{self, FRAME_HEADER_LEN, HEADER_LEN};
+use crate::io::FileSystem;
 use crate::notify;
 use crate::options::{Options, SyncPolicy};
 use crate::recovery;
-use crate::segment::{page_size, Segment, SegmentSync};
+use crate::segment::{page_size, ReadSegment, Segment, SegmentSync, WriteSegment};
+use std::sync::Arc;
 
 /// How often a checkpoint also msyncs the active segment's header page, to make its synced
 /// mark durable. The mark is stored at every checkpoint but written out with the data only
@@ -42,7 +44,10 @@ const MARK_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 pub struct Writer {
     dir: PathBuf,
     opts: Options,
-    seg: Segment,
+    /// Pages of each new segment: the log's segment size (see `Options::segment_pages`).
+    segment_pages: u32,
+    seg: WriteSegment,
+    fs: Arc<dyn FileSystem>,
     /// Offset of the next frame in `seg`.
     pos: u64,
     next_seq: u64,
@@ -62,7 +67,7 @@ pub struct Writer {
     /// Counts segments created or removed; the directory was last fsynced at `dir_synced_gen`.
     dir_gen: u64,
     dir_synced_gen: u64,
-    poisoned: Option<String>,
+    poisoned: Option<PoisonCause>,
     injected_sync_error: Option<io::Error>,
     _lock: Lock,
 }
@@ -71,7 +76,7 @@ impl std::fmt::Debug for Writer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Writer")
             .field("dir", &self.dir)
-            .field("segment", &self.seg.path)
+            .field("segment", &self.seg.path())
             .field("next_seq", &self.next_seq)
             .field("poisoned", &self.poisoned)
             .finish_non_exhaustive()
@@ -85,7 +90,8 @@ impl Writer {
     ///
     /// # Errors
     /// - [`Error::Locked`] when another writer holds the log (nothing is changed). The lock
-    ///   is an `flock` on the lock file, released when the writer is dropped; but a child
+    ///   is an `flock` on the log directory and on the lock file, released when the writer
+    ///   is dropped (deleting the lock file does not free the log); but a child
     ///   process that this process forks keeps a copy of the lock until it calls `exec`, so
     ///   reopening a log while spawning processes can briefly see `Locked`;
     /// - [`Error::NotALog`] when `dir` is a file, a non-empty directory without a log, or holds
@@ -107,7 +113,8 @@ impl Writer {
         let dir = dir.as_ref().to_owned();
         let page = page_size();
         opts.validate(page)?;
-        create_dir(&dir)?;
+        let fs = Arc::clone(&opts.fs.0);
+        create_dir(&dir, &*fs)?;
         let listing = dir::list(&dir)?;
         if listing.is_foreign() {
             return Err(Error::NotALog {
@@ -119,7 +126,7 @@ impl Writer {
             // Taking the lock creates the lock file: first make sure that segments found
             // without one are applog's, so that a foreign directory is left untouched.
             for entry in &listing.segments {
-                Segment::open(&entry.path, false)?;
+                ReadSegment::open(&entry.path)?;
             }
         }
         let lock = Lock::acquire(&dir)?;
@@ -127,7 +134,8 @@ impl Writer {
         let listing = dir::list(&dir)?;
         let segments = listing.segments.len();
         let started = std::time::Instant::now();
-        let rec = recovery::recover_locked(&dir, listing.segments, opts.segment_pages)?;
+        let pages = segment_pages(&listing.segments, &opts, page)?;
+        let rec = recovery::recover_locked(&dir, &listing.segments, pages, &fs)?;
         tracing::debug!(
             dir = %dir.display(),
             segments,
@@ -141,7 +149,7 @@ impl Writer {
             None => {
                 let path = dir.join(dir::segment_name(rec.next_seq));
                 (
-                    Segment::create(&path, rec.next_seq, opts.segment_pages)?,
+                    WriteSegment::create(&path, rec.next_seq, pages, &fs)?,
                     HEADER_LEN,
                 )
             }
@@ -149,21 +157,23 @@ impl Writer {
         let mut seg = seg;
         seg.set_grow_pages(opts.grow_pages);
         let synced_pos = seg.synced_mark().min(pos);
-        tracing::debug!(dir = %dir.display(), segment = %seg.path.display(), next_seq = rec.next_seq, offset = pos, "writer opened");
+        tracing::debug!(dir = %dir.display(), segment = %seg.path().display(), next_seq = rec.next_seq, offset = pos, "writer opened");
         let mut max_record_len =
-            (page * u64::from(opts.segment_pages)).saturating_sub(HEADER_LEN + FRAME_HEADER_LEN);
+            (page * u64::from(pages)).saturating_sub(HEADER_LEN + FRAME_HEADER_LEN);
         if pos == HEADER_LEN {
             // The segment to append to holds no record (and may be older and smaller than
             // the options say): a record that does not fit in it cannot roll to a new segment,
             // which would have the same name. Its capacity is the limit.
-            max_record_len = max_record_len.min(seg.header.max_record_len());
+            max_record_len = max_record_len.min(seg.header().max_record_len());
         }
         Ok(Writer {
             first_seq: rec.first_seq.min(rec.next_seq),
             max_record_len,
             dir,
             opts,
+            segment_pages: pages,
             seg,
+            fs,
             pos,
             next_seq: rec.next_seq,
             synced_pos,
@@ -196,8 +206,14 @@ impl Writer {
         self.first_seq
     }
 
-    /// The largest record this writer accepts: what one segment of the configured
-    /// [`Options::segment_pages`] can hold (reservation minus 72 bytes of headers), or less
+    /// The log's segment size in pages: what new segments get (see
+    /// [`Options::segment_pages`]).
+    pub fn segment_pages(&self) -> u32 {
+        self.segment_pages
+    }
+
+    /// The largest record this writer accepts: what one segment of the log's segment size
+    /// (see [`Options::segment_pages`]) can hold (reservation minus 72 bytes of headers), or less
     /// when the log's newest segment holds no record yet and was created smaller: records
     /// must then fit in it.
     pub fn max_record_len(&self) -> u64 {
@@ -206,9 +222,7 @@ impl Writer {
 
     pub(crate) fn check_poisoned(&self) -> Result<()> {
         match &self.poisoned {
-            Some(cause) => Err(Error::Poisoned {
-                cause: cause.clone(),
-            }),
+            Some(cause) => Err(cause.error()),
             None => Ok(()),
         }
     }
@@ -219,6 +233,15 @@ impl Writer {
             return Err(Error::RecordTooLarge { len, max });
         }
         Ok(())
+    }
+
+    /// Refuses to hand out seqs past `u64::MAX` (reachable only from a damaged or crafted
+    /// segment name).
+    fn check_seqs(&self, n: u64) -> Result<()> {
+        match self.next_seq.checked_add(n) {
+            Some(_) => Ok(()),
+            None => Err(crate::recovery::seq_overflow(self.seg.path(), self.pos)),
+        }
     }
 
     /// Appends one record and returns its seq. When this returns, readers can see the record,
@@ -233,6 +256,7 @@ impl Writer {
     pub fn append(&mut self, record: &[u8]) -> Result<u64> {
         self.check_poisoned()?;
         self.check_len(record.len())?;
+        self.check_seqs(1)?;
         let flen = format::frame_len(record.len() as u64);
         if self.pos + flen > self.seg.reservation() {
             self.roll()?;
@@ -244,7 +268,7 @@ impl Writer {
         }
         let seq = self.next_seq;
         let word = self.seg.write_payload(off, seq, record)?;
-        self.seg.store_head(off, word, Ordering::Release)?;
+        self.seg.publish(off, word, end, Ordering::Release)?;
         self.wake_readers();
         self.pos = end;
         self.next_seq = seq + 1;
@@ -267,6 +291,7 @@ impl Writer {
         for r in records {
             self.check_len(r.as_ref().len())?;
         }
+        self.check_seqs(records.len() as u64)?;
         let first = self.next_seq;
         let mut i = 0;
         while i < records.len() {
@@ -300,11 +325,12 @@ impl Writer {
                 if k == 0 {
                     first_word = word;
                 } else {
-                    self.seg.store_head(off, word, Ordering::Relaxed)?;
+                    self.seg.stage(off, word)?;
                 }
                 off += format::frame_len(r.len() as u64);
             }
-            self.seg.store_head(start, first_word, Ordering::Release)?;
+            self.seg
+                .publish(start, first_word, end, Ordering::Release)?;
             self.wake_readers();
             self.unsynced_bytes += end - start;
             self.pos = end;
@@ -341,7 +367,7 @@ impl Writer {
     pub fn truncate_front(&mut self, seq: u64) -> Result<u64> {
         self.check_poisoned()?;
         let started = std::time::Instant::now();
-        let active = self.seg.header.base_seq;
+        let active = self.seg.header().base_seq;
         let listing = dir::list(&self.dir)?;
         let mut removed = 0u64;
         for (i, entry) in listing.segments.iter().enumerate() {
@@ -351,7 +377,8 @@ impl Writer {
                 Some(n) if entry.base < active && n.base <= active && n.base <= seq => n.base,
                 _ => break,
             };
-            std::fs::remove_file(&entry.path)
+            self.fs
+                .remove_file(&entry.path)
                 .map_err(|e| Error::io("could not remove segment", &entry.path, e))?;
             removed += 1;
             self.dir_gen += 1;
@@ -359,10 +386,9 @@ impl Writer {
             tracing::debug!(segment = %entry.path.display(), "removed by retention");
         }
         if removed > 0 {
-            if let Err(e) = dir::sync_dir(&self.dir) {
+            if let Err(e) = self.fs.sync_dir(&self.dir) {
                 let e = Error::io("could not sync log directory", &self.dir, e);
-                tracing::error!(error = %e, "directory fsync failed; the writer is poisoned until the log is reopened");
-                self.poisoned = Some(e.to_string());
+                self.poison(&e);
                 return Err(e);
             }
             self.dir_synced_gen = self.dir_gen;
@@ -399,25 +425,25 @@ impl Writer {
             self.seg.grow_to(at + FRAME_HEADER_LEN)?;
         }
         let path = self.dir.join(dir::segment_name(self.next_seq));
-        let mut seg = Segment::create(&path, self.next_seq, self.opts.segment_pages)?;
+        let mut seg = WriteSegment::create(&path, self.next_seq, self.segment_pages, &self.fs)?;
         seg.set_grow_pages(self.opts.grow_pages);
         if let Some(at) = seal_at {
-            let word = format::seal_word(self.seg.seed, self.next_seq);
-            if let Err(e) = self.seg.store_head(at, word, Ordering::Release) {
+            if let Err(e) = self.seg.seal(at, self.next_seq) {
                 // Nothing was published in the successor: take it back so a retry starts clean.
-                let _ = std::fs::remove_file(&path);
+                let _ = self.fs.remove_file(&path);
                 return Err(e);
             }
             self.wake_readers();
         }
         let seal_end = seal_at.map_or(self.pos, |at| at + FRAME_HEADER_LEN);
         let old = std::mem::replace(&mut self.seg, seg);
-        tracing::debug!(sealed = %old.path.display(), new = %path.display(), next_seq = self.next_seq, "rolled to a new segment");
+        tracing::debug!(sealed = %old.path().display(), new = %path.display(), next_seq = self.next_seq, "rolled to a new segment");
         // A sealed segment's final mark is made durable by the checkpoint that covers the
         // seal: damage in an older segment must never pass for a torn tail (recovery would
         // then remove the newer segments).
+        // Detached: a sealed segment keeps no mapping or file open until the checkpoint.
         self.pending
-            .push(old.sync_handle(self.synced_pos, seal_end, true));
+            .push(old.sync_handle(self.synced_pos, seal_end, true).detached());
         self.pos = HEADER_LEN;
         self.synced_pos = 0;
         self.mark_flushed = 0;
@@ -488,7 +514,8 @@ impl Writer {
         Ok(Some(SyncPlan {
             sealed: std::mem::take(&mut self.pending),
             active: self.seg.sync_handle(self.synced_pos, self.pos, flush_mark),
-            active_base: self.seg.header.base_seq,
+            active_base: self.seg.header().base_seq,
+            fs: Arc::clone(&self.fs),
             dir: (self.dir_synced_gen != self.dir_gen).then(|| self.dir.clone()),
             dir_gen: self.dir_gen,
             next_seq: self.next_seq,
@@ -505,7 +532,7 @@ impl Writer {
         match outcome {
             Ok(()) => {
                 self.dir_synced_gen = self.dir_synced_gen.max(plan.dir_gen);
-                if self.seg.header.base_seq == plan.active_base {
+                if self.seg.header().base_seq == plan.active_base {
                     self.synced_pos = self.synced_pos.max(plan.active.end);
                     if plan.active.flush_mark {
                         self.mark_flushed = self.mark_flushed.max(plan.active.end);
@@ -532,12 +559,8 @@ impl Writer {
     }
 
     fn poison(&mut self, e: &Error) {
-        let cause = match e {
-            Error::Io { source, .. } => source.to_string(),
-            other => other.to_string(),
-        };
         tracing::error!(error = %e, "sync failed; the writer is poisoned until the log is reopened");
-        self.poisoned = Some(cause);
+        self.poisoned = Some(PoisonCause::of(e));
     }
 
     /// Syncs and closes the writer, releasing the lock; also makes the active segment's synced
@@ -552,6 +575,7 @@ impl Writer {
     }
 
     /// Test hook: the next `sync` fails with `error` as if msync had failed.
+    #[cfg(feature = "fault-injection")]
     #[doc(hidden)]
     pub fn inject_sync_error(&mut self, error: io::Error) {
         self.injected_sync_error = Some(error);
@@ -567,6 +591,7 @@ pub(crate) struct SyncPlan {
     /// The active segment, up to the end of its last frame.
     active: SegmentSync,
     active_base: u64,
+    fs: Arc<dyn FileSystem>,
     /// The directory to fsync, when a segment was created or removed since the last one.
     dir: Option<PathBuf>,
     dir_gen: u64,
@@ -593,35 +618,94 @@ impl SyncPlan {
         // A sealed segment that retention unlinked meanwhile is still mapped: flushing it is
         // harmless, and it keeps the order "sealed segments before the active one".
         for sealed in &self.sealed {
-            sealed
-                .flush()
-                .map_err(|e| Error::io("could not sync segment", &sealed.path, e))?;
+            sealed.flush()?;
             sealed.mark_synced()?;
         }
-        self.active
-            .flush()
-            .map_err(|e| Error::io("could not sync segment", &self.active.path, e))?;
+        self.active.flush()?;
         if let Some(dir) = &self.dir {
-            dir::sync_dir(dir).map_err(|e| Error::io("could not sync log directory", dir, e))?;
+            self.fs
+                .sync_dir(dir)
+                .map_err(|e| Error::io("could not sync log directory", dir, e))?;
         }
         self.active.mark_synced()
     }
 }
 
+/// The log's segment size: the newest segment's, unless the options set one (then that, from
+/// the next segment on); 1000 pages for a new log.
+fn segment_pages(entries: &[dir::Entry], opts: &Options, page: u64) -> Result<u32> {
+    let logs = entries
+        .iter()
+        .rev()
+        .find_map(|e| match ReadSegment::open(&e.path) {
+            Ok(crate::segment::Opened::Ready(seg)) => Some(seg.header().segment_pages),
+            _ => None,
+        });
+    let pages = match (opts.segment_pages, logs) {
+        (Some(set), Some(log)) if set != log => {
+            tracing::info!(
+                from = log,
+                to = set,
+                "the log's segment size changes from its next segment on"
+            );
+            set
+        }
+        (Some(set), _) => set,
+        (None, Some(log)) => log,
+        (None, None) => crate::options::DEFAULT_SEGMENT_PAGES,
+    };
+    opts.validate_pages(pages, page)?;
+    Ok(pages)
+}
+
 /// Creates the log directory if missing (its parent must exist: a mistyped path should not
 /// become a tree of directories), and makes its entry durable.
-fn create_dir(dir: &Path) -> Result<()> {
-    match std::fs::create_dir(dir) {
+fn create_dir(dir: &Path, fs: &dyn FileSystem) -> Result<()> {
+    match fs.create_dir(dir) {
         Ok(()) => {
             let parent = match dir.parent() {
                 Some(p) if !p.as_os_str().is_empty() => p,
                 _ => Path::new("."),
             };
-            dir::sync_dir(parent).map_err(|e| Error::io("could not sync directory", parent, e))?;
+            fs.sync_dir(parent)
+                .map_err(|e| Error::io("could not sync directory", parent, e))?;
             tracing::debug!(dir = %dir.display(), "created log directory");
             Ok(())
         }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(Error::io("could not create log directory", dir, e)),
+        Err(e) => Err(Error::create("could not create log directory", dir, e)),
+    }
+}
+
+/// Why a writer is poisoned: the failed operation's error kind and file, so that every later
+/// call can say what happened where.
+#[derive(Clone, Debug)]
+struct PoisonCause {
+    message: String,
+    kind: io::ErrorKind,
+    path: Option<PathBuf>,
+}
+
+impl PoisonCause {
+    fn of(e: &Error) -> PoisonCause {
+        let (kind, path) = match e {
+            Error::Io { source, path, .. } | Error::NoSpace { source, path, .. } => {
+                (source.kind(), Some(path.clone()))
+            }
+            _ => (io::ErrorKind::Other, None),
+        };
+        PoisonCause {
+            message: e.to_string(),
+            kind,
+            path,
+        }
+    }
+
+    fn error(&self) -> Error {
+        Error::Poisoned {
+            cause: self.message.clone(),
+            kind: self.kind,
+            path: self.path.clone(),
+        }
     }
 }

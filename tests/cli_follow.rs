@@ -49,6 +49,9 @@ struct Follower {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
     reader: Option<JoinHandle<()>>,
+    /// Everything written to stderr so far, collected by a thread.
+    stderr: Arc<Mutex<String>>,
+    stderr_reader: Option<JoinHandle<()>>,
 }
 
 impl Follower {
@@ -81,15 +84,51 @@ impl Follower {
                 sink.lock().expect("lock").push(line.expect("read"));
             }
         });
+        let mut stderr_pipe = child.stderr.take().expect("stderr");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let sink = Arc::clone(&stderr);
+        let stderr_reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            loop {
+                match stderr_pipe.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => sink
+                        .lock()
+                        .expect("lock")
+                        .push_str(&String::from_utf8_lossy(&buf[..n])),
+                }
+            }
+        });
         Follower {
             child,
             lines,
             reader: Some(reader),
+            stderr,
+            stderr_reader: Some(stderr_reader),
         }
     }
 
     fn lines(&self) -> Vec<String> {
         self.lines.lock().expect("lock").clone()
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().expect("lock").clone()
+    }
+
+    /// Waits until stderr holds `what`.
+    #[track_caller]
+    fn wait_for_stderr(&mut self, what: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        while !self.stderr().contains(what) {
+            self.assert_running();
+            assert!(
+                Instant::now() < deadline,
+                "tail -f never said {what:?}; it said {:?}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Waits until `done` holds for the lines printed so far.
@@ -115,39 +154,52 @@ impl Follower {
     #[track_caller]
     fn assert_running(&mut self) {
         if let Some(status) = self.child.try_wait().expect("try_wait") {
-            let mut stderr = String::new();
-            if let Some(mut e) = self.child.stderr.take() {
-                let _ = e.read_to_string(&mut stderr);
+            if let Some(reader) = self.stderr_reader.take() {
+                reader.join().expect("stderr reader");
             }
-            panic!("tail -f exited ({status}): {stderr}");
+            panic!("tail -f exited ({status}): {}", self.stderr());
         }
     }
 
-    /// Sends `signal` (a `kill` signal name) and returns how the tool ended.
-    fn stop(mut self, signal: &str) -> (Run, Vec<String>) {
-        let status = std::process::Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success());
-        let mut stderr = String::new();
-        self.child
-            .stderr
-            .take()
-            .expect("stderr")
-            .read_to_string(&mut stderr)
-            .expect("read stderr");
-        let status = self.child.wait().expect("wait");
-        if let Some(reader) = self.reader.take() {
-            reader.join().expect("reader thread");
+    /// Waits (within `PATIENCE`) for the tool to exit by itself; returns how it ended.
+    #[track_caller]
+    fn wait_exit(mut self) -> (Run, Vec<String>) {
+        let deadline = Instant::now() + PATIENCE;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tail -f did not exit; it printed {:?} and said {:?}",
+                self.lines(),
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        self.finish(status)
+    }
+
+    /// Joins the output threads, once the process has ended.
+    fn finish(mut self, status: std::process::ExitStatus) -> (Run, Vec<String>) {
+        for reader in [self.reader.take(), self.stderr_reader.take()]
+            .into_iter()
+            .flatten()
+        {
+            reader.join().expect("output reader");
         }
         let run = Run {
             code: status.code().unwrap_or(-1),
             stdout: String::new(),
-            stderr,
+            stderr: self.stderr(),
         };
         (run, self.lines())
+    }
+
+    /// Sends `signal` (a `kill` signal name) and returns how the tool ended.
+    fn stop(self, signal: &str) -> (Run, Vec<String>) {
+        send_signal(self.child.id(), signal);
+        self.wait_exit()
     }
 }
 
@@ -156,6 +208,16 @@ impl Drop for Follower {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Sends `signal` (a `kill` signal name) to the process `pid`.
+fn send_signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{signal} {pid}");
 }
 
 /// Runs `applog append LOG <extra>` to completion.
@@ -198,14 +260,24 @@ fn tail_follow_prints_new_records_across_rollovers_until_sigint() {
 #[test]
 fn tail_follow_waits_for_a_log_that_does_not_exist_yet() {
     let (_tmp, log) = new_log();
+    let waiting = format!(
+        "applog: note: there is no log in {} yet; waiting for one to be created\n",
+        log.display()
+    );
     let mut follower = Follower::spawn(&log, &["--format", "json"]);
+    // It says once that it waits (a mistyped path would otherwise wait without a word).
+    follower.wait_for_stderr(&waiting);
     std::thread::sleep(Duration::from_millis(300));
     assert!(follower.still_running(), "tail -f did not wait for the log");
     assert!(!log.exists(), "tail -f must not create the log");
     append(&log, &["first", "second"]);
     follower.wait_for("the records", |l| l.len() == 2);
     let (run, lines) = follower.stop("TERM");
-    assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{run:?}");
+    assert_eq!(
+        (run.code, run.stderr.as_str()),
+        (0, waiting.as_str()),
+        "{run:?}"
+    );
     assert_eq!(
         lines,
         [
@@ -217,8 +289,12 @@ fn tail_follow_waits_for_a_log_that_does_not_exist_yet() {
     // An empty directory is a log about to be created, too.
     let (_tmp, log) = new_log();
     std::fs::create_dir(&log).expect("mkdir");
+    let waiting = format!(
+        "applog: note: there is no log in {} yet; waiting for one to be created\n",
+        log.display()
+    );
     let mut follower = Follower::spawn(&log, &[]);
-    std::thread::sleep(Duration::from_millis(300));
+    follower.wait_for_stderr(&waiting);
     assert!(
         follower.still_running(),
         "tail -f did not wait in an empty directory"
@@ -226,7 +302,19 @@ fn tail_follow_waits_for_a_log_that_does_not_exist_yet() {
     append(&log, &["here"]);
     follower.wait_for("the record", |l| l == ["here"]);
     let (run, _) = follower.stop("INT");
-    assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{run:?}");
+    assert_eq!(
+        (run.code, run.stderr.as_str()),
+        (0, waiting.as_str()),
+        "{run:?}"
+    );
+
+    // Still interruptible while it waits.
+    let (_tmp, log) = new_log();
+    let mut follower = Follower::spawn(&log, &[]);
+    follower.wait_for_stderr("waiting for one to be created");
+    let (run, lines) = follower.stop("INT");
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(lines.is_empty());
 }
 
 #[test]
@@ -314,6 +402,11 @@ impl Feeder {
 fn tail_follow_survives_writers_killed_and_restarted() {
     let (_tmp, log) = new_log();
     let mut follower = Follower::spawn(&log, &["--from", "0"]);
+    let waiting = format!(
+        "applog: note: there is no log in {} yet; waiting for one to be created\n",
+        log.display()
+    );
+    follower.wait_for_stderr(&waiting);
     for round in 0..4u32 {
         let extra: &[&str] = if round % 2 == 0 {
             &["--segment-pages", "1"]
@@ -342,7 +435,11 @@ fn tail_follow_survives_writers_killed_and_restarted() {
         l.last().is_some_and(|last| last == "the end")
     });
     let (run, lines) = follower.stop("INT");
-    assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{run:?}");
+    assert_eq!(
+        (run.code, run.stderr.as_str()),
+        (0, waiting.as_str()),
+        "{run:?}"
+    );
     let expected = log_lines(&log);
     assert!(applog::verify(&log).expect("verify").segments.len() > 10);
     assert_eq!(
@@ -478,7 +575,7 @@ fn a_closed_pipe_ends_tail_quietly() {
         .env_remove("RUST_LOG")
         .output();
     let Ok(out) = out else {
-        eprintln!("skipped: no bash here");
+        common::skip("no bash here");
         return;
     };
     assert_eq!(String::from_utf8_lossy(&out.stdout), "r0\n");
@@ -516,14 +613,14 @@ fn a_closed_pipe_ends_tail_quietly() {
 }
 
 #[test]
-fn tail_follow_works_without_write_access() {
+fn tail_follow_without_write_access_polls_and_says_so() {
     use std::os::unix::fs::PermissionsExt;
     let is_root = std::fs::read_to_string("/proc/self/status")
         .expect("status")
         .lines()
         .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
     if !is_root {
-        eprintln!("skipped: needs root to run the tool as another user");
+        common::skip("needs root to run the tool as another user");
         return;
     }
     let (tmp, log) = new_log();
@@ -534,6 +631,12 @@ fn tail_follow_works_without_write_access() {
     // Files stay 0644 and root's: the follower (user 65534) may read, not write.
     let mut follower = Follower::spawn_as(&log, &["--from", "0"], Some(65534));
     follower.wait_for("the first record", |l| l == ["before"]);
+    // Without write access it cannot sleep on the futex: it says once that it polls.
+    let polling = format!(
+        "applog: note: no write access to {}: waiting by polling (up to 2 ms latency)\n",
+        log.join(SEG0).display()
+    );
+    follower.wait_for_stderr(&polling);
     let more: Vec<String> = (0..30)
         .map(|i| format!("after {i} {}", "w".repeat(500)))
         .collect();
@@ -542,6 +645,328 @@ fn tail_follow_works_without_write_access() {
     append(&log, &args);
     follower.wait_for("the new records", |l| l.len() == 31);
     let (run, lines) = follower.stop("INT");
-    assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{run:?}");
+    assert_eq!(
+        (run.code, run.stderr.as_str()),
+        (0, polling.as_str()),
+        "{run:?}"
+    );
     assert_eq!(lines[1..], more[..]);
+}
+
+/// The `kill` signals that end `tail -f`.
+const STOP_SIGNALS: [&str; 2] = ["INT", "TERM"];
+
+#[test]
+fn tail_follow_ends_on_a_signal_while_stuck_writing_to_a_full_pipe() {
+    let (_tmp, log) = new_log();
+    // About 1 MB of records: far more than a pipe holds.
+    let input: String = (0..20_000)
+        .map(|i| format!("{i:05} {}\n", "z".repeat(44)))
+        .collect();
+    run_with_stdin(
+        &[std::ffi::OsStr::new("append"), log.as_os_str()],
+        input.as_bytes(),
+    )
+    .ok();
+    for signal in STOP_SIGNALS {
+        let mut child = applog()
+            .arg("tail")
+            .arg(&log)
+            .args(["-f", "--from", "0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tail -f");
+        // Nobody reads its output: once the pipe is full (64 KiB), the tool is stuck in a
+        // write, where a signal handler that only sets a flag never gets looked at.
+        let stdout = child.stdout.take().expect("stdout");
+        let deadline = Instant::now() + PATIENCE;
+        while rustix::io::ioctl_fionread(&stdout).expect("FIONREAD") < 65536 - 1024 {
+            assert!(
+                child.try_wait().expect("try_wait").is_none(),
+                "tail -f exited"
+            );
+            assert!(Instant::now() < deadline, "tail -f does not fill the pipe");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        send_signal(child.id(), signal);
+        let deadline = Instant::now() + PATIENCE;
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                panic!("SIG{signal} did not end tail -f stuck writing to a full pipe");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .expect("stderr")
+            .read_to_string(&mut stderr)
+            .expect("read stderr");
+        assert_eq!(
+            (status.code(), stderr.as_str()),
+            (Some(0), ""),
+            "SIG{signal}"
+        );
+        drop(stdout);
+    }
+}
+
+#[test]
+fn tail_follow_refuses_a_fifo_in_place_of_a_segment_file() {
+    let (_tmp, log) = one_page_segments('f', 12);
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(&log)
+        .expect("list")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    segments.sort();
+    assert!(segments.len() >= 3, "{segments:?}");
+    // The newest segment is gone (as if its writer died between sealing the one before and
+    // creating it): tail -f reads up to the seal and waits for the next segment to appear.
+    let next = segments.last().expect("a segment").clone();
+    let base: usize = next
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.parse().ok())
+        .expect("a segment name");
+    std::fs::remove_file(&next).expect("rm");
+    let mut follower = Follower::spawn(&log, &["--from", "0"]);
+    follower.wait_for("the records before the seal", |l| l.len() == base);
+    // A FIFO appears there: opening it for reading would wait for a writer to open it.
+    let made = std::process::Command::new("mkfifo")
+        .arg(&next)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success());
+    let (run, lines) = follower.wait_exit();
+    assert_eq!(
+        (run.code, run.stderr.as_str()),
+        (
+            1,
+            format!(
+                "applog: error: not an applog log: {}: named like a segment but not a regular file\n",
+                next.display()
+            )
+            .as_str()
+        ),
+        "{run:?}"
+    );
+    assert_eq!(lines, vec!["f".repeat(1000); base]);
+}
+
+#[test]
+fn tail_follow_follows_a_log_directory_swapped_for_another() {
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    let (tmp, log) = new_log();
+    append(&log, &["old 0", "old 1"]);
+    let mut follower = Follower::spawn(&log, &["--from", "0"]);
+    follower.wait_for("the old log's records", |l| l.len() == 2);
+    // Another log takes the name in one step (as a restore from a copy would).
+    let other = tmp.path().join("other");
+    append(&other, &["new 0", "new 1", "new 2"]);
+    renameat_with(CWD, &log, CWD, &other, RenameFlags::EXCHANGE).expect("RENAME_EXCHANGE");
+    follower.wait_for("the new log's records", |l| l.len() == 5);
+    // The old log, now under the other name, is followed no more.
+    append(&other, &["old 2"]);
+    append(&log, &["new 3"]);
+    follower.wait_for("the new log's next record", |l| l.len() == 6);
+    let (run, lines) = follower.stop("INT");
+    assert_eq!(
+        (run.code, run.stderr.as_str()),
+        (
+            0,
+            format!(
+                "applog: note: {} was replaced; following the new log from its first record\n",
+                log.display()
+            )
+            .as_str()
+        ),
+        "{run:?}"
+    );
+    assert_eq!(
+        lines,
+        ["old 0", "old 1", "new 0", "new 1", "new 2", "new 3"]
+    );
+}
+
+#[test]
+fn tail_follow_follows_a_log_directory_removed_and_made_again() {
+    let (_tmp, log) = new_log();
+    append(&log, &["--segment-pages", "1", "old 0", "old 1"]);
+    let mut follower = Follower::spawn(&log, &["-n", "1"]);
+    follower.wait_for("the last record", |l| l == ["old 1"]);
+    std::fs::remove_dir_all(&log).expect("rm -r");
+    let removed = format!(
+        "applog: note: {} was removed; waiting for a new log there, to follow it from its first record\n",
+        log.display()
+    );
+    follower.wait_for_stderr(&removed);
+    // Made again: a new log, followed from its first record (not its last one).
+    append(&log, &["new 0", "new 1"]);
+    follower.wait_for("the new log's records", |l| l.len() == 3);
+    let (run, lines) = follower.stop("TERM");
+    assert_eq!(
+        (run.code, run.stderr.as_str()),
+        (0, removed.as_str()),
+        "{run:?}"
+    );
+    assert_eq!(lines, ["old 1", "new 0", "new 1"]);
+}
+
+/// The staging directories of copies (`.<name>.applog-copy-<pid>`) in `parent`.
+fn staging_dirs(parent: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(parent)
+        .expect("list")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.contains(".applog-copy-"))
+        })
+        .collect()
+}
+
+/// Appends `n` records of 200 bytes to `log`.
+fn grow(log: &Path, n: usize) {
+    let input = format!("{}\n", "c".repeat(200)).repeat(n);
+    run_with_stdin(
+        &[std::ffi::OsStr::new("append"), log.as_os_str()],
+        input.as_bytes(),
+    )
+    .ok();
+}
+
+/// Starts `applog copy LOG DEST` (DEST beside LOG) and returns it as soon as its staging
+/// directory exists, that is while it copies. The source grows until a copy is slow enough
+/// to be caught.
+fn copy_in_flight(log: &Path, dest: &Path) -> (Child, PathBuf) {
+    let parent = dest.parent().expect("parent");
+    let mut records = 50_000;
+    for _ in 0..6 {
+        grow(log, records);
+        let mut child = applog()
+            .arg("copy")
+            .arg(log)
+            .arg(dest)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn copy");
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(staging) = staging_dirs(parent).pop() {
+                return (child, staging);
+            }
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                // Done before it was seen: try again with a bigger source.
+                assert!(status.success(), "copy failed: {status}");
+                std::fs::remove_dir_all(dest).expect("remove the copy");
+                break;
+            }
+            assert!(Instant::now() < deadline, "copy neither ends nor stages");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        records *= 2;
+    }
+    panic!("could not catch a copy in flight");
+}
+
+/// Waits (within `PATIENCE`) for `child` to end; its exit code and stderr.
+fn wait_bounded(mut child: Child) -> (Option<i32>, String) {
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("the process did not end");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("read stderr");
+    (status.code(), stderr)
+}
+
+#[test]
+fn copy_interrupted_by_a_signal_leaves_nothing_behind() {
+    let (tmp, log) = new_log();
+    for signal in STOP_SIGNALS {
+        let dest = tmp.path().join(format!("copy-{signal}"));
+        let (child, staging) = copy_in_flight(&log, &dest);
+        send_signal(child.id(), signal);
+        let (code, stderr) = wait_bounded(child);
+        assert_eq!(
+            (code, stderr.as_str()),
+            (
+                Some(1),
+                "applog: error: interrupted by a signal: no copy was made, and nothing of it is left\n"
+            ),
+            "SIG{signal}"
+        );
+        assert!(!staging.exists(), "SIG{signal} left {}", staging.display());
+        assert!(!dest.exists());
+        assert_eq!(staging_dirs(tmp.path()), Vec::<PathBuf>::new());
+    }
+}
+
+#[test]
+fn copy_killed_leaves_a_staging_directory_that_the_next_copy_removes() {
+    let (tmp, log) = new_log();
+    let dest = tmp.path().join("copy");
+    let (mut child, staging) = copy_in_flight(&log, &dest);
+    let pid = child.id();
+    child.kill().expect("SIGKILL");
+    child.wait().expect("wait");
+    assert!(staging.exists(), "nothing staged to clean up");
+    assert!(!dest.exists());
+
+    // A later copy into the same parent (to another destination) removes it.
+    let second = tmp.path().join("second");
+    let out = run(&[
+        std::ffi::OsStr::new("copy"),
+        log.as_os_str(),
+        second.as_os_str(),
+    ]);
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (
+            0,
+            format!(
+                "applog: note: removed {}, left by a copy that did not finish (process {pid} is gone)\n",
+                staging.display()
+            )
+            .as_str()
+        ),
+        "{out:?}"
+    );
+    assert!(!staging.exists());
+    assert_eq!(staging_dirs(tmp.path()), Vec::<PathBuf>::new());
+    assert!(applog::verify(&second).expect("verify").is_clean());
+
+    // A live copy's staging directory is never taken for a stale one.
+    let (child, staging) = copy_in_flight(&log, &dest);
+    let out = run(&[
+        std::ffi::OsStr::new("copy"),
+        log.as_os_str(),
+        tmp.path().join("third").as_os_str(),
+    ]);
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""), "{out:?}");
+    let (code, stderr) = wait_bounded(child);
+    assert_eq!((code, stderr.as_str()), (Some(0), ""));
+    assert!(!staging.exists() && dest.exists());
 }

@@ -23,10 +23,20 @@ fn second_writer_is_locked_out_and_changes_nothing() {
     let before = snapshot(d.path());
     let err = Writer::open(d.path(), Options::new().segment_pages(7)).unwrap_err();
     match &err {
-        Error::Locked { lock_file } => assert_eq!(lock_file, &d.path().join(applog::LOCK_FILE)),
+        Error::Locked { lock_file, pid } => {
+            assert_eq!(lock_file, &d.path().join(applog::LOCK_FILE));
+            // flock conflicts between open file descriptions, even in one process: the
+            // holder /proc/locks names is this process.
+            assert_eq!(*pid, Some(std::process::id()));
+        }
         other => panic!("expected Locked, got {other:?}"),
     }
     assert!(err.to_string().contains(applog::LOCK_FILE), "{err}");
+    assert!(
+        err.to_string()
+            .ends_with(&format!(", held by process {}", std::process::id())),
+        "{err}"
+    );
     assert_eq!(snapshot(d.path()), before);
     assert!(applog::is_locked(d.path()).unwrap());
     // Readers take no lock.
@@ -119,6 +129,27 @@ fn regular_file_and_missing_path() {
         "{err:?}"
     );
     assert!(matches!(applog::verify(&missing), Err(Error::Io { .. })));
+    // The message carries the operating system's reason itself (a service logging `{e}` keeps
+    // it), and `source()` does not repeat it.
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "could not open log {}: {}",
+            missing.display(),
+            io::Error::from_raw_os_error(2)
+        )
+    );
+    assert!(std::error::Error::source(&err).is_none());
+    // Nor is a missing log "not locked".
+    let err = applog::is_locked(&missing).unwrap_err();
+    assert!(
+        matches!(&err, Error::Io { source, path, .. } if source.kind() == io::ErrorKind::NotFound && *path == missing),
+        "{err:?}"
+    );
+    assert!(matches!(
+        applog::is_locked(&file),
+        Err(Error::NotALog { .. })
+    ));
     // A writer creates the log directory, but not a chain of missing parents (a typo).
     let nested = d.path().join("a/b/log");
     let err = Writer::open(&nested, Options::new()).unwrap_err();
@@ -144,8 +175,10 @@ fn foreign_segment_starting_with_zeros_is_not_rewritten() {
     std::fs::write(&foreign, &bytes).unwrap();
     let before = snapshot(d.path());
     let err = Writer::open(d.path(), Options::new()).unwrap_err();
+    // Indistinguishable from an applog header whose first bytes were zeroed, with data after
+    // it: reported as damage at offset 0, never re-initialised.
     assert!(
-        matches!(&err, Error::NotALog { path, .. } if *path == foreign),
+        matches!(&err, Error::Corrupt { segment, offset: 0, .. } if *segment == foreign),
         "{err:?}"
     );
     assert_eq!(snapshot(d.path()), before);

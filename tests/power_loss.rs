@@ -11,7 +11,8 @@
 //!   (the size is written back independently of the data: pages past it are lost, and pages
 //!   inside it that were never written back read as zeros);
 //! - segment files created since the last sync present or absent, in creation order (a
-//!   journaled file system commits directory entries in order);
+//!   journaled file system commits directory entries in order); when present, with at least
+//!   the header page the writer made durable when it created the file;
 //! - in half the images, each segment's synced mark replaced by one it held at an earlier
 //!   sync, or by none: a checkpoint writes the active segment's mark out only now and then,
 //!   so the mark on disk may lag (it never runs ahead of the durable data);
@@ -75,6 +76,19 @@ struct Moment {
     marks: BTreeMap<String, Vec<u64>>,
 }
 
+/// What is durable of a segment file created since the last sync: its header page, which the
+/// writer made durable when it created the file (the header fields, no mark, no frames yet),
+/// before anything else was written into it.
+fn created_baseline(name: &str, live: &[u8], page: usize) -> Vec<u8> {
+    if name.ends_with(".seg") && live.len() >= page {
+        let mut h = live[..48].to_vec();
+        h.resize(page, 0);
+        h
+    } else {
+        Vec::new()
+    }
+}
+
 /// Builds one image a power cut at `m` could leave.
 fn image(m: &Moment, page: usize, rng: &mut Rng) -> Files {
     let mut out = Files::new();
@@ -89,8 +103,8 @@ fn image(m: &Moment, page: usize, rng: &mut Rng) -> Files {
                 continue;
             }
         }
-        let empty = Vec::new();
-        let old = durable.unwrap_or(&empty);
+        let created = created_baseline(name, live, page);
+        let old = durable.unwrap_or(&created);
         // Size: a page multiple between the durable size and the live size.
         let (lo, hi) = (old.len() / page, live.len().div_ceil(page));
         let pages = lo + rng.below((hi - lo) as u64 + 1) as usize;
@@ -129,7 +143,8 @@ fn image(m: &Moment, page: usize, rng: &mut Rng) -> Files {
                         img[s..e].copy_from_slice(new);
                     }
                 } else {
-                    let old = m.durable.get(&name).and_then(|d| d.get(s..e));
+                    let created = created_baseline(&name, live, page);
+                    let old = m.durable.get(&name).unwrap_or(&created).get(s..e);
                     match old {
                         Some(old) => img[s..e].copy_from_slice(old),
                         None => img[s..e].fill(0),

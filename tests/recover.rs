@@ -205,7 +205,10 @@ fn damage_that_cannot_be_walked_gives_a_lower_bound() {
     let (_tmp, dir) = synced_log(10, 50, 4);
     let seg = seg_path(&dir, 0);
     let sixth = HEADER + 5 * frame_len(50);
-    write_at(&seg, sixth, &[0x11; 8]); // a header word that is no frame at all
+    // Two header words in a row that are no frame at all: nothing after the first damaged
+    // frame can be tied to its seq.
+    write_at(&seg, sixth, &[0x11; 8]);
+    write_at(&seg, sixth + frame_len(50), &[0x11; 8]);
     let report = recover(&dir, RecoveryMode::TruncateAtCorruption).unwrap();
     let t = report.truncation.expect("a truncation");
     assert_eq!((t.seq, t.offset, t.exact), (5, sixth, false));
@@ -269,4 +272,60 @@ fn a_lost_seal_is_rewritten_and_reported() {
     assert_eq!((report.torn_tail, report.next_seq), (None, 12));
     assert_all_durable(&dir);
     expect_records(&dir, 12, 900);
+}
+
+#[test]
+fn a_flipped_bit_in_a_synced_mark_loses_no_record() {
+    // The mark is damaged, no frame is: every reader still sees every record.
+    let (_tmp, dir) = synced_log(15, 50, 4);
+    let seg = seg_path(&dir, 0);
+    let mut word = [0u8; 8];
+    std::os::unix::fs::FileExt::read_exact_at(&std::fs::File::open(&seg).unwrap(), &mut word, 48)
+        .unwrap();
+    word[6] ^= 0x01; // one bit of the mark's check
+    write_at(&seg, 48, &word);
+    assert_eq!(read_all(&dir).len(), 15, "readers see every record");
+    let v = applog::verify(&dir).unwrap();
+    assert!(
+        v.corruptions
+            .iter()
+            .any(|c| c.offset == 48 && c.segment == seg),
+        "{v:?}"
+    );
+    assert_eq!(v.next_seq, 15);
+    assert!(matches!(
+        recover(&dir, RecoveryMode::CutTornTail),
+        Err(Error::Corrupt { offset: 48, .. })
+    ));
+    let report = recover(&dir, RecoveryMode::TruncateAtCorruption).unwrap();
+    assert!(report.truncation.is_none(), "{report:?}");
+    assert_eq!(report.repaired_marks, vec![seg.clone()]);
+    assert_eq!(report.next_seq, 15);
+    assert_all_durable(&dir);
+    expect_records(&dir, 15, 50);
+    reopen_and_append(&dir, 15);
+}
+
+#[test]
+fn a_damaged_length_is_not_trusted_to_count_what_is_dropped() {
+    // A flipped bit in the length field of the 3rd of 15 frames: stepping over the frame by
+    // that length lands in the middle of the next ones. The count must still be exact.
+    let (_tmp, dir) = synced_log(15, 50, 4);
+    let seg = seg_path(&dir, 0);
+    let third = HEADER + 2 * frame_len(50);
+    let mut word = [0u8; 8];
+    std::os::unix::fs::FileExt::read_exact_at(
+        &std::fs::File::open(&seg).unwrap(),
+        &mut word,
+        third,
+    )
+    .unwrap();
+    word[1] ^= 0x02; // length 50 + 512
+    write_at(&seg, third, &word);
+    let report = recover(&dir, RecoveryMode::TruncateAtCorruption).unwrap();
+    let t = report.truncation.expect("a truncation");
+    assert_eq!((t.seq, t.offset), (2, third));
+    assert_eq!((t.records_dropped, t.exact), (13, true), "{t:?}");
+    expect_records(&dir, 2, 50);
+    reopen_and_append(&dir, 2);
 }

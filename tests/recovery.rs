@@ -72,14 +72,17 @@ fn lost_seal_is_rewritten_when_the_next_segment_continues() {
 
 #[test]
 fn blank_last_segment_is_reinitialised() {
-    // A crash right after a segment file was created, before its header reached the disk.
+    // A crash while a segment file was being created, before its header was complete and
+    // durable: one page, no magic, nothing after the header (`docs/format.md`).
     let lens = vec![4000; 10];
     let f = fixture(&lens, 12);
     let placed = place(&lens, page() * u64::from(SEG_PAGES));
     let last = placed.last().unwrap().segment;
     let seg = seg_path(&f.dir, last);
-    let size = std::fs::metadata(&seg).unwrap().len();
-    write_at(&seg, 0, &vec![0; size as usize]);
+    let header = std::fs::read(&seg).unwrap()[..40].to_vec();
+    let mut crashed = vec![0u8; page() as usize];
+    crashed[8..40].copy_from_slice(&header[8..40]); // the fields' pwrite, not the magic
+    std::fs::write(&seg, &crashed).unwrap();
     let n = placed.iter().filter(|p| p.segment < last).count();
     assert!(n >= 8, "fixture spans segments");
     let report = applog::verify(&f.dir).unwrap();
@@ -132,4 +135,50 @@ fn cutting_a_torn_tail_is_logged_with_file_offset_and_bytes() {
     assert!(text.contains(&format!("bytes={}", size - at)), "{text}");
     assert!(text.contains("next_seq=7"), "{text}");
     expect_prefix(&f.dir, &lens, 7);
+}
+
+#[test]
+fn a_zeroed_header_with_records_after_it_is_corruption_not_a_blank_segment() {
+    // The newest segment's magic (or its first bytes) zeroed while synced records follow:
+    // reported with file and offset, nothing modified, no append; before, this log verified
+    // clean with the records gone and the next writer re-initialised the file.
+    for zeroed in [8usize, 24] {
+        let lens = vec![4000; 10];
+        let f = fixture(&lens, 12);
+        let placed = place(&lens, page() * u64::from(SEG_PAGES));
+        let last = placed.last().unwrap().segment;
+        let seg = seg_path(&f.dir, last);
+        write_at(&seg, 0, &vec![0; zeroed]);
+        let before = snapshot(&f.dir);
+        let report = applog::verify(&f.dir).unwrap();
+        assert!(
+            report
+                .corruptions
+                .iter()
+                .any(|c| c.segment == seg && c.offset == 0),
+            "{report:?}"
+        );
+        let err = Writer::open(&f.dir, Options::new().segment_pages(SEG_PAGES)).unwrap_err();
+        assert!(
+            matches!(&err, applog::Error::Corrupt { segment, offset: 0, .. } if *segment == seg),
+            "{err:?}"
+        );
+        assert!(applog::recover(&f.dir, applog::RecoveryMode::CutTornTail).is_err());
+        assert_eq!(snapshot(&f.dir), before, "nothing may be modified");
+        // A reader stops there with the same error instead of presenting a shorter log.
+        let mut r = applog::Reader::open(&f.dir).unwrap();
+        let mut got = 0;
+        let err = loop {
+            match r.next() {
+                Ok(Some(_)) => got += 1,
+                Ok(None) => panic!("the reader took a damaged segment for the end of the log"),
+                Err(e) => break e,
+            }
+        };
+        assert!(
+            matches!(err, applog::Error::Corrupt { offset: 0, .. }),
+            "{err:?}"
+        );
+        assert_eq!(got, placed.iter().filter(|p| p.segment < last).count());
+    }
 }

@@ -264,14 +264,14 @@ fn chattr(flag: &str, path: &std::path::Path) -> bool {
     {
         Ok(out) if out.status.success() => true,
         Ok(out) => {
-            println!(
-                "skipped: chattr {flag} failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            skip(format_args!(
+                "chattr {flag} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
             false
         }
         Err(e) => {
-            println!("skipped: chattr is not available: {e}");
+            skip(format_args!("chattr is not available: {e}"));
             false
         }
     }

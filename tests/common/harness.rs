@@ -46,7 +46,7 @@ pub fn check_frame_decoding(data: &[u8]) {
     let word = inp.u64();
     let bytes = inp.rest();
     let avail = bytes.len() as u64;
-    let frame = format::check_frame(seed, seq, word, avail, |len| &bytes[..len as usize]);
+    let frame = format::check_frame_in(seed, seq, word, bytes);
     match frame {
         Frame::Record { len } => {
             assert!(u64::from(len) <= avail, "accepted a length past the bytes");
@@ -64,7 +64,7 @@ pub fn check_frame_decoding(data: &[u8]) {
     let len = bytes.len().min(1 << 16);
     let w = format::record_word(seed, seq, &bytes[..len]);
     assert_eq!(
-        format::check_frame(seed, seq, w, avail, |l| &bytes[..l as usize]),
+        format::check_frame_in(seed, seq, w, bytes),
         Frame::Record { len: len as u32 }
     );
     // Headers: only the encoder's bytes decode, and they round-trip.

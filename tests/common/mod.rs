@@ -22,6 +22,40 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Whether a test that cannot run here must fail rather than skip: when
+/// `APPLOG_REQUIRE_PRIVILEGED` is `1` (or, unless it is `0`, when `CI` is set and not `false`
+/// or `0`). CI runs as root with every tool installed, so a skip there is a regression.
+pub fn skips_fail() -> bool {
+    let set = |var: &str| {
+        std::env::var(var)
+            .ok()
+            .map(|v| v.trim().to_ascii_lowercase())
+    };
+    match set("APPLOG_REQUIRE_PRIVILEGED").as_deref() {
+        Some("1") => return true,
+        Some("0") => return false,
+        _ => {}
+    }
+    matches!(set("CI"), Some(v) if !v.is_empty() && v != "false" && v != "0")
+}
+
+/// The one way a test skips what it cannot do here (not root, cannot mount, a tool missing).
+/// Prints `SKIPPED: <test>: <reason>` to the real stderr, past the test harness's capture, so
+/// that `cargo test` shows it even though the test passes; panics instead where
+/// [`skips_fail`] (in CI). The caller returns right after.
+#[track_caller]
+pub fn skip(reason: impl std::fmt::Display) {
+    use std::io::Write;
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    if skips_fail() {
+        panic!(
+            "{test} cannot run here and may not skip (CI or APPLOG_REQUIRE_PRIVILEGED=1): {reason}"
+        );
+    }
+    // Not eprintln!: the harness captures that and shows it only for failing tests.
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {reason}");
+}
+
 pub fn page() -> u64 {
     // The tests' model assumes the page size the writer uses. Observed once per process:
     // some tests ask for it per record.

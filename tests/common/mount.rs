@@ -1,5 +1,6 @@
-//! Small file systems mounted for a test (root only): a tmpfs, or ext4 on a loop image.
-//! Unmounted on drop. Callers skip their test with a printed reason when mounting fails.
+//! Small file systems mounted for a test (root only): a tmpfs, a ramfs, or ext4, xfs or btrfs
+//! on a loop image. Unmounted on drop. Callers that cannot mount skip their test through
+//! [`skip`](super::skip), which fails the test in CI.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -7,7 +8,7 @@ use std::process::Command;
 /// A mounted file system, unmounted on drop.
 pub struct Mount {
     pub dir: PathBuf,
-    /// The backing image, for ext4.
+    /// The backing image, for the file systems on a loop device.
     pub image: Option<PathBuf>,
     pub tmp: tempfile::TempDir,
 }
@@ -69,15 +70,47 @@ pub fn ext4(size: u64) -> Result<Mount, String> {
 
 /// As [`ext4`], with more `mkfs.ext4` arguments.
 pub fn ext4_with(size: u64, mkfs_args: &[&str]) -> Result<Mount, String> {
+    image("mkfs.ext4", &["-q", "-F"], size, mkfs_args)
+}
+
+/// The smallest btrfs `mkfs.btrfs` makes with separate data and metadata (about 109 MiB).
+pub const BTRFS_MIN: u64 = 114_294_784;
+
+/// Makes a btrfs of `size` bytes (at least [`BTRFS_MIN`]; smaller needs `--mixed`) in an image
+/// file and mounts it on a loop device.
+pub fn btrfs(size: u64) -> Result<Mount, String> {
+    btrfs_with(size, &[])
+}
+
+/// As [`btrfs`], with more `mkfs.btrfs` arguments (for example `--mixed` for a file system
+/// under [`BTRFS_MIN`], whose data and metadata share block groups).
+pub fn btrfs_with(size: u64, mkfs_args: &[&str]) -> Result<Mount, String> {
+    image("mkfs.btrfs", &["-q", "-f"], size, mkfs_args)
+}
+
+/// The smallest xfs `mkfs.xfs` makes (300 MiB; the image is sparse).
+pub const XFS_MIN: u64 = 300 << 20;
+
+/// Makes an xfs of `size` bytes (at least [`XFS_MIN`]) in an image file and mounts it on a
+/// loop device.
+pub fn xfs(size: u64) -> Result<Mount, String> {
+    xfs_with(size, &[])
+}
+
+/// As [`xfs`], with more `mkfs.xfs` arguments.
+pub fn xfs_with(size: u64, mkfs_args: &[&str]) -> Result<Mount, String> {
+    image("mkfs.xfs", &["-q", "-f"], size, mkfs_args)
+}
+
+/// Makes a file system with `mkfs` (and its `base_args`, then `mkfs_args`) in a sparse image
+/// file of `size` bytes and mounts it on a loop device.
+fn image(mkfs: &str, base_args: &[&str], size: u64, mkfs_args: &[&str]) -> Result<Mount, String> {
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
     let img = tmp.path().join("fs.img");
     std::fs::File::create(&img)
         .and_then(|f| f.set_len(size))
         .map_err(|e| e.to_string())?;
-    run(Command::new("mkfs.ext4")
-        .args(["-q", "-F"])
-        .args(mkfs_args)
-        .arg(&img))?;
+    run(Command::new(mkfs).args(base_args).args(mkfs_args).arg(&img))?;
     let dir = mount_image(&img, &tmp.path().join("mnt"))?;
     Ok(Mount {
         dir,
@@ -86,7 +119,7 @@ pub fn ext4_with(size: u64, mkfs_args: &[&str]) -> Result<Mount, String> {
     })
 }
 
-/// Mounts an ext4 image at `at` (created).
+/// Mounts a file system image at `at` (created), on a loop device.
 pub fn mount_image(img: &Path, at: &Path) -> Result<PathBuf, String> {
     std::fs::create_dir_all(at).map_err(|e| e.to_string())?;
     run(Command::new("mount").args(["-o", "loop"]).arg(img).arg(at))?;

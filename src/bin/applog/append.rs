@@ -32,13 +32,15 @@ pub struct Args {
     #[arg(long)]
     sync_each: bool,
     /// Print each record's seq on standard output, one per line, once it is durable: with
-    /// --sync-each right after its sync, otherwise after the sync that made it durable.
+    /// --sync-each right after its sync, otherwise after the sync that made it durable. If
+    /// standard output is closed (`| head -1`), printing stops and appending goes on.
     #[arg(long)]
     print_seq: bool,
-    /// Size of each new segment, in pages of the system's page size (existing segments keep
-    /// theirs); a record must fit in one segment.
-    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
-    segment_pages: u32,
+    /// Size of each new segment, in pages of the system's page size; a record must fit in one
+    /// segment. Default: the log's own segment size (1000 for a new log). A different value
+    /// changes the log's segment size from its next segment on (existing segments keep theirs).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    segment_pages: Option<u32>,
 }
 
 /// While streaming, sync when input pauses this long...
@@ -47,7 +49,10 @@ const IDLE: Duration = Duration::from_millis(50);
 const SYNC_EVERY: Duration = Duration::from_secs(1);
 
 pub fn run(args: Args) -> Result<(), Failure> {
-    let opts = applog::Options::new().segment_pages(args.segment_pages);
+    let mut opts = applog::Options::new();
+    if let Some(pages) = args.segment_pages {
+        opts = opts.segment_pages(pages);
+    }
     let writer = applog::Writer::open(&args.log, opts)?;
     let first = writer.next_seq();
     let mut app = Appender {
@@ -72,14 +77,14 @@ pub fn run(args: Args) -> Result<(), Failure> {
             app.writer.close()?;
             tracing::debug!(first, next, "appended");
             match app.out {
-                Some(out) => out.finish(),
+                // Every record is appended and synced: a reader of the seqs that left early
+                // changes nothing about that.
+                Some(out) => match out.finish() {
+                    Err(Failure::Closed) => Ok(()),
+                    other => other,
+                },
                 None => Ok(()),
             }
-        }
-        Err(Failure::Closed) => {
-            // Nobody reads the seqs any more: stop quietly, keeping what was appended.
-            app.writer.close()?;
-            Err(Failure::Closed)
         }
         Err(failure) => {
             // Keep what was appended before the failure, and say how far it got.
@@ -153,13 +158,20 @@ impl Appender {
         self.print_durable()
     }
 
+    /// Prints the seqs that became durable. When their reader has gone (`append --print-seq
+    /// | head -1`), printing stops and appending goes on: exit 0 still means that every
+    /// record of the input was appended and synced.
     fn print_durable(&mut self) -> Result<(), Failure> {
         let next = self.writer.next_seq();
         if let Some(out) = self.out.as_mut() {
-            for seq in self.durable..next {
-                writeln!(out, "{seq}")?;
+            let printed = (self.durable..next)
+                .try_for_each(|seq| writeln!(out, "{seq}"))
+                .and_then(|()| out.flush());
+            match printed {
+                Ok(()) => {}
+                Err(Failure::Closed) => self.out = None,
+                Err(e) => return Err(e),
             }
-            out.flush()?;
         }
         self.durable = next;
         Ok(())

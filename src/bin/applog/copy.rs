@@ -12,16 +12,21 @@
 //! anything that appeared there meanwhile) and the parent directory fsynced.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use crate::problems::corrupt_failure;
-use crate::{Failure, Out};
+use crate::{note, Failure, Out};
 
 /// Copy a log, even while a writer appends to it: every record up to the moment the copy
 /// starts, with the same seqs, verified and made durable, into a new log DEST.
 ///
 /// DEST must not exist (its parent must). Nothing is written to DEST until the copy is
-/// complete and verified: it is built in a hidden directory beside DEST and renamed into
-/// place. The copy's segments have the largest reservation of the source's segments.
+/// complete and verified: it is built in a hidden directory beside DEST
+/// (`.<name>.applog-copy-<pid>`) and renamed into place. On an error, SIGINT or SIGTERM the
+/// hidden directory is removed (exit 1); one left by a copy that was killed is removed by the
+/// next copy into the same parent directory. The copy's segments have the largest
+/// reservation of the source's segments.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The log directory to copy.
@@ -33,6 +38,15 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
+    // SIGINT and SIGTERM stop the copy at the next record (or step), which removes what it
+    // made so far.
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop)).map_err(|source| Failure::Io {
+            what: "could not install a signal handler",
+            source,
+        })?;
+    }
     if args.dest.symlink_metadata().is_ok() {
         return Err(Failure::Msg(format!(
             "{} already exists; copy makes a new log",
@@ -56,12 +70,17 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let pages = u32::try_from(pages).unwrap_or(u32::MAX);
 
     let staging = staging_dir(&args.dest)?;
+    remove_stale_copies(&args.dest);
+    interrupted(&stop)?;
     std::fs::create_dir(&staging).map_err(|source| Failure::Io {
         what: "could not create the copy's directory",
         source: with_path(source, &staging),
     })?;
-    let copied = copy_into(&args.log, &staging, first, end, pages).and_then(|()| {
+    // While the copy writes, its writer's lock on the staging directory tells a later copy
+    // that this one is alive (see `remove_stale_copies`); before and after, its pid does.
+    let copied = copy_into(&args.log, &staging, first, end, pages, &stop).and_then(|()| {
         sync_dir(&staging)?;
+        interrupted(&stop)?;
         publish(&staging, &args.dest)
     });
     if let Err(e) = copied {
@@ -80,6 +99,76 @@ pub fn run(args: Args) -> Result<(), Failure> {
     out.finish()
 }
 
+/// An error when SIGINT or SIGTERM came: the copy stops, and what it made is removed.
+fn interrupted(stop: &AtomicBool) -> Result<(), Failure> {
+    if stop.load(Ordering::Relaxed) {
+        return Err(Failure::Msg(
+            "interrupted by a signal: no copy was made, and nothing of it is left".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The part of a staging directory's name after `.<name>`, before the pid.
+const STAGING_MARK: &str = ".applog-copy-";
+
+/// An exclusive `flock` on `dir` (the lock a writer of the log in `dir` holds), held while
+/// the returned file lives. `None` when it cannot be taken.
+fn lock_dir(dir: &Path) -> Option<std::fs::File> {
+    use rustix::fs::{flock, FlockOperation};
+    let file = std::fs::File::open(dir).ok()?;
+    flock(&file, FlockOperation::NonBlockingLockExclusive).ok()?;
+    Some(file)
+}
+
+/// Removes the staging directories beside `dest` (of any destination) left by copies that
+/// died (SIGKILL, a power cut): those whose process is gone and whose lock nobody holds. A
+/// directory that cannot be judged or removed is left alone; each one removed is noted on
+/// stderr.
+fn remove_stale_copies(dest: &Path) {
+    let parent = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(staging_pid) else {
+            continue;
+        };
+        if pid == std::process::id() || Path::new("/proc").join(pid.to_string()).exists() {
+            continue; // a live copy (or another process that took the pid over)
+        }
+        let path = entry.path();
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        // A live copy in another pid namespace holds its directory's writer lock while it
+        // writes.
+        let Some(_lock) = lock_dir(&path) else {
+            continue;
+        };
+        if std::fs::remove_dir_all(&path).is_ok() {
+            note(format_args!(
+                "removed {}, left by a copy that did not finish (process {pid} is gone)",
+                path.display()
+            ));
+        }
+    }
+}
+
+/// The pid in a staging directory's name `.<name>.applog-copy-<pid>`.
+fn staging_pid(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix('.')?;
+    let (dest, pid) = rest.rsplit_once(STAGING_MARK)?;
+    if dest.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
 /// `.<name>.applog-copy-<pid>` beside `dest`.
 fn staging_dir(dest: &Path) -> Result<PathBuf, Failure> {
     let Some(name) = dest.file_name() else {
@@ -90,7 +179,7 @@ fn staging_dir(dest: &Path) -> Result<PathBuf, Failure> {
     };
     let mut staged = std::ffi::OsString::from(".");
     staged.push(name);
-    staged.push(format!(".applog-copy-{}", std::process::id()));
+    staged.push(format!("{STAGING_MARK}{}", std::process::id()));
     Ok(dest.with_file_name(staged))
 }
 
@@ -111,7 +200,14 @@ impl Digest {
 }
 
 /// Copies records `first..end` of `log` into a new log in `dir` and checks the result.
-fn copy_into(log: &Path, dir: &Path, first: u64, end: u64, pages: u32) -> Result<(), Failure> {
+fn copy_into(
+    log: &Path,
+    dir: &Path,
+    first: u64,
+    end: u64,
+    pages: u32,
+    stop: &AtomicBool,
+) -> Result<(), Failure> {
     if first > 0 {
         // An empty segment file named by the first seq: the writer starts the log there (it
         // takes the file for a segment whose creation a crash cut short).
@@ -134,6 +230,7 @@ fn copy_into(log: &Path, dir: &Path, first: u64, end: u64, pages: u32) -> Result
     }
     let mut digest = Digest::default();
     for seq in first..end {
+        interrupted(stop)?;
         let Some(record) = reader.next()? else {
             return Err(Failure::Msg(format!(
                 "the log {} ended at seq {seq} while copying up to seq {end} (was it truncated meanwhile?)",
@@ -151,6 +248,7 @@ fn copy_into(log: &Path, dir: &Path, first: u64, end: u64, pages: u32) -> Result
         writer.append(record.data())?;
     }
     writer.close()?;
+    interrupted(stop)?;
 
     // Check the copy: every frame, the seq range, and the content read back.
     let check = applog::verify(dir)?;
@@ -170,6 +268,7 @@ fn copy_into(log: &Path, dir: &Path, first: u64, end: u64, pages: u32) -> Result
     let mut again = Digest::default();
     let mut reader = applog::Reader::open(dir)?;
     while let Some(record) = reader.next()? {
+        interrupted(stop)?;
         again.add(record.seq(), record.data());
     }
     if again.0.finalize() != digest.0.finalize() {

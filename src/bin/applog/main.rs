@@ -31,7 +31,8 @@ mod verify;
 /// A log is a directory of segment files (`<20-digit first seq>.seg`) and a lock file.
 /// Data goes to standard output and diagnostics to standard error. Exit status: 0 success;
 /// 1 the log is corrupt or locked, or the operation failed; 2 bad usage. Set RUST_LOG (for
-/// example RUST_LOG=debug) to see the library's events; the default is `warn`.
+/// example RUST_LOG=debug) to see the library's events; the default is `warn` (for `recover`,
+/// whose report lists each repair, `warn,applog::recovery=error`).
 #[derive(Debug, Parser)]
 #[command(name = "applog", version)]
 struct Cli {
@@ -54,7 +55,12 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
     };
-    init_tracing();
+    // recover reports every repair it makes on stdout: the library's warning about each
+    // would say it twice.
+    init_tracing(match cli.command {
+        Command::Recover(_) => "warn,applog::recovery=error",
+        _ => "warn",
+    });
     let result = match cli.command {
         Command::Append(args) => append::run(args),
         Command::Tail(args) => tail::run(args),
@@ -98,10 +104,10 @@ fn usage_error(e: &clap::Error) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// Library events (`tracing`) go to stderr, filtered by `RUST_LOG` (default `warn`).
-fn init_tracing() {
+/// Library events (`tracing`) go to stderr, filtered by `RUST_LOG` (default: `default`).
+fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)

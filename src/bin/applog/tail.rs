@@ -1,12 +1,13 @@
 //! `applog tail`: the last records, every record from a seq on, or following new ones.
 
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::encode::{base64, hex_dump, json_str};
-use crate::{Failure, Out};
+use crate::{note, Failure, Out};
 
 /// Print the last records of a log, or every record from a seq on; with -f, keep printing
 /// new records as they are appended.
@@ -25,8 +26,10 @@ pub struct Args {
     from: Option<u64>,
     /// Keep printing records as they are appended, across segment rollovers and writer
     /// restarts, until interrupted (SIGINT or SIGTERM end it with exit 0). A log that does
-    /// not exist yet (or an empty directory) is waited for. Output is flushed after each
-    /// record.
+    /// not exist yet (or an empty directory) is waited for, saying so on stderr. A log
+    /// directory replaced meanwhile (removed and made again, restored from a copy) is
+    /// followed anew from its first record, saying so on stderr. Output is flushed after
+    /// each record.
     #[arg(short = 'f', long)]
     follow: bool,
     /// How to print each record.
@@ -80,32 +83,157 @@ pub fn run(args: Args) -> Result<(), Failure> {
 /// How long one wait for a record lasts before the tool looks at the stop flag again.
 const POLL: Duration = Duration::from_millis(100);
 
+/// How long `tail -f` lets its loop end by itself after SIGINT or SIGTERM before it ends the
+/// process: the loop may be stuck in a system call that a signal does not end (a write to a
+/// full pipe whose reader does not read, an open that waits).
+const GRACE: Duration = Duration::from_millis(500);
+
+/// While records keep coming, how often `tail -f` still checks whether its log directory was
+/// replaced (it checks each time it is idle, too).
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// Where `tail -f` starts in a log it opens.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// As the arguments say (the last N, or --from), in the log there when the tool started.
+    AsAsked,
+    /// From the first record: a log that appeared, or replaced the one followed so far.
+    First,
+}
+
+/// How following one log ended.
+enum Ended {
+    /// SIGINT or SIGTERM.
+    Stopped,
+    /// The directory now is another one than the one followed.
+    Replaced,
+    /// The directory is gone.
+    Removed,
+}
+
 /// `tail -f`: prints from the start seq on, waiting for new records, until SIGINT or SIGTERM.
+/// Like `tail -F`, it follows the log directory by name: when the directory is replaced (or
+/// removed and made again), it says so and follows the new log from its first record.
 fn follow(args: &Args) -> Result<(), Failure> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, Arc::clone(&stop)).map_err(|source| Failure::Io {
-            what: "could not install a signal handler",
-            source,
-        })?;
-    }
-    let Some(mut tailer) = open_tailer(args, &stop)? else {
-        return Ok(()); // interrupted while waiting for the log
-    };
+    let stop = stop_on_signals()?;
     let mut out = Out::new();
+    let mut start = Start::AsAsked;
+    let mut said_polling = false;
+    loop {
+        let Some((mut tailer, id)) = open_tailer(args, start, &stop)? else {
+            return out.finish(); // interrupted while waiting for the log
+        };
+        let ended = follow_log(args, &mut tailer, id, &stop, &mut out, &mut said_polling)?;
+        let log = args.log.display();
+        match ended {
+            Ended::Stopped => return out.finish(),
+            Ended::Replaced => note(format_args!(
+                "{log} was replaced; following the new log from its first record"
+            )),
+            Ended::Removed => note(format_args!(
+                "{log} was removed; waiting for a new log there, to follow it from its first record"
+            )),
+        }
+        start = Start::First;
+    }
+}
+
+/// Prints the records of one log until a signal, or until its directory is replaced or
+/// removed.
+fn follow_log(
+    args: &Args,
+    tailer: &mut applog::Tailer,
+    id: DirId,
+    stop: &AtomicBool,
+    out: &mut Out,
+    said_polling: &mut bool,
+) -> Result<Ended, Failure> {
+    let mut checked = Instant::now();
     while !stop.load(Ordering::Relaxed) {
-        match tailer.next_timeout(POLL)? {
-            Some(record) => {
-                print_record(&mut out, args.format, record.seq(), record.data())?;
+        match tailer.next_timeout(POLL) {
+            Ok(Some(record)) => {
+                print_record(out, args.format, record.seq(), record.data())?;
                 // Someone is waiting for it: no record stays in the buffer.
                 out.flush()?;
+                if checked.elapsed() < CHECK_EVERY {
+                    continue;
+                }
             }
-            // Idle: notice a reader that went away without waiting for the next record.
-            None if stdout_closed() => return Err(Failure::Closed),
-            None => {}
+            Ok(None) => {
+                // Idle: notice a reader that went away without waiting for the next record.
+                if stdout_closed() {
+                    return Err(Failure::Closed);
+                }
+                if !*said_polling {
+                    if let Some(file) = tailer.polling_fallback() {
+                        note(format_args!(
+                            "no write access to {}: waiting by polling (up to 2 ms latency)",
+                            file.display()
+                        ));
+                        *said_polling = true;
+                    }
+                }
+            }
+            // A directory removed or replaced under the tailer can fail it (the next segment
+            // cannot be listed): that is no error of the log.
+            Err(e) => return changed(&args.log, id).ok_or(Failure::Log(e)),
+        }
+        checked = Instant::now();
+        if let Some(ended) = changed(&args.log, id) {
+            return Ok(ended);
         }
     }
-    out.finish()
+    Ok(Ended::Stopped)
+}
+
+/// Device and inode of a directory.
+type DirId = (u64, u64);
+
+/// The identity of the directory at `log`: `Ok(None)` when nothing (or no directory) is there.
+fn dir_id(log: &Path) -> std::io::Result<Option<DirId>> {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata(log) {
+        Ok(m) if m.is_dir() => Ok(Some((m.dev(), m.ino()))),
+        Ok(_) => Ok(None),
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether the directory at `log` is no longer the one followed (`id`). A directory that
+/// cannot be looked at (no permission on a parent) counts as unchanged.
+fn changed(log: &Path, id: DirId) -> Option<Ended> {
+    match dir_id(log) {
+        Ok(Some(now)) if now != id => Some(Ended::Replaced),
+        Ok(Some(_)) | Err(_) => None,
+        Ok(None) => Some(Ended::Removed),
+    }
+}
+
+/// Sets the returned flag on SIGINT or SIGTERM, for the loop to end with exit 0. If the loop
+/// has not ended `GRACE` after the signal, the process ends there, with exit 0 too: every
+/// record printed was flushed, so nothing is lost but a record whose write was stuck.
+fn stop_on_signals() -> Result<Arc<AtomicBool>, Failure> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let signal_error = |source| Failure::Io {
+        what: "could not install a signal handler",
+        source,
+    };
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(signal_error)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if signals.forever().next().is_some() {
+                flag.store(true, Ordering::Relaxed);
+                std::thread::sleep(GRACE);
+                std::process::exit(0);
+            }
+        })
+        .map_err(signal_error)?;
+    Ok(stop)
 }
 
 /// Whether standard output is a pipe whose reader has gone (poll reports an error on it).
@@ -123,34 +251,53 @@ fn stdout_closed() -> bool {
         && fds[0].revents().intersects(PollFlags::ERR | PollFlags::HUP)
 }
 
-/// Opens a tailer at the seq `tail -f` starts from, waiting for the log to appear. `None`
-/// when a signal came first.
-fn open_tailer(args: &Args, stop: &AtomicBool) -> Result<Option<applog::Tailer>, Failure> {
+/// Opens a tailer at the seq `tail -f` starts from, waiting for the log to appear, with the
+/// identity of its directory. `None` when a signal came first. The first time it has to wait
+/// for a log (`Start::AsAsked`), it says so on stderr.
+fn open_tailer(
+    args: &Args,
+    start: Start,
+    stop: &AtomicBool,
+) -> Result<Option<(applog::Tailer, DirId)>, Failure> {
     let mut waited = false;
     loop {
-        match try_open(args, waited) {
-            Ok(tailer) => return Ok(Some(tailer)),
+        if stop.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        // The directory's identity before and after the open: the same directory both times
+        // is the one the tailer opened.
+        let before = dir_id(&args.log);
+        match try_open(args, start, waited) {
+            Ok(tailer) => match (before, dir_id(&args.log)) {
+                (Ok(Some(a)), Ok(Some(b))) if a == b => return Ok(Some((tailer, a))),
+                // Replaced meanwhile: open the new one.
+                _ => continue,
+            },
             Err(e) if not_there_yet(&args.log, &e) => {}
             Err(e) => return Err(e.into()),
         }
         if !waited {
-            tracing::info!(log = %args.log.display(), "waiting for the log to be created");
+            if start == Start::AsAsked {
+                note(format_args!(
+                    "there is no log in {} yet; waiting for one to be created",
+                    args.log.display()
+                ));
+            }
             waited = true;
         }
         std::thread::sleep(POLL);
-        if stop.load(Ordering::Relaxed) {
-            return Ok(None);
-        }
     }
 }
 
 /// The tailer for `args`. The last N records are counted when the log is first found; a log
-/// that did not exist when the tool started is printed from its first record.
-fn try_open(args: &Args, appeared: bool) -> applog::Result<applog::Tailer> {
-    let start = match (args.from, appeared) {
-        (Some(from), _) => from,
-        (None, true) => 0,
-        (None, false) => applog::verify(&args.log)?
+/// that did not exist when the tool started (`appeared`), or one that replaced the log
+/// followed so far, is printed from its first record (or from --from, in the former).
+fn try_open(args: &Args, start: Start, appeared: bool) -> applog::Result<applog::Tailer> {
+    let start = match (start, args.from, appeared) {
+        (Start::First, _, _) => 0,
+        (Start::AsAsked, Some(from), _) => from,
+        (Start::AsAsked, None, true) => 0,
+        (Start::AsAsked, None, false) => applog::verify(&args.log)?
             .next_seq
             .saturating_sub(args.count),
     };

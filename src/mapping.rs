@@ -1,0 +1,643 @@
+//! The one module with `unsafe`: the memory mapping of a segment file.
+//!
+//! Nothing outside this module touches a mapped byte except through the functions below, and
+//! each of them checks the precondition it relies on, so the rest of the crate is safe code.
+//! The raw mapping (memmap2's `MmapRaw`) never hands out references by itself; this module
+//! hands out exactly two kinds: `&[u8]` into a record frame that it has just validated, and
+//! `&AtomicU32`/atomic access to aligned header words.
+//!
+//! # The soundness argument
+//!
+//! A segment file is mapped once over its whole *reservation*; the file itself is usually
+//! shorter. Touching a page of the mapping at or past the end of the file raises SIGBUS and
+//! past the reservation SIGSEGV, so every access checks `off + len <= limit()`, the smaller of
+//! the reservation and the file size this mapping knows: set by the writer after it grew the
+//! file, or observed with `fstat` by a reader. The log never shrinks a segment file (a torn
+//! tail is zeroed in place), so a size once known stays valid.
+//!
+//! Other threads and processes write into the same pages while we read them, and Rust's memory
+//! model does not describe memory shared with another process. What keeps us sound is the
+//! *publish protocol*, which every writer of the format follows:
+//!
+//! 1. **Header words are atomic.** Frame headers, the segment magic and the synced mark are
+//!    aligned 8-byte words, the wake word an aligned 4-byte word; they are only ever read and
+//!    written with atomic operations, here and in every other process.
+//! 2. **Payload before header.** The writer copies a frame's payload into place, then stores
+//!    its header word with `Release`. A reader loads the header word (a `Relaxed` load followed
+//!    by an `Acquire` fence: std promises only `Relaxed` loads on read-only memory), and when
+//!    it is non-zero, the payload stores happened before.
+//! 3. **Published bytes are never written again.** Once a frame's CRC has passed, its bytes
+//!    stay as they are for as long as the file exists: the writer only writes past the last
+//!    frame it published or validated ([`WriteMap`] enforces this with `frozen`), and recovery
+//!    only zeroes bytes from the first frame that does not validate, which no reader can have
+//!    validated either (readers walk the same frames from the segment's start and stop at the
+//!    first bad one). That is what makes the `&[u8]` this module hands out sound.
+//! 4. **Unvalidated bytes are read atomically.** Bytes that may still change under us (a
+//!    payload whose CRC is not yet checked, garbage left by a crash that a recovering writer in
+//!    this process may be zeroing, header fields next to the wake word) are copied out with
+//!    atomic loads before anything looks at them; recovery zeroes with atomic stores. So no
+//!    non-atomic read ever races a write in this process.
+//! 5. The one write over published bytes is the reopen rewrite (see
+//!    `segment::WriteSegment::redirty`): it writes the *same* bytes through `pwrite`, in the
+//!    kernel, to make pages the kernel may have marked clean after a failed write-back dirty
+//!    again. No value a reader can observe changes.
+//!
+//! What breaks it, and is documented as outside the trust model: another program that
+//! truncates a mapped segment file (SIGBUS in every process that maps it), a media error on a
+//! mapped page (SIGBUS), or another program that writes into published frames (readers may
+//! then see bytes change under a borrow; the CRC catches it only on the next read).
+//!
+//! All multi-byte values in a mapping are little-endian; the conversion happens here, in
+//! [`View::load`] and [`WriteMap::store`], and nowhere else.
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+#[cfg(not(target_has_atomic = "64"))]
+compile_error!("applog needs 64-bit atomics: readers and the writer share 8-byte header words");
+
+use std::fs::File;
+use std::io;
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+
+use memmap2::{MmapOptions, MmapRaw};
+
+use crate::format::{self, Frame, FRAME_HEADER_LEN};
+
+/// Bytes copied per chunk when a CRC is computed over atomically loaded bytes.
+const CHUNK: usize = 512;
+
+fn out_of_bounds(off: u64, len: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "internal error: access to {len} bytes at {off} is outside the file or the mapping"
+        ),
+    )
+}
+
+fn frozen_error(off: u64, frozen: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "internal error: write at {off} below the end of published frames ({frozen}); \
+             published bytes are never written again"
+        ),
+    )
+}
+
+/// A read view of a mapping: bounds, atomic word loads, validated frames.
+pub(crate) struct View {
+    raw: Arc<MmapRaw>,
+    /// Bytes of the file known to exist. Nothing at or past it is touched.
+    size: u64,
+    /// Payload offset and length of the last record frame [`frame`](Self::frame) validated,
+    /// so that [`validated`](Self::validated) can lend it again without a second CRC.
+    last: [AtomicU64; 2],
+}
+
+impl View {
+    fn map(file: &File, reservation: u64, writable: bool) -> io::Result<View> {
+        let len = usize::try_from(reservation).map_err(|_| out_of_bounds(0, reservation))?;
+        let mut opts = MmapOptions::new();
+        opts.len(len);
+        let raw = if writable {
+            opts.map_raw(file)?
+        } else {
+            opts.map_raw_read_only(file)?
+        };
+        Ok(View {
+            raw: Arc::new(raw),
+            size: 0,
+            last: [AtomicU64::new(u64::MAX), AtomicU64::new(0)],
+        })
+    }
+
+    /// The reservation: the length of the mapping.
+    pub(crate) fn reservation(&self) -> u64 {
+        self.raw.len() as u64
+    }
+
+    /// The file size this mapping knows.
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Bytes that may be touched: the smaller of the file size and the reservation.
+    pub(crate) fn limit(&self) -> u64 {
+        self.size.min(self.reservation())
+    }
+
+    /// Records that the file is now `size` bytes long (the caller set or observed it). The
+    /// log never shrinks a file: a smaller value is ignored.
+    pub(crate) fn set_size(&mut self, size: u64) {
+        self.size = self.size.max(size);
+    }
+
+    /// `off` as an index into the mapping, when `[off, off + len)` lies inside the file and
+    /// the mapping.
+    fn check(&self, off: u64, len: u64) -> Option<usize> {
+        match off.checked_add(len) {
+            Some(end) if end <= self.limit() => usize::try_from(off).ok(),
+            _ => None,
+        }
+    }
+
+    fn word(&self, off: u64) -> Option<&AtomicU64> {
+        if off % 8 != 0 {
+            return None;
+        }
+        let at = self.check(off, 8)?;
+        // SAFETY: `[at, at + 8)` is inside the mapping and the file (checked), so the pointer
+        // is valid for 8 bytes for as long as `self` lives; `at` is a multiple of 8 from the
+        // page-aligned base, so it is aligned for an AtomicU64. Words at such offsets are only
+        // accessed atomically, here and in other processes (rule 1 of the module docs). Only
+        // `WriteMap` stores through it, and only over a writable mapping.
+        Some(unsafe { AtomicU64::from_ptr(self.raw.as_mut_ptr().add(at).cast::<u64>()) })
+    }
+
+    /// Loads the little-endian 8-byte word at `off` with acquire semantics (a `Relaxed` load
+    /// and an `Acquire` fence, which is sound on read-only memory); `None` when out of bounds
+    /// or misaligned.
+    #[inline]
+    pub(crate) fn load(&self, off: u64) -> Option<u64> {
+        let v = self.word(off)?.load(Ordering::Relaxed);
+        fence(Ordering::Acquire);
+        Some(u64::from_le(v))
+    }
+
+    /// Copies `out.len()` bytes at `off` out of the mapping with atomic loads (rule 4): for
+    /// bytes that may change while we read them. False when out of bounds.
+    pub(crate) fn read_atomic(&self, off: u64, out: &mut [u8]) -> bool {
+        let Some(at) = self.check(off, out.len() as u64) else {
+            return false;
+        };
+        let base = self.raw.as_mut_ptr();
+        let mut i = 0;
+        while i < out.len() {
+            let pos = at + i;
+            if pos % 8 == 0 && out.len() - i >= 8 {
+                // SAFETY: `[pos, pos + 8)` is inside the checked range, hence inside the
+                // mapping and the file; `pos` is 8-aligned from the page-aligned base. Atomic
+                // loads of any bytes are sound against concurrent atomic or kernel writes.
+                let w = unsafe { AtomicU64::from_ptr(base.add(pos).cast::<u64>()) }
+                    .load(Ordering::Relaxed);
+                out[i..i + 8].copy_from_slice(&w.to_ne_bytes());
+                i += 8;
+            } else {
+                // SAFETY: `pos` is inside the checked range; a byte is always aligned.
+                out[i] = unsafe { AtomicU8::from_ptr(base.add(pos)) }.load(Ordering::Relaxed);
+                i += 1;
+            }
+        }
+        fence(Ordering::Acquire);
+        true
+    }
+
+    /// Whether every byte of `[off, limit())` is zero, read atomically.
+    pub(crate) fn is_zero_from(&self, off: u64) -> bool {
+        let limit = self.limit();
+        let mut buf = [0u8; CHUNK];
+        let mut at = off;
+        while at < limit {
+            let n = (limit - at).min(CHUNK as u64) as usize;
+            if !self.read_atomic(at, &mut buf[..n]) || buf[..n].iter().any(|&b| b != 0) {
+                return false;
+            }
+            at += n as u64;
+        }
+        true
+    }
+
+    /// Checks the frame at `off` as the frame of `seq` in a segment whose CRC seed is `seed`;
+    /// returns the verdict and, for a valid record, a borrow of its payload.
+    ///
+    /// The payload's CRC is computed over atomically loaded bytes; only once it matches is the
+    /// borrow made (rule 3 of the module docs).
+    #[inline]
+    pub(crate) fn frame(&self, off: u64, seq: u64, seed: u32) -> (Frame, &[u8]) {
+        let Some(word) = self.load(off) else {
+            // No whole header word inside the file: nothing there (yet).
+            return (Frame::Empty, &[]);
+        };
+        let start = off + FRAME_HEADER_LEN;
+        let avail = self.limit().saturating_sub(start);
+        let frame = format::check_frame(seed, seq, word, avail, |mut h, len| {
+            let mut buf = [0u8; CHUNK];
+            let mut at = start;
+            let mut left = u64::from(len);
+            while left > 0 {
+                let n = left.min(CHUNK as u64) as usize;
+                if !self.read_atomic(at, &mut buf[..n]) {
+                    // Cannot happen: `len <= avail` was checked. Make the CRC fail.
+                    return !format::record_crc(seed, seq, len, &[]);
+                }
+                h.update(&buf[..n]);
+                at += n as u64;
+                left -= n as u64;
+            }
+            h.finalize()
+        });
+        match frame {
+            Frame::Record { len } => {
+                let len = u64::from(len);
+                self.last[0].store(start, Ordering::Relaxed);
+                self.last[1].store(len, Ordering::Relaxed);
+                // SAFETY: `[start, start + len)` is the payload of the frame just validated:
+                // its header word was loaded with acquire semantics, `len <= avail` kept it
+                // inside the file, and its CRC matched the bytes in place.
+                (frame, unsafe { self.lend(start, len) })
+            }
+            _ => (frame, &[]),
+        }
+    }
+
+    /// The payload `[start, start + len)` of the last record frame [`frame`](Self::frame)
+    /// validated, lent again without a second CRC; `None` for any other range.
+    pub(crate) fn validated(&self, start: u64, len: u64) -> Option<&[u8]> {
+        if self.last[0].load(Ordering::Relaxed) != start
+            || self.last[1].load(Ordering::Relaxed) != len
+        {
+            return None;
+        }
+        // SAFETY: `frame` stored this exact pair after validating the frame whose payload it
+        // is (a pair torn by two threads validating at once matches neither's query, and a
+        // query matches only a pair its own thread stored after validating it).
+        Some(unsafe { self.lend(start, len) })
+    }
+
+    /// Lends `[start, start + len)`; empty when out of bounds.
+    ///
+    /// # Safety
+    /// The range must be the payload of a record frame this mapping validated (header word
+    /// loaded with acquire semantics, CRC matched). Such bytes are a published frame, never
+    /// written again while the file exists (rule 3 of the module docs), so no write can alias
+    /// the shared borrow, which lives no longer than the mapping (`&self`).
+    unsafe fn lend(&self, start: u64, len: u64) -> &[u8] {
+        match (self.check(start, len), usize::try_from(len)) {
+            // SAFETY: inside the mapping and the file (checked); immutable by the caller's
+            // promise.
+            (Some(at), Ok(n)) => unsafe {
+                std::slice::from_raw_parts(self.raw.as_ptr().add(at), n)
+            },
+            _ => &[],
+        }
+    }
+}
+
+/// A read-only mapping of a segment (readers, `verify`, recovery's first look).
+pub(crate) struct ReadMap(View);
+
+impl ReadMap {
+    /// Maps `reservation` bytes of `file` read-only. The mapping knows no file size yet.
+    pub(crate) fn new(file: &File, reservation: u64) -> io::Result<ReadMap> {
+        View::map(file, reservation, false).map(ReadMap)
+    }
+}
+
+impl std::ops::Deref for ReadMap {
+    type Target = View;
+    fn deref(&self) -> &View {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ReadMap {
+    fn deref_mut(&mut self) -> &mut View {
+        &mut self.0
+    }
+}
+
+/// A writable mapping of a segment (the writer, recovery under the lock).
+///
+/// Clones share the one mapping (unmapped when the last clone goes) and its `frozen` mark:
+/// a group-commit flush runs on a clone without the writer's lock.
+#[derive(Clone)]
+pub(crate) struct WriteMap {
+    view: ViewRef,
+    /// Every byte below this offset may belong to a published or validated frame: never
+    /// written again through this mapping.
+    frozen: Arc<AtomicU64>,
+}
+
+/// A `View` that can be cloned (the size is per clone: each owner knows its own).
+struct ViewRef(View);
+
+impl Clone for ViewRef {
+    fn clone(&self) -> ViewRef {
+        ViewRef(View {
+            raw: Arc::clone(&self.0.raw),
+            size: self.0.size,
+            last: [AtomicU64::new(u64::MAX), AtomicU64::new(0)],
+        })
+    }
+}
+
+impl std::ops::Deref for WriteMap {
+    type Target = View;
+    fn deref(&self) -> &View {
+        &self.view.0
+    }
+}
+
+impl std::ops::DerefMut for WriteMap {
+    fn deref_mut(&mut self) -> &mut View {
+        &mut self.view.0
+    }
+}
+
+impl WriteMap {
+    /// Maps `reservation` bytes of `file` read-write. Nothing is frozen yet: the caller must
+    /// walk the existing frames with [`frame`](Self::frame) (which freezes what validates)
+    /// before it writes into a file that may hold frames.
+    pub(crate) fn new(file: &File, reservation: u64) -> io::Result<WriteMap> {
+        Ok(WriteMap {
+            view: ViewRef(View::map(file, reservation, true)?),
+            frozen: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// Where writes may start: the end of the last published or validated frame.
+    pub(crate) fn frozen(&self) -> u64 {
+        self.frozen.load(Ordering::Relaxed)
+    }
+
+    fn freeze(&self, end: u64) {
+        self.frozen.fetch_max(end, Ordering::Relaxed);
+    }
+
+    /// As [`View::frame`], and freezes a valid record frame: this process may now hold a
+    /// borrow of it, and readers elsewhere may too.
+    #[inline]
+    pub(crate) fn frame(&self, off: u64, seq: u64, seed: u32) -> (Frame, &[u8]) {
+        let (frame, payload) = self.view.0.frame(off, seq, seed);
+        // Only records are lent out: a seal is never borrowed (and one that names its own
+        // segment is judged bad by the caller and cut).
+        if let Frame::Record { len } = frame {
+            self.freeze(off + format::frame_len(u64::from(len)));
+        }
+        (frame, payload)
+    }
+
+    /// Freezes the segment header: bytes `[0, end)` are never written through this mapping
+    /// again (the header is complete and readers may rely on it).
+    pub(crate) fn freeze_header(&self, end: u64) {
+        self.freeze(end);
+    }
+
+    /// Stores the little-endian 8-byte word at `off` (atomic; `Release` publishes every write
+    /// before it). Header words may be stored at any time: they are only accessed atomically.
+    pub(crate) fn store(&self, off: u64, value: u64, order: Ordering) -> io::Result<()> {
+        self.word(off)
+            .ok_or_else(|| out_of_bounds(off, 8))?
+            .store(value.to_le(), order);
+        Ok(())
+    }
+
+    /// Stores the header word of a frame at `off` (at or past the frozen mark) with `Relaxed`,
+    /// without publishing it: for the frames of a batch after its first, which a `Release`
+    /// [`publish`](Self::publish) of the first frame then publishes all together.
+    pub(crate) fn stage(&self, off: u64, word: u64) -> io::Result<()> {
+        let frozen = self.frozen();
+        if off < frozen {
+            return Err(frozen_error(off, frozen));
+        }
+        self.store(off, word, Ordering::Relaxed)
+    }
+
+    /// Copies a frame's payload to `off`, which must lie at or past the frozen mark (bytes no
+    /// reader can hold a borrow of). The caller publishes it with [`publish`](Self::publish).
+    pub(crate) fn write_payload(&self, off: u64, bytes: &[u8]) -> io::Result<()> {
+        let frozen = self.frozen();
+        if off < frozen {
+            return Err(frozen_error(off, frozen));
+        }
+        let at = self
+            .check(off, bytes.len() as u64)
+            .ok_or_else(|| out_of_bounds(off, bytes.len() as u64))?;
+        // SAFETY: the destination is inside the writable mapping and the file (checked), and
+        // at or past the frozen mark, so no frame there was published or validated: no shared
+        // borrow of these bytes exists in this process, and readers elsewhere read them only
+        // after the header store that follows (rule 2). `bytes` is ordinary memory, which
+        // cannot overlap a shared file mapping's pages we are writing.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                self.raw.as_mut_ptr().add(at),
+                bytes.len(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Publishes the frame whose header word goes at `off` and whose bytes end at `end`:
+    /// stores the header with `order` (`Release` for the first frame readers will see) and
+    /// freezes `[off, end)`.
+    pub(crate) fn publish(&self, off: u64, word: u64, end: u64, order: Ordering) -> io::Result<()> {
+        let frozen = self.frozen();
+        if off < frozen {
+            return Err(frozen_error(off, frozen));
+        }
+        self.store(off, word, order)?;
+        self.freeze(end);
+        Ok(())
+    }
+
+    /// Zeroes `[from, limit())` with atomic stores, the first header word first (so a reader
+    /// looking there sees "nothing yet"). `from` must lie at or past the frozen mark: only
+    /// bytes that never formed a validated frame are cut.
+    pub(crate) fn zero_from(&self, from: u64) -> io::Result<()> {
+        let frozen = self.frozen();
+        if from < frozen {
+            return Err(frozen_error(from, frozen));
+        }
+        let limit = self.limit();
+        if from >= limit {
+            return Ok(());
+        }
+        let base = self.raw.as_mut_ptr();
+        let mut pos = usize::try_from(from).map_err(|_| out_of_bounds(from, 0))?;
+        let end = usize::try_from(limit).map_err(|_| out_of_bounds(limit, 0))?;
+        if pos % 8 == 0 && pos + 8 <= end {
+            self.store(pos as u64, 0, Ordering::Release)?;
+        }
+        while pos < end {
+            if pos % 8 == 0 && end - pos >= 8 {
+                // SAFETY: `[pos, pos + 8)` is inside the mapping and the file (`end` is the
+                // limit), 8-aligned, in a writable mapping, past the frozen mark (no borrow),
+                // and stored atomically, so a concurrent atomic reader does not race.
+                unsafe { AtomicU64::from_ptr(base.add(pos).cast::<u64>()) }
+                    .store(0, Ordering::Relaxed);
+                pos += 8;
+            } else {
+                // SAFETY: as above, for one byte.
+                unsafe { AtomicU8::from_ptr(base.add(pos)) }.store(0, Ordering::Relaxed);
+                pos += 1;
+            }
+        }
+        fence(Ordering::Release);
+        Ok(())
+    }
+
+    /// The 4-byte wake word at `off` (4-aligned, inside the file).
+    pub(crate) fn word32(&self, off: u64) -> Option<&AtomicU32> {
+        if off % 4 != 0 {
+            return None;
+        }
+        let at = self.check(off, 4)?;
+        // SAFETY: `[at, at + 4)` is inside the mapping and the file (checked), 4-aligned from
+        // the page-aligned base; the mapping is writable, so read-modify-writes and futex
+        // calls on it are sound. The wake word is only accessed atomically, never as part of a
+        // wider word (rule 1).
+        Some(unsafe { AtomicU32::from_ptr(self.raw.as_mut_ptr().add(at).cast::<u32>()) })
+    }
+
+    /// Faults `[off, off + len)` in writable with one `madvise(MADV_POPULATE_WRITE)`. Only a
+    /// hint: on an error the stores fault the pages in one by one.
+    pub(crate) fn prefault(&self, off: u64, len: u64) {
+        let Some(at) = self.check(off, len) else {
+            return;
+        };
+        let Ok(n) = usize::try_from(len) else {
+            return;
+        };
+        if let Err(e) = self.raw.advise_range(memmap2::Advice::PopulateWrite, at, n) {
+            tracing::debug!(error = %e, off, len, "MADV_POPULATE_WRITE failed; pages fault in on first store");
+        }
+    }
+
+    /// msync(MS_SYNC) of `[off, off + len)`. Called only by the I/O seam (`crate::io`).
+    pub(crate) fn msync(&self, off: u64, len: u64) -> io::Result<()> {
+        let at = self
+            .check(off, len)
+            .ok_or_else(|| out_of_bounds(off, len))?;
+        let n = usize::try_from(len).map_err(|_| out_of_bounds(off, len))?;
+        self.raw.flush_range(at, n)
+    }
+}
+
+/// A writable mapping of a segment's first page only, for a reader's wake word: the reader's
+/// data mapping stays read-only.
+pub(crate) struct WakeView(WriteMap);
+
+impl WakeView {
+    /// Maps the first `page` bytes of `file` (opened read-write) and knows `size` of them.
+    pub(crate) fn new(file: &File, page: u64, size: u64) -> io::Result<WakeView> {
+        let mut map = WriteMap::new(file, page)?;
+        map.set_size(size.min(page));
+        // Nothing but the wake word is ever written through this view.
+        map.freeze_header(page);
+        Ok(WakeView(map))
+    }
+
+    /// The wake word at `off`.
+    pub(crate) fn word32(&self, off: u64) -> Option<&AtomicU32> {
+        self.0.word32(off)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(len: u64) -> (tempfile::TempDir, File) {
+        let dir = tempfile::tempdir().unwrap();
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(dir.path().join("f"))
+            .unwrap();
+        f.set_len(len).unwrap();
+        (dir, f)
+    }
+
+    #[test]
+    fn nothing_past_the_known_size_is_touched() {
+        let (_d, f) = file(4096);
+        let mut m = WriteMap::new(&f, 8192).unwrap();
+        assert_eq!(m.load(0), None, "size not known yet");
+        m.set_size(4096);
+        assert_eq!(m.load(0), Some(0));
+        assert_eq!(m.load(4096), None, "past the file");
+        assert_eq!(m.load(4), None, "misaligned");
+        assert!(m.write_payload(4090, &[1; 8]).is_err());
+        assert!(m.store(4096, 1, Ordering::Relaxed).is_err());
+        m.set_size(100); // never shrinks
+        assert_eq!(m.limit(), 4096);
+    }
+
+    #[test]
+    fn words_are_little_endian_in_the_file() {
+        let (_d, f) = file(4096);
+        let mut m = WriteMap::new(&f, 4096).unwrap();
+        m.set_size(4096);
+        m.store(8, 0x0102_0304_0506_0708, Ordering::Release)
+            .unwrap();
+        let mut b = [0u8; 8];
+        assert!(m.read_atomic(8, &mut b));
+        assert_eq!(b, 0x0102_0304_0506_0708u64.to_le_bytes());
+        assert_eq!(m.load(8), Some(0x0102_0304_0506_0708));
+    }
+
+    #[test]
+    fn published_bytes_cannot_be_written_or_zeroed_again() {
+        let (_d, f) = file(4096);
+        let mut m = WriteMap::new(&f, 4096).unwrap();
+        m.set_size(4096);
+        let seed = 7;
+        m.write_payload(72, b"abc").unwrap();
+        let word = format::record_word(seed, 0, b"abc");
+        m.publish(64, word, 64 + format::frame_len(3), Ordering::Release)
+            .unwrap();
+        assert_eq!(
+            m.frame(64, 0, seed),
+            (Frame::Record { len: 3 }, &b"abc"[..])
+        );
+        assert!(m.write_payload(72, b"xyz").is_err());
+        assert!(m.zero_from(64).is_err());
+        assert!(m.publish(64, word, 80, Ordering::Release).is_err());
+        m.zero_from(80).unwrap();
+        assert_eq!(m.frame(64, 0, seed).1, b"abc");
+    }
+
+    #[test]
+    fn a_fresh_mapping_freezes_what_it_validates() {
+        let (_d, f) = file(4096);
+        let mut w = WriteMap::new(&f, 4096).unwrap();
+        w.set_size(4096);
+        w.write_payload(72, b"abc").unwrap();
+        w.publish(64, format::record_word(1, 5, b"abc"), 80, Ordering::Release)
+            .unwrap();
+        drop(w);
+        // A second writer (after a crash, say) has frozen nothing until it walks the frames.
+        let mut w2 = WriteMap::new(&f, 4096).unwrap();
+        w2.set_size(4096);
+        assert_eq!(w2.frozen(), 0);
+        assert_eq!(w2.frame(64, 5, 1).0, Frame::Record { len: 3 });
+        assert_eq!(w2.frozen(), 80);
+        assert!(w2.zero_from(72).is_err());
+    }
+
+    #[test]
+    fn a_read_only_mapping_sees_what_the_writer_published() {
+        let (_d, f) = file(4096);
+        let mut w = WriteMap::new(&f, 4096).unwrap();
+        w.set_size(4096);
+        let mut r = ReadMap::new(&f, 4096).unwrap();
+        r.set_size(4096);
+        assert_eq!(r.frame(64, 0, 3).0, Frame::Empty);
+        w.write_payload(72, b"hello").unwrap();
+        assert_eq!(r.frame(64, 0, 3).0, Frame::Empty, "not published yet");
+        w.publish(
+            64,
+            format::record_word(3, 0, b"hello"),
+            80,
+            Ordering::Release,
+        )
+        .unwrap();
+        assert_eq!(r.frame(64, 0, 3), (Frame::Record { len: 5 }, &b"hello"[..]));
+        assert!(!r.is_zero_from(64));
+        assert!(r.is_zero_from(80));
+    }
+}

@@ -1,0 +1,113 @@
+//! The read side of a segment: a read-only mapping, the file size as observed, and the wake
+//! word a waiting reader announces itself on.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU32;
+
+use super::{judge, open_file, page_size, probe, Opened, Segment};
+use crate::error::{Error, Result};
+use crate::format::{self, Frame, SegmentHeader};
+use crate::mapping::{ReadMap, View, WakeView};
+
+/// A segment opened for reading: never writes a byte of its data.
+pub(crate) struct ReadSegment {
+    path: PathBuf,
+    file: File,
+    map: ReadMap,
+    header: SegmentHeader,
+    seed: u32,
+    /// A writable mapping of the header page, for the wake word only. `None` until the reader
+    /// first waits; `Some(None)` when the file could not be opened for writing.
+    wake: Option<Option<WakeView>>,
+}
+
+impl ReadSegment {
+    /// Opens an existing segment file read-only. Never modifies it.
+    ///
+    /// # Errors
+    /// `Io`, `NotALog` (not a regular file, or not applog's), `Corrupt` (a damaged header).
+    pub(crate) fn open(path: &Path) -> Result<Opened<ReadSegment>> {
+        let (file, size) = open_file(path, false)?;
+        let header = match probe(&file, path, size)? {
+            Opened::Ready(h) => h,
+            Opened::Blank => return Ok(Opened::Blank),
+        };
+        let mut map = ReadMap::new(&file, header.reservation())
+            .map_err(|e| Error::io("could not map segment", path, e))?;
+        map.set_size(size);
+        Ok(Opened::Ready(ReadSegment {
+            path: path.to_owned(),
+            file,
+            map,
+            seed: header.crc_seed(),
+            header,
+            wake: None,
+        }))
+    }
+
+    /// The wake word (see `notify`), once [`open_wake_view`](Self::open_wake_view) made one.
+    pub(crate) fn wake_word(&self) -> Option<&AtomicU32> {
+        self.wake
+            .as_ref()?
+            .as_ref()?
+            .word32(format::WAKE_WORD_OFFSET)
+    }
+
+    /// Maps the header page writable, so that this reader can announce that it waits (it sets
+    /// a bit in the wake word; its data mapping stays read-only). The file is opened again
+    /// through `/proc/self/fd`, which works even after retention unlinked it. When that is not
+    /// permitted (a reader without write access), waiting falls back to polling. Tried once
+    /// per segment.
+    pub(crate) fn open_wake_view(&mut self) {
+        if self.wake.is_some() {
+            return;
+        }
+        let view = self.map_wake_view();
+        if let Err(e) = &view {
+            tracing::debug!(segment = %self.path.display(), error = %e, "cannot map the wake word writable; waiting by polling");
+        }
+        self.wake = Some(view.ok());
+    }
+
+    fn map_wake_view(&self) -> std::io::Result<WakeView> {
+        use std::os::fd::AsRawFd;
+        let again = format!("/proc/self/fd/{}", self.file.as_raw_fd());
+        let open = |p: &Path| std::fs::OpenOptions::new().read(true).write(true).open(p);
+        let file = open(Path::new(&again)).or_else(|_| open(&self.path))?;
+        if !crate::cow::stores_are_safe(&file) {
+            // A store into the wake word could need new space (see `cow`): poll instead.
+            return Err(std::io::Error::other(
+                "the segment is copy-on-write (btrfs without the no-copy-on-write attribute)",
+            ));
+        }
+        WakeView::new(&file, page_size(), self.map.size())
+    }
+}
+
+impl Segment for ReadSegment {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn header(&self) -> &SegmentHeader {
+        &self.header
+    }
+
+    fn view(&self) -> &View {
+        &self.map
+    }
+
+    #[inline]
+    fn frame_at(&self, off: u64, seq: u64) -> (Frame, &[u8]) {
+        judge(&self.header, seq, self.map.frame(off, seq, self.seed))
+    }
+
+    fn refresh_size(&mut self) -> Result<u64> {
+        let size = rustix::fs::fstat(&self.file)
+            .map_err(|e| Error::io("could not stat segment", &self.path, e.into()))?
+            .st_size;
+        self.map.set_size(u64::try_from(size).unwrap_or(0));
+        Ok(self.map.size())
+    }
+}

@@ -1,0 +1,535 @@
+//! The write side of a segment: creating it, growing the file ahead of each write, publishing
+//! frames and seals, zeroing a torn tail, and the durability checkpoint of its bytes.
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use super::{judge, open_file, page_size, probe, Opened, Segment};
+use crate::error::{is_enospc, Error, Result};
+use crate::format::{self, Frame, SegmentHeader, FRAME_HEADER_LEN, HEADER_LEN, SYNCED_MARK_OFFSET};
+use crate::io::{FileSystem, Msync};
+use crate::mapping::{View, WriteMap};
+
+/// Blocks are reserved with `fallocate` this many bytes at a time (capped at the
+/// reservation), ahead of the file size, so that growing by a page is one call that only sets
+/// the size. When a whole chunk does not fit on the disk, only what the write needs is
+/// reserved.
+const ALLOCATE_CHUNK: u64 = 64 * 1024;
+
+/// One segment file, mapped read-write, under the writer's lock.
+pub(crate) struct WriteSegment {
+    path: PathBuf,
+    file: File,
+    map: WriteMap,
+    header: SegmentHeader,
+    seed: u32,
+    fs: Arc<dyn FileSystem>,
+    /// Bytes of the file reserved with fallocate.
+    allocated: u64,
+    /// Extra bytes each growth step adds beyond what the write needs.
+    grow_extra: u64,
+    /// Whether `fallocate` can extend this file (cleared at its first "not supported").
+    fallocate_extends: bool,
+}
+
+fn is_unsupported(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(c) if c == rustix::io::Errno::OPNOTSUPP.raw_os_error() || c == rustix::io::Errno::NOSYS.raw_os_error())
+}
+
+impl WriteSegment {
+    /// Opens an existing segment file read-write (under the lock). Never modifies it.
+    ///
+    /// # Errors
+    /// As `ReadSegment::open`.
+    pub(crate) fn open(path: &Path, fs: &Arc<dyn FileSystem>) -> Result<Opened<WriteSegment>> {
+        let (file, size) = open_file(path, true)?;
+        if size > 0 && !crate::cow::stores_are_safe(&file) {
+            return Err(crate::cow::unsafe_for_stores(path));
+        }
+        let header = match probe(&file, path, size)? {
+            Opened::Ready(h) => h,
+            Opened::Blank => return Ok(Opened::Blank),
+        };
+        let seg = Self::mapped(file, size, path, header, fs)?;
+        seg.map.freeze_header(HEADER_LEN);
+        Ok(Opened::Ready(seg))
+    }
+
+    fn mapped(
+        file: File,
+        size: u64,
+        path: &Path,
+        header: SegmentHeader,
+        fs: &Arc<dyn FileSystem>,
+    ) -> Result<WriteSegment> {
+        let mut map = WriteMap::new(&file, header.reservation())
+            .map_err(|e| Error::io("could not map segment", path, e))?;
+        map.set_size(size);
+        Ok(WriteSegment {
+            path: path.to_owned(),
+            file,
+            map,
+            seed: header.crc_seed(),
+            header,
+            fs: Arc::clone(fs),
+            allocated: size,
+            grow_extra: 0,
+            fallocate_extends: true,
+        })
+    }
+
+    /// Creates a new, empty segment file (it must not exist), grows it to one page and writes
+    /// its header. The caller fsyncs the directory before the next durability point. If
+    /// anything fails after the file was created (a full disk, say), the file is removed again
+    /// so that a later attempt starts clean; a file that already existed is never touched.
+    ///
+    /// # Errors
+    /// `NoSpace` when the file system is full (of blocks or inodes); `Io`.
+    pub(crate) fn create(
+        path: &Path,
+        base_seq: u64,
+        segment_pages: u32,
+        fs: &Arc<dyn FileSystem>,
+    ) -> Result<WriteSegment> {
+        let file = fs
+            .create_new(path)
+            .map_err(|e| Error::create("could not create segment", path, e))?;
+        // From here on the file is ours: remove it again if it cannot be made a segment.
+        // No copy-on-write (btrfs) first: the attribute takes only while the file is empty.
+        crate::cow::prepare_new_file(&file, path)
+            .and_then(|()| Self::init(file, 0, path, base_seq, segment_pages, fs))
+            .inspect_err(|_| {
+                let _ = fs.remove_file(path);
+            })
+    }
+
+    /// Re-initialises a segment file found blank at recovery (a crashed creation: see
+    /// `segment::probe`).
+    ///
+    /// # Errors
+    /// As [`create`](Self::create).
+    pub(crate) fn init_blank(
+        path: &Path,
+        base_seq: u64,
+        segment_pages: u32,
+        fs: &Arc<dyn FileSystem>,
+    ) -> Result<WriteSegment> {
+        let (file, size) = open_file(path, true)?;
+        if size == 0 {
+            crate::cow::prepare_new_file(&file, path)?;
+        } else if !crate::cow::stores_are_safe(&file) {
+            return Err(crate::cow::unsafe_for_stores(path));
+        }
+        // Judge it again under the lock: only a blank file is re-initialised.
+        if let Opened::Ready(_) = probe(&file, path, size)? {
+            return Err(Error::Corrupt {
+                segment: path.to_owned(),
+                offset: 0,
+                reason: "internal error: a segment with a valid header was to be re-initialised"
+                    .into(),
+            });
+        }
+        Self::init(file, size, path, base_seq, segment_pages, fs)
+    }
+
+    fn init(
+        file: File,
+        size: u64,
+        path: &Path,
+        base_seq: u64,
+        segment_pages: u32,
+        fs: &Arc<dyn FileSystem>,
+    ) -> Result<WriteSegment> {
+        let header = SegmentHeader {
+            page_size: u32::try_from(page_size()).unwrap_or(u32::MAX),
+            segment_pages,
+            base_seq,
+            salt: random_salt(),
+        };
+        let mut seg = Self::mapped(file, size, path, header, fs)?;
+        seg.zero_from(0)?;
+        seg.write_header()?;
+        Ok(seg)
+    }
+
+    /// Writes the header: fields first, the magic last with `Release`, so readers never see a
+    /// half-written header.
+    fn write_header(&mut self) -> Result<()> {
+        self.grow_to(HEADER_LEN)?;
+        let bytes = self.header.encode();
+        let io = |e| Error::io("could not write segment header", &self.path, e);
+        // One pwrite, not a copy through the mapping: a process killed during a syscall dies
+        // before or after it, never halfway, so a crash leaves bytes 8..64 all zero or all
+        // written, and recovery recognises either (a killed memcpy could leave them half
+        // written, which would look like a damaged header). Then the magic, with Release.
+        self.fs
+            .write_at(&self.file, &self.path, &bytes[8..], 8)
+            .map_err(io)?;
+        self.map
+            .store(0, u64::from_le_bytes(format::MAGIC), Ordering::Release)
+            .map_err(io)?;
+        self.map.freeze_header(HEADER_LEN);
+        // Durable before anything else is written: a header found without its magic after a
+        // crash is then provably a creation that never finished (nothing can follow it), and
+        // one with data after it is damage, never a blank segment (see `segment::probe`).
+        self.flush(HEADER_LEN)
+    }
+
+    /// Sets how many pages each growth step adds (see `Options::grow_pages`).
+    pub(crate) fn set_grow_pages(&mut self, pages: u32) {
+        self.grow_extra = u64::from(pages.saturating_sub(1)) * page_size();
+    }
+
+    /// Grows the file so that bytes `[0, end)` exist: to the smallest page multiple that holds
+    /// them (plus the configured extra pages; capped at the reservation). Blocks are reserved
+    /// first with fallocate, so a full file system is an error here rather than a SIGBUS at
+    /// the first store.
+    ///
+    /// # Errors
+    /// `NoSpace` when the file system is full; `Io`.
+    pub(crate) fn grow_to(&mut self, end: u64) -> Result<()> {
+        if end <= self.map.size() {
+            return Ok(());
+        }
+        let old_size = self.map.size();
+        let reservation = self.reservation();
+        let page = page_size();
+        let new_size = (format::round_up(end, page) + self.grow_extra).min(reservation);
+        if new_size > self.allocated {
+            self.reserve_blocks(new_size)?;
+        }
+        if new_size > self.map.size() {
+            self.extend(new_size)?;
+        }
+        // A record that needs several new pages: fault them in with one call rather than one
+        // fault each. Only the pages the record needs, and never for one page.
+        let needed = format::round_up(end, page).min(new_size);
+        if needed.saturating_sub(old_size) > page {
+            self.map.prefault(old_size, needed - old_size);
+        }
+        fault_point!(AfterGrowth);
+        Ok(())
+    }
+
+    /// Sets the file size to `new_size` (larger than the current one): with `fallocate` (mode
+    /// 0: the blocks, already reserved, and the new size in one call) where the file system
+    /// has it, else with `ftruncate`. `fallocate` skips ext4's `truncate_pagecache`, which
+    /// walks the page tables of every mapping on each page grown (128 B appends ~25% faster).
+    fn extend(&mut self, new_size: u64) -> Result<()> {
+        let old_size = self.map.size();
+        // Only from a page boundary (always so for files this crate grew).
+        if self.fallocate_extends && old_size % page_size() == 0 {
+            match self
+                .fs
+                .allocate(&self.file, &self.path, old_size, new_size - old_size, false)
+            {
+                Ok(()) => {
+                    self.map.set_size(new_size);
+                    return Ok(());
+                }
+                Err(e) if is_unsupported(&e) => self.fallocate_extends = false,
+                Err(e) => return Err(self.grow_error(e)),
+            }
+        }
+        self.fs
+            .set_len(&self.file, &self.path, new_size)
+            .map_err(|e| self.grow_error(e))?;
+        self.map.set_size(new_size);
+        Ok(())
+    }
+
+    /// Reserves blocks up to at least `new_size`: a chunk ahead when the disk has room, else
+    /// exactly what is needed.
+    fn reserve_blocks(&mut self, new_size: u64) -> Result<()> {
+        let from = self.allocated;
+        let chunk_end = (from + ALLOCATE_CHUNK)
+            .max(new_size)
+            .min(self.reservation());
+        let attempt = |to: u64| {
+            self.fs
+                .allocate(&self.file, &self.path, from, to - from, true)
+        };
+        let result = match attempt(chunk_end) {
+            Err(e) if is_enospc(&e) && chunk_end > new_size => attempt(new_size).map(|()| new_size),
+            other => other.map(|()| chunk_end),
+        };
+        match result {
+            Ok(to) => {
+                self.allocated = to;
+                Ok(())
+            }
+            Err(e) if is_unsupported(&e) => {
+                // No fallocate on this file system: make the blocks of the new pages exist by
+                // writing zeros through write(), which reports a full disk as an error. Only up
+                // to the new size: the file must never be longer than its growth rule.
+                let old = self.map.size();
+                let zeros = vec![0u8; usize::try_from(new_size - old).unwrap_or(0)];
+                self.fs
+                    .write_at(&self.file, &self.path, &zeros, old)
+                    .map_err(|e| self.grow_error(e))?;
+                self.map.set_size(new_size);
+                self.allocated = new_size;
+                Ok(())
+            }
+            Err(e) => Err(self.grow_error(e)),
+        }
+    }
+
+    fn grow_error(&self, e: io::Error) -> Error {
+        if is_enospc(&e) {
+            Error::NoSpace {
+                op: "grow segment",
+                path: self.path.clone(),
+                source: e,
+            }
+        } else {
+            Error::io("could not grow segment", &self.path, e)
+        }
+    }
+
+    /// Writes a record frame's payload at `off` without publishing it; returns its header word.
+    ///
+    /// # Errors
+    /// `Io` (an internal error) when `off` is not past every published frame or outside the
+    /// file.
+    #[inline]
+    pub(crate) fn write_payload(&self, off: u64, seq: u64, payload: &[u8]) -> Result<u64> {
+        self.map
+            .write_payload(off + FRAME_HEADER_LEN, payload)
+            .map_err(|e| Error::io("could not write record", &self.path, e))?;
+        Ok(format::record_word(self.seed, seq, payload))
+    }
+
+    /// Publishes the frame at `off` whose bytes end at `end` by storing its header word.
+    /// With `Release`, this publishes the frame (and every frame written after it whose header
+    /// was stored before).
+    ///
+    /// # Errors
+    /// `Io` (an internal error) when `off` lies below a published frame or outside the file.
+    #[inline]
+    pub(crate) fn publish(&self, off: u64, word: u64, end: u64, order: Ordering) -> Result<()> {
+        fault_point!(BeforePublish);
+        self.map
+            .publish(off, word, end, order)
+            .map_err(|e| Error::io("could not publish record", &self.path, e))
+    }
+
+    /// Stores the header word of a batch frame after the first, unpublished until the first
+    /// frame's header is published.
+    ///
+    /// # Errors
+    /// As [`publish`](Self::publish).
+    #[inline]
+    pub(crate) fn stage(&self, off: u64, word: u64) -> Result<()> {
+        fault_point!(BeforePublish);
+        self.map
+            .stage(off, word)
+            .map_err(|e| Error::io("could not publish record", &self.path, e))
+    }
+
+    /// Publishes a seal at `off` naming `next_seq` as the next segment's first seq.
+    ///
+    /// # Errors
+    /// As [`publish`](Self::publish).
+    pub(crate) fn seal(&self, off: u64, next_seq: u64) -> Result<()> {
+        let word = format::seal_word(self.seed, next_seq);
+        self.publish(off, word, off + FRAME_HEADER_LEN, Ordering::Release)
+    }
+
+    /// Zeroes `[from, size)`: cuts a torn tail in place (never shrinking the file).
+    ///
+    /// # Errors
+    /// `Io` (an internal error) when `from` lies below a frame this process validated.
+    pub(crate) fn zero_from(&self, from: u64) -> Result<()> {
+        self.map
+            .zero_from(from)
+            .map_err(|e| Error::io("could not cut torn tail of", &self.path, e))
+    }
+
+    /// Dirties again every page of `[from, to)` by rewriting one byte of each with the value it
+    /// holds (`pwrite`, through the seam). After a failed write-back the kernel may have marked
+    /// those pages clean without writing them: bytes past the last synced mark are of unknown
+    /// durability when a writer opens the log, and this makes its first sync write them.
+    ///
+    /// # Errors
+    /// `Io` when a write fails.
+    pub(crate) fn redirty(&self, from: u64, to: u64) -> Result<()> {
+        let page = page_size();
+        let to = to.min(self.map.limit());
+        let mut at = from / page * page;
+        while at < to {
+            let mut b = [0u8; 1];
+            if self.map.read_atomic(at, &mut b) {
+                self.fs
+                    .write_at(&self.file, &self.path, &b, at)
+                    .map_err(|e| Error::io("could not rewrite unsynced page of", &self.path, e))?;
+            }
+            at += page;
+        }
+        Ok(())
+    }
+
+    /// msync(MS_SYNC) of bytes `[0, end)`: header page and data. On Linux this persists the
+    /// pages and the file size, like a ranged fdatasync.
+    ///
+    /// # Errors
+    /// `Io` with the operating system's error.
+    pub(crate) fn flush(&self, end: u64) -> Result<()> {
+        msync(&*self.fs, &self.path, &self.map, 0, end)
+    }
+
+    /// The wake word (see `notify`), through the writer's own mapping.
+    pub(crate) fn wake_word(&self) -> Option<&AtomicU32> {
+        self.map.word32(format::WAKE_WORD_OFFSET)
+    }
+
+    /// A handle that flushes `[from, end)` and stores the synced mark `end` (making it durable
+    /// when `flush_mark` is set) without borrowing the segment (see [`SegmentSync`]).
+    pub(crate) fn sync_handle(&self, from: u64, end: u64, flush_mark: bool) -> SegmentSync {
+        SegmentSync {
+            path: self.path.clone(),
+            map: Some(self.map.clone()),
+            header: self.header,
+            fs: Arc::clone(&self.fs),
+            from,
+            end,
+            flush_mark,
+        }
+    }
+}
+
+impl Segment for WriteSegment {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn header(&self) -> &SegmentHeader {
+        &self.header
+    }
+
+    fn view(&self) -> &View {
+        &self.map
+    }
+
+    #[inline]
+    fn frame_at(&self, off: u64, seq: u64) -> (Frame, &[u8]) {
+        judge(&self.header, seq, self.map.frame(off, seq, self.seed))
+    }
+
+    fn refresh_size(&mut self) -> Result<u64> {
+        Ok(self.map.size())
+    }
+}
+
+/// msync of `[from, end)` rounded out to whole pages and cut at the file size, through the
+/// seam. Every msync of the crate goes through here.
+fn msync(fs: &dyn FileSystem, path: &Path, map: &WriteMap, from: u64, end: u64) -> Result<()> {
+    let end = end.min(map.limit());
+    let from = from.min(end) / page_size() * page_size();
+    if end <= from {
+        return Ok(());
+    }
+    fault_point!(BeforeMsync);
+    fs.msync(&Msync {
+        path,
+        map,
+        offset: from,
+        len: end - from,
+    })
+    .map_err(|e| Error::io("could not sync segment", path, e))
+}
+
+/// What a durability checkpoint needs of one segment, taken under the writer's lock and used
+/// without it: msync of `[from, end)` (bytes below `end` are published frames, never written
+/// again; bytes below `from` were made durable by an earlier checkpoint), then the synced
+/// mark, and, when `flush_mark` says so, msync of the header page that holds the mark. Appends
+/// past `end` may go on meanwhile.
+///
+/// A handle for a sealed segment is [`detached`](Self::detached): it keeps no mapping and no
+/// file open, and maps the file again when it runs, so that a writer that rolls over many
+/// times between checkpoints holds one mapping, not one per segment.
+pub(crate) struct SegmentSync {
+    pub(crate) path: PathBuf,
+    map: Option<WriteMap>,
+    header: SegmentHeader,
+    fs: Arc<dyn FileSystem>,
+    from: u64,
+    pub(crate) end: u64,
+    /// Whether [`mark_synced`](Self::mark_synced) also makes the mark durable.
+    pub(crate) flush_mark: bool,
+}
+
+impl SegmentSync {
+    /// The same handle without its mapping (see the type's docs).
+    pub(crate) fn detached(mut self) -> SegmentSync {
+        self.map = None;
+        self
+    }
+
+    /// Runs `f` on the mapping: this handle's own, or the file mapped again. `Ok(None)` when a
+    /// detached handle's file is gone: retention removed it, and its records with it.
+    fn with_map<T>(&self, f: impl FnOnce(&WriteMap) -> Result<T>) -> Result<Option<T>> {
+        if let Some(map) = &self.map {
+            return f(map).map(Some);
+        }
+        let (file, size) = match open_file(&self.path, true) {
+            Ok(f) => f,
+            Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                return Ok(None)
+            }
+            Err(e) => return Err(e),
+        };
+        let mut map = WriteMap::new(&file, self.header.reservation())
+            .map_err(|e| Error::io("could not map segment", &self.path, e))?;
+        map.set_size(size);
+        map.freeze_header(self.end);
+        f(&map).map(Some)
+    }
+
+    /// msync(MS_SYNC) of `[from, end)` (whole pages).
+    ///
+    /// # Errors
+    /// `Io` with the operating system's error.
+    pub(crate) fn flush(&self) -> Result<()> {
+        self.with_map(|map| msync(&*self.fs, &self.path, map, self.from, self.end))
+            .map(drop)
+    }
+
+    /// Stores the synced mark `end`, then msyncs the header page when `flush_mark` is set.
+    /// Only after [`flush`](Self::flush) returned Ok; only one checkpoint runs at a time, so
+    /// nothing else writes the mark meanwhile. An unflushed mark reaches the disk with the next
+    /// write-back of the header page: it never claims more than was durable.
+    ///
+    /// # Errors
+    /// `Io` with the operating system's error.
+    pub(crate) fn mark_synced(&self) -> Result<()> {
+        fault_point!(BeforeSyncedMark);
+        let word = self.header.encode_synced_mark(self.end);
+        self.with_map(|map| {
+            map.store(SYNCED_MARK_OFFSET, word, Ordering::Release)
+                .map_err(|e| Error::io("could not write synced mark of", &self.path, e))?;
+            if self.flush_mark {
+                msync(&*self.fs, &self.path, map, 0, HEADER_LEN)?;
+            }
+            Ok(())
+        })
+        .map(drop)
+    }
+}
+
+/// A random salt for a new segment (falls back to time and pid if getrandom fails).
+fn random_salt() -> u64 {
+    let mut buf = [0u8; 8];
+    match rustix::rand::getrandom(&mut buf, rustix::rand::GetRandomFlags::empty()) {
+        Ok(8) => u64::from_le_bytes(buf),
+        _ => {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::from(d.subsec_nanos()) ^ d.as_secs());
+            t ^ (u64::from(std::process::id()) << 32) ^ 0x9e37_79b9_7f4a_7c15
+        }
+    }
+}
