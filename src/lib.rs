@@ -42,7 +42,10 @@
 //!
 //! The on-disk format is described in [`format`](mod@format) and `docs/format.md`.
 #![deny(missing_docs)]
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 /// A test-only fault point (see `fault.rs`): calls the installed hook when the crate is built
 /// with the `fault-injection` feature, and expands to an empty block otherwise.

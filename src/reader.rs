@@ -176,6 +176,11 @@ impl Reader {
                 first_seq: first,
             });
         };
+        // The segment before must end where this one starts: a seek must not land in a stray
+        // segment that overlaps another, nor behind a gap.
+        if let Some(prev) = listing.segments.iter().rev().find(|e| e.base < entry.base) {
+            check_link(prev, entry.base)?;
+        }
         self.seg = None;
         if !self.open_segment(entry.base)? {
             self.next_seq = entry.base;
@@ -325,17 +330,61 @@ impl Reader {
     }
 
     /// Moves to the segment starting at `base`, keeping the current one if it is not there yet.
+    /// The next segment may not exist yet (a segment full to its last byte rolls only at the
+    /// next append) or may have been lost with a directory entry a power cut did not keep
+    /// (then recovery starts it again): either way it is "nothing yet". But if a later segment
+    /// exists, this one is missing: damage. And no other segment may start between the two: it
+    /// would overlap this one.
     fn next_segment(&mut self, base: u64) -> Result<bool> {
         let old = self.seg.take();
         let old_off = self.off;
+        let old_base = old.as_ref().map(|s| s.header().base_seq);
         if self.open_segment(base)? {
+            if let Some(from) = old_base {
+                self.check_no_overlap(from, base)?;
+            }
             return Ok(true);
         }
         self.seg = old;
         self.off = old_off;
         self.next_seq = base;
         self.check_not_removed(base)?;
+        if !self.dir.join(dir::segment_name(base)).exists()
+            && dir::list(&self.dir)?.segments.iter().any(|e| e.base > base)
+        {
+            if let Some(from) = old_base {
+                return Err(Error::Corrupt {
+                    segment: self.dir.join(dir::segment_name(from)),
+                    offset: old_off,
+                    reason: format!(
+                        "its records end at seq {base}, but segment {} is missing",
+                        dir::segment_name(base)
+                    ),
+                });
+            }
+        }
         Ok(false)
+    }
+
+    /// Refuses a segment that starts between `from` and `to`: it overlaps the one at `from`,
+    /// whose records run up to `to`.
+    fn check_no_overlap(&self, from: u64, to: u64) -> Result<()> {
+        let listing = dir::list(&self.dir)?;
+        if let Some(stray) = listing
+            .segments
+            .iter()
+            .find(|e| e.base > from && e.base < to)
+        {
+            return Err(Error::Corrupt {
+                segment: stray.path.clone(),
+                offset: 0,
+                reason: format!(
+                    "segment starts at seq {}, inside the segment before (which ends at seq {to}): two segments overlap",
+                    stray.base
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// When the segment starting at `base` does not exist, tells "not created yet" (fine: the
@@ -352,5 +401,26 @@ impl Reader {
             }),
             _ => Ok(()),
         }
+    }
+}
+
+/// Refuses to read on from `prev` into a segment starting at `next` unless `prev` ends there
+/// (or does not end yet: a live writer rolls by creating the next segment before sealing).
+fn check_link(prev: &dir::Entry, next: u64) -> Result<()> {
+    match crate::recovery::link(prev, next, true)? {
+        crate::recovery::Link::Proven | crate::recovery::Link::Open => Ok(()),
+        crate::recovery::Link::Ends(end) if end == next => Ok(()),
+        crate::recovery::Link::Ends(end) => Err(Error::Corrupt {
+            segment: prev.path.clone(),
+            offset: 0,
+            reason: format!(
+                "its records end at seq {end}, but the next segment starts at seq {next} ({})",
+                if end < next {
+                    "a segment is missing"
+                } else {
+                    "two segments overlap"
+                }
+            ),
+        }),
     }
 }

@@ -623,13 +623,23 @@ fn verify_reports_corruption_with_file_and_offset() {
     );
 
     // Reading through the damage fails too, after the good record before it.
-    let out = run(&[OsStr::new("tail"), log_arg(&log)]);
+    let out = run(&[
+        OsStr::new("tail"),
+        log_arg(&log),
+        OsStr::new("--from"),
+        OsStr::new("0"),
+    ]);
     assert_eq!((out.code, out.stdout.as_str()), (1, "alpha\n"), "{out:?}");
     assert!(
         out.stderr
             .starts_with(&format!("applog: error: corrupt log: {at}")),
         "{out:?}"
     );
+    // The last N records of a damaged log cannot be told: tail says so up front, as verify.
+    let out = run(&[OsStr::new("tail"), log_arg(&log)]);
+    assert_eq!((out.code, out.stdout.as_str()), (1, ""), "{out:?}");
+    assert!(out.stderr.starts_with("applog: error: the log "), "{out:?}");
+    assert!(out.stderr.contains(&at), "{out:?}");
 
     let out = run(&[OsStr::new("info"), log_arg(&log)]);
     assert_eq!(out.code, 1, "{out:?}");

@@ -1,15 +1,18 @@
-//! Write-back errors: a failed msync.
+//! Write-back errors: a failed msync poisons the writer.
 //!
 //! Fault model: the device fails the writes that make records durable (EIO from msync). For
 //! real: ext4 on a loop device whose backing file is sparse, on a small tmpfs that is then
 //! filled up, so that the loop device fails the write-back of the writer's dirty pages with
-//! EIO (this kernel has no device-mapper, whose `error` target would be the usual tool). And
+//! EIO (this kernel has no device-mapper, whose `error` target would be the usual tool). On
+//! this kernel that failure also aborts ext4's journal (the file system goes read-only), so
+//! this test shows the poison on a real device, not the case where the kernel leaves the
+//! failed pages clean and a later msync "succeeds" without them (fsyncgate): that case, and
+//! the reopen after it, are tested through the I/O seam in tests/crash_points.rs. Also
 //! through the test-only hook `Writer::inject_sync_error` (hidden).
 //! Pass criterion: the failing `sync` returns the I/O error; from then on no call of that
-//! writer reports success (`sync`, `append`, `append_batch` return `Error::Poisoned`), even
-//! though a second msync would now "succeed" with the data gone (fsyncgate); after the device
-//! is healthy again and the log is reopened, it holds every record synced before the failure
-//! (P2), as an exact prefix of what was appended (P1, P3), and verifies clean.
+//! writer reports success (`sync`, `append`, `append_batch` return `Error::Poisoned`); after
+//! the device is healthy again and the log is reopened, it holds every record synced before
+//! the failure (P2), as an exact prefix of what was appended (P1, P3), and verifies clean.
 //!
 //! The loop-device test needs root (mount, loop devices); where mounting is not permitted it
 //! prints a SKIPPED line and passes without checking, except in CI, where it fails

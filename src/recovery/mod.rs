@@ -39,8 +39,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use analyze::TornTail;
-pub(crate) use repair::recover_locked;
 pub use repair::Truncation;
+pub(crate) use repair::{link, recover_locked, Link};
 pub(crate) use scan::seq_overflow;
 pub use scan::Corruption;
 pub use verify::{verify, SegmentReport, VerifyReport};

@@ -149,30 +149,52 @@ fn reopen(entry: &Entry, fs: &Arc<dyn FileSystem>) -> Result<(Scanned, WriteSegm
 /// `Io`, `NotALog`, `Corrupt` (a damaged header).
 fn trusted_prefix(entries: &[Entry]) -> Result<usize> {
     for (i, pair) in entries.windows(2).enumerate() {
-        let (e, next) = (&pair[0], &pair[1]);
-        let proven = match ReadSegment::open(&e.path)? {
-            Opened::Ready(mut seg) => {
-                let mark = seg.synced_mark();
-                if mark >= HEADER_LEN + FRAME_HEADER_LEN
-                    && seg.frame_at(mark - FRAME_HEADER_LEN, next.base).0 == Frame::Seal
-                {
-                    true
-                } else if mark == seg.reservation() {
-                    // Full to the last byte, durably, with no room for a seal: only a walk
-                    // tells where its seqs end.
-                    let s = super::scan::scan(&mut seg, e.clone(), false)?;
-                    s.is_sealed() && s.next_seq == next.base
-                } else {
-                    false
-                }
-            }
-            Opened::Blank => false,
-        };
-        if !proven {
+        if link(&pair[0], pair[1].base, false)? != Link::Proven {
             return Ok(i);
         }
     }
     Ok(entries.len().saturating_sub(1))
+}
+
+/// What a sealed segment says about the segment after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Link {
+    /// Its durable synced mark sits right after a seal naming `next` (or it is full to the
+    /// last byte, durably, and its seqs end at `next`).
+    Proven,
+    /// Its frames end (sealed or full) at this seq.
+    Ends(u64),
+    /// It does not end yet (no seal: a live writer, or a crash before the seal).
+    Open,
+}
+
+/// Looks at how the segment `e` ends, as the predecessor of a segment starting at `next`:
+/// first by its synced mark (one header and one frame), and, when that does not prove the
+/// link and `walk` is set, by walking its frames.
+///
+/// # Errors
+/// `Io`, `NotALog`, `Corrupt` (a damaged header).
+pub(crate) fn link(e: &Entry, next: u64, walk: bool) -> Result<Link> {
+    let Opened::Ready(mut seg) = ReadSegment::open(&e.path)? else {
+        return Ok(Link::Open);
+    };
+    let mark = seg.synced_mark();
+    if mark >= HEADER_LEN + FRAME_HEADER_LEN
+        && seg.frame_at(mark - FRAME_HEADER_LEN, next).0 == Frame::Seal
+    {
+        return Ok(Link::Proven);
+    }
+    if !walk && mark != seg.reservation() {
+        return Ok(Link::Open);
+    }
+    // Full to the last byte (no room for a seal), or asked to: only a walk tells where its
+    // seqs end.
+    let s = super::scan::scan(&mut seg, e.clone(), true)?;
+    Ok(match (s.is_sealed(), mark == seg.reservation()) {
+        (true, true) if s.next_seq == next => Link::Proven,
+        (true, _) => Link::Ends(s.next_seq),
+        (false, _) => Link::Open,
+    })
 }
 
 /// Rewrites the seal a crash lost at the end of a segment whose successor continues it, and

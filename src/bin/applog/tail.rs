@@ -60,6 +60,10 @@ pub fn run(args: Args) -> Result<(), Failure> {
         Some(from) => (from, None),
         None => {
             let report = applog::verify(&args.log)?;
+            // The last N records of a damaged log are not the last N of the log: say so.
+            if !report.is_clean() {
+                return Err(crate::problems::corrupt_failure(&args.log, &report));
+            }
             (
                 report.next_seq.saturating_sub(args.count),
                 Some(report.next_seq),
@@ -297,9 +301,17 @@ fn try_open(args: &Args, start: Start, appeared: bool) -> applog::Result<applog:
         (Start::First, _, _) => 0,
         (Start::AsAsked, Some(from), _) => from,
         (Start::AsAsked, None, true) => 0,
-        (Start::AsAsked, None, false) => applog::verify(&args.log)?
-            .next_seq
-            .saturating_sub(args.count),
+        (Start::AsAsked, None, false) => {
+            let report = applog::verify(&args.log)?;
+            if let Some(c) = report.corruptions.into_iter().next() {
+                return Err(applog::Error::Corrupt {
+                    segment: c.segment,
+                    offset: c.offset,
+                    reason: c.reason,
+                });
+            }
+            report.next_seq.saturating_sub(args.count)
+        }
     };
     check_headers(&args.log)?;
     match applog::Tailer::open(&args.log, start) {
