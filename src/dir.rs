@@ -112,11 +112,6 @@ pub(crate) fn list(dir: &Path) -> Result<Listing> {
     Ok(listing)
 }
 
-/// fsync of a directory, so that entries created or removed in it are durable.
-pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
 /// The exclusive writer lock, held until dropped: an `flock` on the log directory itself and
 /// one on the lock file.
 ///
@@ -142,11 +137,11 @@ impl Lock {
     /// hold it). Creating the lock file (the first time) is the only change this makes.
     ///
     /// [`is_held`]: Lock::is_held
-    pub(crate) fn acquire(dir: &Path) -> Result<Lock> {
+    pub(crate) fn acquire(dir: &Path, fs: &dyn crate::io::FileSystem) -> Result<Lock> {
         let path = dir.join(LOCK_FILE);
         let dir_file =
             open_dir(dir).map_err(|e| Error::io("could not open log directory", dir, e))?;
-        let dir_lock = match lock_exclusive(&dir_file, &path)? {
+        let dir_lock = match lock_exclusive(&dir_file, &path, fs)? {
             Ok(()) => Some(dir_file),
             Err(e) => {
                 tracing::warn!(
@@ -165,9 +160,10 @@ impl Lock {
             .truncate(false)
             .open(&path)
             .map_err(|e| Error::create("could not open lock file", &path, e))?;
-        lock_exclusive(&file, &path)?.map_err(|e| Error::io("could not lock", &path, e))?;
+        lock_exclusive(&file, &path, fs)?.map_err(|e| Error::io("could not lock", &path, e))?;
         if !existed {
-            sync_dir(dir).map_err(|e| Error::io("could not sync log directory", dir, e))?;
+            fs.sync_dir(dir)
+                .map_err(|e| Error::io("could not sync log directory", dir, e))?;
         }
         Ok(Lock {
             _dir: dir_lock,
@@ -240,19 +236,22 @@ fn open_dir(path: &Path) -> io::Result<File> {
 /// `Err(Locked)` when another holds it, `Ok(Err(_))` when `flock` fails otherwise (the caller
 /// decides). While `/proc/locks` shows no exclusive holder (only `is_locked` probes, which
 /// hold a shared lock for a moment), it tries again for up to [`PROBE_PATIENCE`].
-fn lock_exclusive(file: &File, lock_file: &Path) -> Result<io::Result<()>> {
-    use rustix::fs::FlockOperation;
+fn lock_exclusive(
+    file: &File,
+    lock_file: &Path,
+    fs: &dyn crate::io::FileSystem,
+) -> Result<io::Result<()>> {
     let started = std::time::Instant::now();
     loop {
-        let err = match rustix::fs::flock(file, FlockOperation::NonBlockingLockExclusive) {
+        let err = match fs.try_lock(file, lock_file) {
             Ok(()) => return Ok(Ok(())),
             Err(e) => e,
         };
-        if err == rustix::io::Errno::INTR {
+        if err.kind() == io::ErrorKind::Interrupted {
             continue;
         }
-        if err != rustix::io::Errno::WOULDBLOCK {
-            return Ok(Err(err.into()));
+        if err.kind() != io::ErrorKind::WouldBlock {
+            return Ok(Err(err));
         }
         let holders = FileId::of_file(file)
             .ok()

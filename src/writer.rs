@@ -129,7 +129,7 @@ impl Writer {
                 ReadSegment::open(&entry.path)?;
             }
         }
-        let lock = Lock::acquire(&dir)?;
+        let lock = Lock::acquire(&dir, &*fs)?;
         // List again under the lock: the previous holder may have changed things meanwhile.
         let listing = dir::list(&dir)?;
         let segments = listing.segments.len();

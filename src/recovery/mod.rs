@@ -130,7 +130,7 @@ pub(crate) fn recover_with(
             }
         }
     }
-    let _lock = dir::Lock::acquire(dir)?;
+    let _lock = dir::Lock::acquire(dir, &**fs)?;
     let entries = dir::list(dir)?.segments;
     let segment_pages = entries
         .iter()
