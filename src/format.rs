@@ -425,6 +425,7 @@ pub fn check_frame(
 }
 
 /// [`check_frame`] over a payload in a byte slice (`payload` holds at least `avail` bytes).
+#[cfg(any(test, feature = "fault-injection"))]
 pub fn check_frame_in(seed: u32, seq: u64, word: u64, payload: &[u8]) -> Frame {
     check_frame(seed, seq, word, payload.len() as u64, |mut h, len| {
         h.update(payload.get(..len as usize).unwrap_or_default());

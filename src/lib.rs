@@ -64,7 +64,13 @@ mod error;
 pub mod fault;
 #[cfg(feature = "fault-injection")]
 mod fault_fs;
+/// The on-disk format's encoders and decoders. Public only with the `fault-injection`
+/// feature, for the crate's tests and fuzz targets; `docs/format.md` describes the format.
+#[cfg(feature = "fault-injection")]
+#[doc(hidden)]
 pub mod format;
+#[cfg(not(feature = "fault-injection"))]
+mod format;
 mod io;
 mod mapping;
 /// The writer/reader wake-up protocol. Public only with the `fault-injection` feature, so that

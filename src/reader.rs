@@ -86,11 +86,21 @@ impl Reader {
     ///
     /// # Errors
     /// [`Error::Io`] (`NotFound`) when `dir` does not exist; [`Error::NotALog`] when it is not
-    /// a log directory or its first segment is not an applog segment; [`Error::Corrupt`] when
-    /// that segment's header is damaged.
+    /// a log directory or one of its segment files is not an applog segment (or not a regular
+    /// file); [`Error::Corrupt`] when a segment's header is damaged.
     pub fn open(dir: impl AsRef<Path>) -> Result<Reader> {
         let dir = dir.as_ref().to_owned();
         let listing = dir::list_log(&dir)?;
+        // Every segment's header, one file at a time: a damaged or foreign segment anywhere
+        // in the log stops the reader now, not only when (if) it gets there.
+        for e in &listing.segments {
+            match ReadSegment::open(&e.path) {
+                Ok(_) => {}
+                // Removed by retention since the listing.
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
         let mut first = listing.segments.first().map_or(0, |e| e.base);
         let mut r = Reader {
             dir,
@@ -273,7 +283,7 @@ impl Reader {
             if self.off + format::FRAME_HEADER_LEN > reservation {
                 // Full to the last byte: no seal; the next segment starts at next_seq.
                 let next = self.next_seq;
-                if self.next_segment(next)? {
+                if self.next_segment(next, false)? {
                     continue;
                 }
                 return Ok(Step::Nothing);
@@ -307,7 +317,7 @@ impl Reader {
                 }
                 Frame::Seal => {
                     let next = self.next_seq;
-                    if self.next_segment(next)? {
+                    if self.next_segment(next, true)? {
                         continue;
                     }
                     return Ok(Step::Nothing);
@@ -330,12 +340,13 @@ impl Reader {
     }
 
     /// Moves to the segment starting at `base`, keeping the current one if it is not there yet.
-    /// The next segment may not exist yet (a segment full to its last byte rolls only at the
-    /// next append) or may have been lost with a directory entry a power cut did not keep
-    /// (then recovery starts it again): either way it is "nothing yet". But if a later segment
-    /// exists, this one is missing: damage. And no other segment may start between the two: it
-    /// would overlap this one.
-    fn next_segment(&mut self, base: u64) -> Result<bool> {
+    /// After a seal its synced mark covers (`sealed`, durably), the next segment exists: the
+    /// checkpoint that made the seal durable made it durable too; a missing one is damage.
+    /// Otherwise the next may not exist yet (a segment full to its last byte rolls at the next
+    /// append; a power cut can lose a directory entry never synced, and recovery starts the
+    /// segment again), unless a later one exists. And no other segment may start between the
+    /// two: it would overlap this one.
+    fn next_segment(&mut self, base: u64, sealed: bool) -> Result<bool> {
         let old = self.seg.take();
         let old_off = self.off;
         let old_base = old.as_ref().map(|s| s.header().base_seq);
@@ -349,8 +360,13 @@ impl Reader {
         self.off = old_off;
         self.next_seq = base;
         self.check_not_removed(base)?;
+        let durable_seal = sealed
+            && self
+                .seg
+                .as_ref()
+                .is_some_and(|s| s.synced_mark() >= old_off + format::FRAME_HEADER_LEN);
         if !self.dir.join(dir::segment_name(base)).exists()
-            && dir::list(&self.dir)?.segments.iter().any(|e| e.base > base)
+            && (durable_seal || dir::list(&self.dir)?.segments.iter().any(|e| e.base > base))
         {
             if let Some(from) = old_base {
                 return Err(Error::Corrupt {

@@ -414,8 +414,8 @@ impl Writer {
 
     /// Starts a new segment at `next_seq` and seals the current one.
     ///
-    /// The new segment is created (header complete) before the seal is published, so a reader
-    /// that sees the seal can always open the successor, and the readers waiting on the old
+    /// The new segment is created (header complete and durable) before the seal is
+    /// published, so a reader that sees the seal can always open the successor, and the readers waiting on the old
     /// segment's wake word are woken by the seal itself. A crash between the two leaves an
     /// unsealed segment followed by its successor: recovery rewrites the seal.
     fn roll(&mut self) -> Result<()> {
@@ -608,9 +608,9 @@ impl SyncPlan {
         self.next_seq
     }
 
-    /// Sync, step 2 of 3 (no lock): msync of each sealed segment, its synced mark and its
-    /// header, msync of the active segment, fsync of the directory, then the active segment's
-    /// synced mark (and its header, when due).
+    /// Sync, step 2 of 3 (no lock): msync of each sealed segment and of the active one, fsync
+    /// of the directory, then the synced marks: each sealed segment's (and its header), then
+    /// the active segment's (and its header, when due).
     pub(crate) fn run(&mut self) -> Result<()> {
         if let Some(e) = self.injected.take() {
             return Err(Error::io("could not sync segment", &self.active.path, e));
@@ -619,13 +619,17 @@ impl SyncPlan {
         // harmless, and it keeps the order "sealed segments before the active one".
         for sealed in &self.sealed {
             sealed.flush()?;
-            sealed.mark_synced()?;
         }
         self.active.flush()?;
         if let Some(dir) = &self.dir {
             self.fs
                 .sync_dir(dir)
                 .map_err(|e| Error::io("could not sync log directory", dir, e))?;
+        }
+        // The marks last: a sealed segment's durable mark then also says that the segment
+        // its seal names was durable, entry and header (see `recovery::analyze`).
+        for sealed in &self.sealed {
+            sealed.mark_synced()?;
         }
         self.active.mark_synced()
     }

@@ -297,6 +297,19 @@ fn a_flipped_bit_in_a_synced_mark_loses_no_record() {
         recover(&dir, RecoveryMode::CutTornTail),
         Err(Error::Corrupt { offset: 48, .. })
     ));
+    // The command line says what it did, and that nothing was dropped.
+    let copy = dir.with_extension("copy");
+    copy_dir(&dir, &copy);
+    let out = common::cli::run(&[
+        std::ffi::OsStr::new("recover"),
+        copy.as_os_str(),
+        std::ffi::OsStr::new("--truncate-at-corruption"),
+    ]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("remarked") && out.stdout.contains("no record was dropped"),
+        "{out:?}"
+    );
     let report = recover(&dir, RecoveryMode::TruncateAtCorruption).unwrap();
     assert!(report.truncation.is_none(), "{report:?}");
     assert_eq!(report.repaired_marks, vec![seg.clone()]);

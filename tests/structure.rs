@@ -132,3 +132,38 @@ fn overlapping_segments_stop_every_reader_and_the_writer() {
     std::fs::copy(stray, dir.join(name)).unwrap();
     assert_stops_everywhere(&dir, "overlap", 20);
 }
+
+#[test]
+fn deleting_or_emptying_the_newest_segment_is_noticed() {
+    for empty_it in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("log");
+        // 200-byte records: no segment is full to its last byte, so each one ends in a seal.
+        let segs = log_of(&dir, 100, 200);
+        let newest = segs.last().unwrap().clone();
+        if empty_it {
+            std::fs::File::create(&newest).unwrap(); // truncated to zero bytes
+        } else {
+            std::fs::remove_file(&newest).unwrap();
+        }
+        let before = snapshot(&dir);
+        let report = applog::verify(&dir).unwrap();
+        assert!(!report.is_clean(), "verify: {report:?}");
+        let err = Writer::open(&dir, Options::new()).unwrap_err();
+        assert!(matches!(err, Error::Corrupt { .. }), "writer: {err:?}");
+        if !empty_it {
+            let (_, e) = read_to_error(&dir);
+            assert!(e.to_string().contains("missing"), "reader: {e}");
+        }
+        assert_eq!(snapshot(&dir), before, "nothing may be modified");
+        // Explicit recovery makes the log writable again and says it cannot count the loss.
+        let r = applog::recover(&dir, applog::RecoveryMode::TruncateAtCorruption).unwrap();
+        let t = r.truncation.expect("a truncation");
+        assert!(!t.exact, "{t:?}");
+        let mut w = Writer::open(&dir, Options::new()).unwrap();
+        let next = w.next_seq();
+        assert_eq!(w.append(b"after").unwrap(), next);
+        w.close().unwrap();
+        assert!(applog::verify(&dir).unwrap().is_clean());
+    }
+}

@@ -7,6 +7,9 @@
 //! | frames end (bad frame, zeros) below the synced mark | corruption at that frame |
 //! | a damaged mark and a bad frame or garbage after the last record | corruption (torn or rotten cannot be told) |
 //! | a blank segment that is not the newest | corruption: a segment lost its header |
+//! | the newest segment blank after a durably sealed one | corruption (the checkpoint that made the seal durable made the next segment durable) |
+//! | the newest segment durably sealed | corruption: the segment its seal names is missing |
+//! | the same with a seal not yet durable | a crash: the next segment is started again |
 //! | sealed (or full), next segment starts at the seal's seq | fine |
 //! | sealed (or full), next segment starts elsewhere | corruption: a segment is missing, or two overlap |
 //! | not sealed, clean end, zeros after, next segment continues it | lost seal: reseal |
@@ -58,6 +61,11 @@ fn stop_reason(s: &Scanned) -> String {
     }
 }
 
+/// Whether a segment ends in a seal that its synced mark covers.
+fn durably_sealed(s: &Scanned) -> bool {
+    s.stop == Stop::Sealed && s.mark >= s.sealed_end() && !s.mark_damaged
+}
+
 /// Classifies the scanned segments: a contiguous run, oldest first, ending at the newest
 /// segment (the first one's predecessors are trusted).
 pub(crate) fn analyze(scans: &[Scanned]) -> Verdict {
@@ -87,6 +95,28 @@ pub(crate) fn analyze(scans: &[Scanned]) -> Verdict {
                 s,
                 0,
                 "segment header was never completed, yet a newer segment follows",
+            ));
+            continue;
+        }
+        // A sealed segment's mark covers its seal only after a checkpoint that also made the
+        // next segment durable (its header, its directory entry): after such a seal, a blank
+        // or missing segment is damage, not a crash.
+        if s.blank && i > 0 && durably_sealed(&scans[i - 1]) {
+            v.corruptions.push(corrupt(
+                s,
+                0,
+                "segment is blank, but the seal of the segment before says it was complete",
+            ));
+            continue;
+        }
+        if last && durably_sealed(s) {
+            v.corruptions.push(corrupt(
+                s,
+                s.end,
+                format!(
+                    "its seal names segment {}, which is missing",
+                    crate::dir::segment_name(s.next_seq)
+                ),
             ));
             continue;
         }
@@ -218,6 +248,8 @@ mod tests {
             garbage_after: false,
             size: 4096,
             reservation: 4096,
+            page_size: 4096,
+            segment_pages: 1,
         }
     }
 
@@ -289,13 +321,44 @@ mod tests {
     }
 
     #[test]
-    fn newest_blank_segment_is_fine() {
+    fn newest_blank_segment_after_a_full_one_is_a_crashed_creation() {
         let b = Scanned::blank(Entry {
             base: 3,
             path: PathBuf::from("3.seg"),
         });
+        let v = analyze(&[seg(0, 3, Stop::Full), b]);
+        assert_eq!(v, Verdict::default());
+    }
+
+    #[test]
+    fn newest_blank_segment_after_a_durable_seal_is_corruption() {
+        let b = Scanned::blank(Entry {
+            base: 3,
+            path: PathBuf::from("3.seg"),
+        });
+        let v = analyze(&[synced(seg(0, 3, Stop::Sealed), HEADER_LEN + 56), b.clone()]);
+        assert!(v.corruptions[0].reason.contains("seal"), "{v:?}");
+        // A seal not yet durable: a crash while the next segment was created.
         let v = analyze(&[seg(0, 3, Stop::Sealed), b]);
         assert_eq!(v, Verdict::default());
+    }
+
+    #[test]
+    fn newest_segment_durably_sealed_means_its_successor_is_missing() {
+        let v = analyze(&[synced(seg(0, 3, Stop::Sealed), HEADER_LEN + 56)]);
+        assert!(v.corruptions[0].reason.contains("missing"), "{v:?}");
+        let v = analyze(&[seg(0, 3, Stop::Sealed)]);
+        assert_eq!(
+            v,
+            Verdict::default(),
+            "a seal not yet durable: the next segment is lost"
+        );
+        let v = analyze(&[seg(0, 3, Stop::Full)]);
+        assert_eq!(
+            v,
+            Verdict::default(),
+            "full: the next segment comes at the next append"
+        );
     }
 
     #[test]

@@ -131,6 +131,10 @@ pub(crate) fn recover_with(
         }
     }
     let _lock = dir::Lock::acquire(dir, &**fs)?;
+    // Every segment's directory entry durable before any mark below says a seal is: a
+    // durable seal says the segment it names is durable (see `analyze`).
+    fs.sync_dir(dir)
+        .map_err(|e| Error::io("could not sync log directory", dir, e))?;
     let entries = dir::list(dir)?.segments;
     let segment_pages = entries
         .iter()

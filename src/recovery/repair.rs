@@ -73,12 +73,20 @@ pub(crate) fn recover_locked(
         newest = seg;
         scans.push(s);
     }
+    // The trusted segment before the scan counts too: a blank segment after a seal is damage.
+    if let (Some(first), Some(prev)) = (scans.first(), start.checked_sub(1)) {
+        if first.blank && durably_sealed(&entries[prev], first.entry.base)? {
+            return Err(Error::Corrupt {
+                segment: first.entry.path.clone(),
+                offset: 0,
+                reason: "segment is blank, but the seal of the segment before says it was complete"
+                    .into(),
+            });
+        }
+    }
     let verdict = analyze(&scans);
     if let Some(c) = verdict.corruptions.into_iter().next() {
         return Err(c.into_error());
-    }
-    for &i in &verdict.reseal {
-        rec.resealed.push(reseal(&scans[i], fs)?);
     }
     let keep = match verdict.torn {
         Some((i, tail)) => {
@@ -93,6 +101,25 @@ pub(crate) fn recover_locked(
         None => scans.len(),
     };
     scans.truncate(keep);
+    // A newest segment whose creation a crash cut short is made whole before the seal that
+    // names it is rewritten: a seal always names a complete segment (see `analyze`).
+    let blank = match scans.last() {
+        Some(last) if last.blank => Some(WriteSegment::init_blank(
+            &last.entry.path,
+            last.entry.base,
+            segment_pages,
+            fs,
+        )?),
+        _ => None,
+    };
+    if !verdict.reseal.is_empty() {
+        // A durable seal says the segment it names is durable, directory entry included.
+        fs.sync_dir(dir)
+            .map_err(|e| Error::io("could not sync log directory", dir, e))?;
+    }
+    for &i in &verdict.reseal {
+        rec.resealed.push(reseal(&scans[i], fs)?);
+    }
     rec.unsynced = scans
         .iter()
         .filter(|s| s.is_sealed() && s.mark < s.sealed_end())
@@ -102,13 +129,10 @@ pub(crate) fn recover_locked(
         return Ok(rec);
     };
     rec.next_seq = last.next_seq;
-    rec.active = match (last.blank, last.stop) {
-        (true, _) => Some((
-            WriteSegment::init_blank(&last.entry.path, last.entry.base, segment_pages, fs)?,
-            HEADER_LEN,
-        )),
-        (false, Stop::Sealed | Stop::Full) => None,
-        (false, Stop::Clean | Stop::Bad(_)) => {
+    rec.active = match (blank, last.stop) {
+        (Some(seg), _) => Some((seg, HEADER_LEN)),
+        (None, Stop::Sealed | Stop::Full) => None,
+        (None, Stop::Clean | Stop::Bad(_)) => {
             let seg = match newest {
                 Some(seg) => seg,
                 None => reopen(&last.entry, fs)?.1,
@@ -156,6 +180,16 @@ fn trusted_prefix(entries: &[Entry]) -> Result<usize> {
     Ok(entries.len().saturating_sub(1))
 }
 
+/// Whether `e`'s durable synced mark sits right after a seal naming `next`.
+fn durably_sealed(e: &Entry, next: u64) -> Result<bool> {
+    let Opened::Ready(seg) = ReadSegment::open(&e.path)? else {
+        return Ok(false);
+    };
+    let mark = seg.synced_mark();
+    Ok(mark >= HEADER_LEN + FRAME_HEADER_LEN
+        && seg.frame_at(mark - FRAME_HEADER_LEN, next).0 == Frame::Seal)
+}
+
 /// What a sealed segment says about the segment after it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Link {
@@ -175,15 +209,13 @@ pub(crate) enum Link {
 /// # Errors
 /// `Io`, `NotALog`, `Corrupt` (a damaged header).
 pub(crate) fn link(e: &Entry, next: u64, walk: bool) -> Result<Link> {
+    if durably_sealed(e, next)? {
+        return Ok(Link::Proven);
+    }
     let Opened::Ready(mut seg) = ReadSegment::open(&e.path)? else {
         return Ok(Link::Open);
     };
     let mark = seg.synced_mark();
-    if mark >= HEADER_LEN + FRAME_HEADER_LEN
-        && seg.frame_at(mark - FRAME_HEADER_LEN, next).0 == Frame::Seal
-    {
-        return Ok(Link::Proven);
-    }
     if !walk && mark != seg.reservation() {
         return Ok(Link::Open);
     }
@@ -326,7 +358,9 @@ pub(crate) fn truncate(
             Stop::Sealed | Stop::Full => {
                 end = Some((s, s.sealed_end()));
                 seq = s.next_seq;
-                broken = entries.last().is_some_and(|l| l.base > s.entry.base);
+                // A durable seal names a segment that must exist (see `analyze`).
+                broken = (s.stop == Stop::Sealed && s.mark >= s.sealed_end())
+                    || entries.last().is_some_and(|l| l.base > s.entry.base);
                 break;
             }
             Stop::Clean | Stop::Bad(_) => {
@@ -390,6 +424,17 @@ pub(crate) fn truncate(
             seg.flush(seg.size())?;
             if s.mark > offset || s.mark_damaged {
                 seg.sync_handle(offset, offset, true).mark_synced()?;
+            }
+            if s.stop == Stop::Sealed && s.mark >= s.sealed_end() {
+                // The segment its seal names is gone with whatever it held (the count is not
+                // known): start it again, empty, so that the chain holds.
+                exact = false;
+                let path = dir.join(dir::segment_name(seq));
+                if !path.exists() {
+                    WriteSegment::create(&path, seq, s.segment_pages.max(1), fs)?;
+                    fs.sync_dir(dir)
+                        .map_err(|e| Error::io("could not sync log directory", dir, e))?;
+                }
             }
             (s.entry.path.clone(), offset)
         }

@@ -43,6 +43,9 @@ pub(crate) struct Scanned {
     /// File size and reservation (0 when blank).
     pub size: u64,
     pub reservation: u64,
+    /// The header's page size and segment pages (0 when blank).
+    pub page_size: u32,
+    pub segment_pages: u32,
 }
 
 impl Scanned {
@@ -60,6 +63,8 @@ impl Scanned {
             garbage_after: false,
             size: 0,
             reservation: 0,
+            page_size: 0,
+            segment_pages: 0,
         }
     }
 
@@ -138,6 +143,8 @@ pub(crate) fn scan<S: Segment>(seg: &mut S, entry: Entry, live: bool) -> Result<
         garbage_after: false,
         size: seg.size(),
         reservation,
+        page_size: header.page_size,
+        segment_pages: header.segment_pages,
     };
     s.garbage_after = !seg.view().is_zero_from(s.sealed_end());
     Ok(s)

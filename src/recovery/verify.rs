@@ -27,6 +27,10 @@ pub struct SegmentReport {
     pub sealed: bool,
     /// The synced mark: frames below it had been made durable.
     pub synced_mark: u64,
+    /// The page size its header names (0 when the header is blank).
+    pub page_size: u32,
+    /// Its reservation in pages, as its header names it (0 when the header is blank).
+    pub segment_pages: u32,
 }
 
 /// What [`verify`] found.
@@ -73,10 +77,23 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
     let writer_active = dir::Lock::is_held(dir)?;
     let mut corruptions = Vec::new();
     let mut scans = scan_all(dir, listing.segments, &mut corruptions)?;
-    if let (true, Some(last)) = (writer_active, scans.last_mut()) {
-        // A live writer copies a payload in before it publishes the frame's header: non-zero
-        // bytes after the newest frame are that record in flight, not a torn tail.
-        last.garbage_after = false;
+    if writer_active {
+        // A live writer rolls over by creating the next segment before it seals this one:
+        // a segment that ends without a seal before the newest may be in that window (its
+        // seal can even land between the frame walk and the look at the bytes after it).
+        // Look again.
+        let n = scans.len();
+        for s in scans.iter_mut().take(n.saturating_sub(1)) {
+            if s.stop == super::scan::Stop::Clean {
+                *s = super::scan::scan_read(s.entry.clone())?;
+            }
+        }
+        if let Some(last) = scans.last_mut() {
+            // A live writer copies a payload in before it publishes the frame's header:
+            // non-zero bytes after the newest frame are that record in flight, not a torn
+            // tail.
+            last.garbage_after = false;
+        }
     }
     let verdict = analyze(&scans);
     corruptions.extend(verdict.corruptions);
@@ -96,6 +113,8 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
             reservation: s.reservation,
             sealed: s.is_sealed(),
             synced_mark: s.mark,
+            page_size: s.page_size,
+            segment_pages: s.segment_pages,
         })
         .collect::<Vec<_>>();
     Ok(VerifyReport {

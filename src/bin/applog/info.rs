@@ -1,6 +1,5 @@
 //! `applog info`: segments, sizes, reservation, lock.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::encode::{json_path, json_str};
@@ -24,8 +23,15 @@ pub struct Args {
 /// A segment's report with what its header adds.
 struct Segment<'a> {
     report: &'a applog::SegmentReport,
-    /// From the header; `None` when it cannot be read (blank, or damaged).
-    header: Option<applog::format::SegmentHeader>,
+    /// Page size and pages from the header; `None` when it was blank.
+    header: Option<Header>,
+}
+
+/// What `info` shows of a segment header.
+#[derive(Clone, Copy)]
+struct Header {
+    page_size: u32,
+    segment_pages: u32,
 }
 
 impl Segment<'_> {
@@ -41,12 +47,6 @@ impl Segment<'_> {
     }
 }
 
-fn read_header(path: &Path) -> Option<applog::format::SegmentHeader> {
-    let mut buf = [0u8; applog::format::HEADER_LEN as usize];
-    std::fs::File::open(path).ok()?.read_exact(&mut buf).ok()?;
-    applog::format::SegmentHeader::decode(&buf).ok()
-}
-
 pub fn run(args: Args) -> Result<(), Failure> {
     // verify first: it tells "not a log" apart from other errors.
     let report = applog::verify(&args.log)?;
@@ -56,7 +56,10 @@ pub fn run(args: Args) -> Result<(), Failure> {
         .iter()
         .map(|report| Segment {
             report,
-            header: read_header(&report.path),
+            header: (report.page_size != 0).then_some(Header {
+                page_size: report.page_size,
+                segment_pages: report.segment_pages,
+            }),
         })
         .collect();
     let page_size = segments

@@ -34,7 +34,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         Ok(report) => report,
         Err(e @ applog::Error::Corrupt { .. }) => {
             return Err(Failure::Msg(format!(
-                "{e}; nothing was changed (--truncate-at-corruption keeps the records before the damage and removes the rest)"
+                "{e}; nothing was changed (--truncate-at-corruption keeps the records before the first damaged record and removes the rest; a damaged synced mark alone costs no record)"
             )))
         }
         Err(e) => return Err(e.into()),
@@ -57,6 +57,13 @@ pub fn run(args: Args) -> Result<(), Failure> {
             out,
             "removed    {} (it lay wholly in the torn tail)",
             later.display()
+        )?;
+    }
+    for path in &report.repaired_marks {
+        writeln!(
+            out,
+            "remarked   {} (its damaged synced mark was rewritten; no record was dropped)",
+            path.display()
         )?;
     }
     for path in &report.resealed {

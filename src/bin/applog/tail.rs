@@ -53,7 +53,6 @@ pub fn run(args: Args) -> Result<(), Failure> {
     if args.follow {
         return follow(&args);
     }
-    check_headers(&args.log)?;
     // Where to start, and (for the last N) where to stop: the end as of now, so that
     // exactly N records are printed even while a writer appends.
     let (start, end) = match args.from {
@@ -313,7 +312,6 @@ fn try_open(args: &Args, start: Start, appeared: bool) -> applog::Result<applog:
             report.next_seq.saturating_sub(args.count)
         }
     };
-    check_headers(&args.log)?;
     match applog::Tailer::open(&args.log, start) {
         // Before the first record: start at the first record, as without -f.
         Err(applog::Error::SeqBeforeStart { first_seq, .. }) => {
@@ -321,57 +319,6 @@ fn try_open(args: &Args, start: Start, appeared: bool) -> applog::Result<applog:
         }
         other => other,
     }
-}
-
-/// Checks the header of every segment file of the log, so that a foreign or damaged segment
-/// is an error even where the records read would not reach it. A header still being written
-/// (zeros where the magic goes, which the writer stores last) is not judged.
-fn check_headers(log: &Path) -> applog::Result<()> {
-    use applog::format::{HeaderError, SegmentHeader, HEADER_LEN};
-    let Ok(entries) = std::fs::read_dir(log) else {
-        return Ok(()); // opening the log reports it
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.extension().is_none_or(|e| e != "seg") || !path.is_file() {
-            continue;
-        }
-        let mut header = Vec::with_capacity(HEADER_LEN as usize);
-        let read = std::fs::File::open(&path).and_then(|f| {
-            std::io::Read::read_to_end(&mut std::io::Read::take(f, HEADER_LEN), &mut header)
-        });
-        match read {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(source) => {
-                return Err(applog::Error::Io {
-                    op: "could not open segment",
-                    path,
-                    source,
-                })
-            }
-        }
-        if header.iter().take(8).all(|&b| b == 0) {
-            continue;
-        }
-        match SegmentHeader::decode(&header) {
-            Ok(_) | Err(HeaderError::Blank) => {}
-            Err(HeaderError::NotApplog) => {
-                return Err(applog::Error::NotALog {
-                    path,
-                    reason: "the file does not start with the applog segment magic".into(),
-                })
-            }
-            Err(e) => {
-                return Err(applog::Error::Corrupt {
-                    segment: path,
-                    offset: 0,
-                    reason: e.to_string(),
-                })
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Whether `e` only means that the log has not been created yet: the directory is missing,
