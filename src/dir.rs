@@ -13,7 +13,7 @@ const SEGMENT_DIGITS: usize = 20;
 
 /// File name of the segment whose first record is `base`: 20 digits, so names sort.
 pub fn segment_name(base: u64) -> String {
-    format!("{base:0width$}{SEGMENT_SUFFIX}", width = SEGMENT_DIGITS)
+    format!("{base:0SEGMENT_DIGITS$}{SEGMENT_SUFFIX}")
 }
 
 /// The base seq of a segment file name, or `None` when the name is not one.

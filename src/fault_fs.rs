@@ -293,12 +293,12 @@ impl FileSystem for FaultFs {
             None => range.run().map(|()| {
                 let Some(ino) = ino else { return };
                 let mut st = self.lock();
-                let lost = st.lost.get(&ino).cloned().unwrap_or_default();
+                let unwritten = st.lost.get(&ino).cloned().unwrap_or_default();
                 let size = range.file_size();
                 let content = st.content.entry(ino).or_default();
                 content.resize(usize::try_from(size).unwrap_or(0), 0);
                 for page in first..last {
-                    if lost.contains(&page) {
+                    if unwritten.contains(&page) {
                         continue;
                     }
                     let at = page * PAGE;

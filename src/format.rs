@@ -51,7 +51,9 @@ pub const MAGIC: [u8; 8] = *b"\x89APPLOG\n";
 /// The format version this crate writes and reads.
 pub const VERSION: u32 = 1;
 /// Length of the segment header; the first frame starts here.
-pub const HEADER_LEN: u64 = 64;
+pub const HEADER_LEN: u64 = HEADER_BYTES as u64;
+/// [`HEADER_LEN`] as a `usize`, for arrays.
+pub const HEADER_BYTES: usize = 64;
 /// Length of a frame header.
 pub const FRAME_HEADER_LEN: u64 = 8;
 /// Frames start at multiples of this.
@@ -65,6 +67,28 @@ pub const WAKE_WORD_OFFSET: u64 = 56;
 
 const PRESENT: u32 = 1 << 31;
 const SEAL_WORD: u32 = u32::MAX;
+
+/// The low and the high 32 bits of a word.
+pub(crate) fn halves(word: u64) -> (u32, u32) {
+    let b = word.to_le_bytes();
+    (
+        u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+        u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+    )
+}
+
+/// An offset or length inside a segment as a `usize`. They are at most [`MAX_RESERVATION`]
+/// (2 GiB), which fits in the `usize` of every target the crate builds for (it needs 64-bit
+/// atomics, so no 16-bit target); saturates rather than wraps all the same.
+pub(crate) fn to_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+/// An offset or length inside a segment as a `u32`: at most [`MAX_RESERVATION`] (2^31), so it
+/// fits; saturates rather than wraps all the same.
+pub(crate) fn to_u32(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
 
 /// Rounds `n` up to a multiple of `to` (a power of two). Saturates instead of overflowing.
 pub fn round_up(n: u64, to: u64) -> u64 {
@@ -154,8 +178,8 @@ impl SegmentHeader {
     }
 
     /// Encodes the header; the synced mark is zero.
-    pub fn encode(&self) -> [u8; HEADER_LEN as usize] {
-        let mut b = [0u8; HEADER_LEN as usize];
+    pub fn encode(&self) -> [u8; HEADER_BYTES] {
+        let mut b = [0u8; HEADER_BYTES];
         b[0..8].copy_from_slice(&MAGIC);
         b[8..12].copy_from_slice(&VERSION.to_le_bytes());
         b[12..16].copy_from_slice(&self.page_size.to_le_bytes());
@@ -169,7 +193,7 @@ impl SegmentHeader {
 
     /// Decodes and validates a header from the first bytes of a segment file.
     pub fn decode(b: &[u8]) -> Result<SegmentHeader, HeaderError> {
-        let Some(b) = b.get(..HEADER_LEN as usize) else {
+        let Some(b) = b.get(..HEADER_BYTES) else {
             // Too short: blank if all zeros, foreign if what is there differs from the magic,
             // otherwise a truncated applog header.
             let prefix = b.get(..b.len().min(MAGIC.len())).unwrap_or_default();
@@ -219,7 +243,7 @@ impl SegmentHeader {
 
     /// The synced-mark word for `offset`.
     pub fn encode_synced_mark(&self, offset: u64) -> u64 {
-        let offset = offset.min(u64::from(u32::MAX)) as u32;
+        let offset = to_u32(offset);
         let check = self.mark_check(offset);
         (u64::from(check) << 32) | u64::from(offset)
     }
@@ -230,8 +254,7 @@ impl SegmentHeader {
         if word == 0 {
             return Some(0);
         }
-        let offset = word as u32;
-        let check = (word >> 32) as u32;
+        let (offset, check) = halves(word);
         (check == self.mark_check(offset) && u64::from(offset) <= self.reservation())
             .then_some(u64::from(offset))
     }
@@ -267,8 +290,7 @@ pub enum Head {
 
 /// Splits a header word.
 pub fn decode_head(word: u64) -> Head {
-    let lenw = word as u32;
-    let crc = (word >> 32) as u32;
+    let (lenw, crc) = halves(word);
     if word == 0 {
         Head::Empty
     } else if lenw == SEAL_WORD {
@@ -306,7 +328,7 @@ pub fn record_crc(seed: u32, seq: u64, len: u32, payload: &[u8]) -> u32 {
 /// The header word of a record frame. `len` must be below 2^31 (guaranteed by
 /// [`MAX_RESERVATION`]).
 pub fn record_word(seed: u32, seq: u64, payload: &[u8]) -> u64 {
-    let len = (payload.len() as u32) & !PRESENT;
+    let len = to_u32(payload.len() as u64) & !PRESENT;
     let crc = record_crc(seed, seq, len, payload);
     (u64::from(crc) << 32) | u64::from(len | PRESENT)
 }

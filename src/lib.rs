@@ -40,8 +40,17 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The on-disk format is described in [`format`](mod@format) and `docs/format.md`.
+//! The on-disk format is described in `docs/format.md`.
 #![deny(missing_docs)]
+#![warn(clippy::pedantic)]
+// The pedantic lints the crate does not follow, and why:
+#![allow(
+    // Getters and builders: `#[must_use]` on each says nothing a reader does not see.
+    clippy::must_use_candidate,
+    clippy::return_self_not_must_use,
+    // The recovery decision table and the truncation walk read best whole.
+    clippy::too_many_lines,
+)]
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
@@ -114,9 +123,9 @@ pub mod internals {
     pub fn recover_with(
         dir: impl AsRef<std::path::Path>,
         mode: crate::RecoveryMode,
-        fs: std::sync::Arc<dyn FileSystem>,
+        fs: &std::sync::Arc<dyn FileSystem>,
     ) -> crate::Result<crate::RecoveryReport> {
-        crate::recovery::recover_with(dir.as_ref(), mode, &fs)
+        crate::recovery::recover_with(dir.as_ref(), mode, fs)
     }
 }
 

@@ -50,6 +50,9 @@
 //! All multi-byte values in a mapping are little-endian; the conversion happens here, in
 //! [`View::load`] and [`WriteMap::store`], and nowhere else.
 #![deny(clippy::undocumented_unsafe_blocks)]
+// Words are cast from `*mut u8` only at offsets checked to be multiples of their size, from a
+// page-aligned base (see each `SAFETY` comment).
+#![allow(clippy::cast_ptr_alignment)]
 
 #[cfg(not(target_has_atomic = "64"))]
 compile_error!("applog needs 64-bit atomics: readers and the writer share 8-byte header words");
@@ -199,7 +202,7 @@ impl View {
         let mut buf = [0u8; CHUNK];
         let mut at = off;
         while at < limit {
-            let n = (limit - at).min(CHUNK as u64) as usize;
+            let n = format::to_usize((limit - at).min(CHUNK as u64));
             if !self.read_atomic(at, &mut buf[..n]) || buf[..n].iter().any(|&b| b != 0) {
                 return false;
             }
@@ -226,7 +229,7 @@ impl View {
             let mut at = start;
             let mut left = u64::from(len);
             while left > 0 {
-                let n = left.min(CHUNK as u64) as usize;
+                let n = format::to_usize(left.min(CHUNK as u64));
                 if !self.read_atomic(at, &mut buf[..n]) {
                     // Cannot happen: `len <= avail` was checked. Make the CRC fail.
                     return !format::record_crc(seed, seq, len, &[]);
@@ -505,7 +508,7 @@ impl WriteMap {
         }
     }
 
-    /// msync(MS_SYNC) of `[off, off + len)`. Called only by the I/O seam (`crate::io`).
+    /// `msync(MS_SYNC)` of `[off, off + len)`. Called only by the I/O seam (`crate::io`).
     pub(crate) fn msync(&self, off: u64, len: u64) -> io::Result<()> {
         let at = self
             .check(off, len)

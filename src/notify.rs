@@ -100,8 +100,8 @@ impl WakeWord for std::sync::atomic::AtomicU32 {
     fn wait(&self, expected: u32, timeout: Duration) {
         use rustix::thread::futex;
         let ts = futex::Timespec {
-            tv_sec: timeout.as_secs().min(i64::MAX as u64) as futex::Secs,
-            tv_nsec: timeout.subsec_nanos() as futex::Nsecs,
+            tv_sec: futex::Secs::try_from(timeout.as_secs()).unwrap_or(futex::Secs::MAX),
+            tv_nsec: futex::Nsecs::from(timeout.subsec_nanos()),
         };
         // Not FUTEX_PRIVATE: the word is shared with other processes. Every outcome (woken,
         // the word changed, timed out, interrupted by a signal) sends the caller back to

@@ -141,18 +141,17 @@ impl Writer {
             segments,
             first_seq = rec.first_seq,
             next_seq = rec.next_seq,
-            elapsed_us = started.elapsed().as_micros() as u64,
+            elapsed_us = micros(started.elapsed()),
             "recovered"
         );
-        let (seg, pos) = match rec.active {
-            Some(active) => active,
-            None => {
-                let path = dir.join(dir::segment_name(rec.next_seq));
-                (
-                    WriteSegment::create(&path, rec.next_seq, pages, &fs)?,
-                    HEADER_LEN,
-                )
-            }
+        let (seg, pos) = if let Some(active) = rec.active {
+            active
+        } else {
+            let path = dir.join(dir::segment_name(rec.next_seq));
+            (
+                WriteSegment::create(&path, rec.next_seq, pages, &fs)?,
+                HEADER_LEN,
+            )
         };
         let mut seg = seg;
         seg.set_grow_pages(opts.grow_pages);
@@ -397,7 +396,7 @@ impl Writer {
             up_to = seq,
             segments = removed,
             first_seq = self.first_seq,
-            elapsed_us = started.elapsed().as_micros() as u64,
+            elapsed_us = micros(started.elapsed()),
             "truncated the log front"
         );
         Ok(self.first_seq)
@@ -405,10 +404,9 @@ impl Writer {
 
     fn apply_policy(&mut self) -> Result<()> {
         match self.opts.sync {
-            SyncPolicy::Manual => Ok(()),
             SyncPolicy::Always => self.sync(),
             SyncPolicy::EveryBytes(n) if self.unsynced_bytes >= n => self.sync(),
-            SyncPolicy::EveryBytes(_) | SyncPolicy::Interval(_) => Ok(()),
+            SyncPolicy::Manual | SyncPolicy::EveryBytes(_) | SyncPolicy::Interval(_) => Ok(()),
         }
     }
 
@@ -460,7 +458,7 @@ impl Writer {
         }
     }
 
-    /// The durability checkpoint: msync(MS_SYNC) of everything appended since the last sync
+    /// The durability checkpoint: `msync(MS_SYNC)` of everything appended since the last sync
     /// (sealed segments first), and an fsync of the directory when a segment was created. When
     /// it returns Ok, every record appended before the call survives a power cut.
     ///
@@ -528,6 +526,7 @@ impl Writer {
     /// Sync, step 3 of 3 (under the lock again): records what the flush made durable, or
     /// poisons the writer when it failed. Appends, rolls and retention may have happened
     /// since the capture; only what the plan covered is marked synced.
+    #[allow(clippy::needless_pass_by_value)] // the plan is spent: no second publish of it
     pub(crate) fn publish_sync(&mut self, plan: SyncPlan, outcome: Result<()>) -> Result<()> {
         match outcome {
             Ok(()) => {
@@ -546,7 +545,7 @@ impl Writer {
                     active_end = plan.active.end,
                     dir_fsync = plan.dir.is_some(),
                     mark_flushed = plan.active.flush_mark,
-                    elapsed_us = plan.started.elapsed().as_micros() as u64,
+                    elapsed_us = micros(plan.started.elapsed()),
                     "synced"
                 );
                 Ok(())
@@ -712,4 +711,9 @@ impl PoisonCause {
             path: self.path.clone(),
         }
     }
+}
+
+/// A duration in whole microseconds, for events.
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }

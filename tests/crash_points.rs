@@ -197,9 +197,12 @@ fn every_crash_point_of_recovery_recovers_again() {
         let fs = Arc::new(FaultFs::new(&root).unwrap());
         fs.snapshot_each_call(&images);
         if explicit {
-            let report =
-                applog::internals::recover_with(&log, RecoveryMode::CutTornTail, fs.clone())
-                    .unwrap();
+            let report = applog::internals::recover_with(
+                &log,
+                RecoveryMode::CutTornTail,
+                &(fs.clone() as _),
+            )
+            .unwrap();
             assert!(report.torn_tail.is_some());
         } else {
             let w = Writer::open(

@@ -270,12 +270,11 @@ fn cut(
         return Ok(0);
     }
     let reopened;
-    let seg = match open {
-        Some(seg) => seg,
-        None => {
-            reopened = reopen(&s.entry, fs)?.1;
-            &reopened
-        }
+    let seg = if let Some(seg) = open {
+        seg
+    } else {
+        reopened = reopen(&s.entry, fs)?.1;
+        &reopened
     };
     let size = seg.size();
     let from = s.sealed_end();

@@ -91,7 +91,7 @@ pub(crate) fn open_file(path: &Path, writable: bool) -> Result<(File, u64)> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(writable)
-        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .custom_flags(i32::try_from(rustix::fs::OFlags::NONBLOCK.bits()).unwrap_or_default())
         .open(path)
         .map_err(|e| Error::io("could not open segment", path, e))?;
     let meta = file
@@ -127,8 +127,8 @@ pub(crate) fn probe(file: &File, path: &Path, size: u64) -> Result<Opened<Segmen
     let mut map =
         ReadMap::new(file, page).map_err(|e| Error::io("could not map segment", path, e))?;
     map.set_size(size);
-    let mut bytes = [0u8; HEADER_LEN as usize];
-    let n = HEADER_LEN.min(size) as usize;
+    let mut bytes = [0u8; format::HEADER_BYTES];
+    let n = format::to_usize(HEADER_LEN.min(size));
     if !map.read_atomic(0, &mut bytes[..n]) {
         return Err(Error::io(
             "could not read segment header of",

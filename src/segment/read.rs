@@ -17,9 +17,18 @@ pub(crate) struct ReadSegment {
     map: ReadMap,
     header: SegmentHeader,
     seed: u32,
-    /// A writable mapping of the header page, for the wake word only. `None` until the reader
-    /// first waits; `Some(None)` when the file could not be opened for writing.
-    wake: Option<Option<WakeView>>,
+    /// A writable mapping of the header page, for the wake word only.
+    wake: Wake,
+}
+
+/// Whether a reader can announce its waits in a segment.
+enum Wake {
+    /// Not tried yet: the reader has not waited in this segment.
+    Untried,
+    /// The file could not be opened for writing (or stores into it are unsafe): poll.
+    Unavailable,
+    /// The header page, mapped writable.
+    Mapped(WakeView),
 }
 
 impl ReadSegment {
@@ -42,16 +51,16 @@ impl ReadSegment {
             map,
             seed: header.crc_seed(),
             header,
-            wake: None,
+            wake: Wake::Untried,
         }))
     }
 
     /// The wake word (see `notify`), once [`open_wake_view`](Self::open_wake_view) made one.
     pub(crate) fn wake_word(&self) -> Option<&AtomicU32> {
-        self.wake
-            .as_ref()?
-            .as_ref()?
-            .word32(format::WAKE_WORD_OFFSET)
+        match &self.wake {
+            Wake::Mapped(view) => view.word32(format::WAKE_WORD_OFFSET),
+            Wake::Untried | Wake::Unavailable => None,
+        }
     }
 
     /// Maps the header page writable, so that this reader can announce that it waits (it sets
@@ -60,14 +69,16 @@ impl ReadSegment {
     /// permitted (a reader without write access), waiting falls back to polling. Tried once
     /// per segment.
     pub(crate) fn open_wake_view(&mut self) {
-        if self.wake.is_some() {
+        if !matches!(self.wake, Wake::Untried) {
             return;
         }
-        let view = self.map_wake_view();
-        if let Err(e) = &view {
-            tracing::debug!(segment = %self.path.display(), error = %e, "cannot map the wake word writable; waiting by polling");
-        }
-        self.wake = Some(view.ok());
+        self.wake = match self.map_wake_view() {
+            Ok(view) => Wake::Mapped(view),
+            Err(e) => {
+                tracing::debug!(segment = %self.path.display(), error = %e, "cannot map the wake word writable; waiting by polling");
+                Wake::Unavailable
+            }
+        };
     }
 
     fn map_wake_view(&self) -> std::io::Result<WakeView> {

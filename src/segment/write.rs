@@ -372,7 +372,7 @@ impl WriteSegment {
         Ok(())
     }
 
-    /// msync(MS_SYNC) of bytes `[0, end)`: header page and data. On Linux this persists the
+    /// `msync(MS_SYNC)` of bytes `[0, end)`: header page and data. On Linux this persists the
     /// pages and the file size, like a ranged fdatasync.
     ///
     /// # Errors
@@ -489,7 +489,7 @@ impl SegmentSync {
         f(&map).map(Some)
     }
 
-    /// msync(MS_SYNC) of `[from, end)` (whole pages).
+    /// `msync(MS_SYNC)` of `[from, end)` (whole pages).
     ///
     /// # Errors
     /// `Io` with the operating system's error.
@@ -523,13 +523,11 @@ impl SegmentSync {
 /// A random salt for a new segment (falls back to time and pid if getrandom fails).
 fn random_salt() -> u64 {
     let mut buf = [0u8; 8];
-    match rustix::rand::getrandom(&mut buf, rustix::rand::GetRandomFlags::empty()) {
-        Ok(8) => u64::from_le_bytes(buf),
-        _ => {
-            let t = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| u64::from(d.subsec_nanos()) ^ d.as_secs());
-            t ^ (u64::from(std::process::id()) << 32) ^ 0x9e37_79b9_7f4a_7c15
-        }
+    if let Ok(8) = rustix::rand::getrandom(&mut buf, rustix::rand::GetRandomFlags::empty()) {
+        return u64::from_le_bytes(buf);
     }
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()) ^ d.as_secs());
+    t ^ (u64::from(std::process::id()) << 32) ^ 0x9e37_79b9_7f4a_7c15
 }
