@@ -42,7 +42,10 @@
 //!
 //! The on-disk format is described in [`format`](mod@format) and `docs/format.md`.
 #![deny(missing_docs)]
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 /// A test-only fault point (see `fault.rs`): calls the installed hook when the crate is built
 /// with the `fault-injection` feature, and expands to an empty block otherwise.
@@ -53,6 +56,14 @@ macro_rules! fault_point {
     }};
 }
 
+/// The group-commit state machine of `SharedWriter`. Public only with the `fault-injection`
+/// feature, so that the loom model test (tests/loom_group_commit.rs) checks the crate's own
+/// code; not part of the API.
+#[cfg(feature = "fault-injection")]
+#[doc(hidden)]
+pub mod commit;
+#[cfg(not(feature = "fault-injection"))]
+mod commit;
 mod cow;
 mod dir;
 mod error;
