@@ -51,6 +51,8 @@
     // The recovery decision table and the truncation walk read best whole.
     clippy::too_many_lines,
 )]
+// Unit tests build small inputs with plain casts.
+#![cfg_attr(test, allow(clippy::cast_possible_truncation))]
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
@@ -65,6 +67,14 @@ macro_rules! fault_point {
     }};
 }
 
+/// The group-commit state machine of `SharedWriter`. Public only with the `fault-injection`
+/// feature, so that the loom model test (tests/loom_group_commit.rs) checks the crate's own
+/// code; not part of the API.
+#[cfg(feature = "fault-injection")]
+#[doc(hidden)]
+pub mod commit;
+#[cfg(not(feature = "fault-injection"))]
+mod commit;
 mod cow;
 mod dir;
 mod error;

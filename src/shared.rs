@@ -28,14 +28,19 @@
 //! *sync thread*, which starts it at once, and keeps flushing for as long as waiters remain;
 //! the leader's caller returns. The same thread runs the timer of [`SyncPolicy::Interval`].
 //! It sleeps otherwise, and stops when the last handle goes or a flush poisons the writer.
+//!
+//! The state machine itself is in `commit.rs`, generic over the mutex and condition variables
+//! and over the writer, so that the loom model check (`tests/loom_group_commit.rs`) runs the
+//! same code with loom's primitives and a fake writer.
 
+#[cfg(feature = "fault-injection")]
 use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
+use crate::commit::{Group, Std, WriterLog};
 use crate::error::{Error, Result};
 use crate::options::{Options, SyncPolicy};
 use crate::writer::Writer;
@@ -43,155 +48,35 @@ use crate::writer::Writer;
 /// A leader hands the next flush to the sync thread when at least this many records appended
 /// during its flush wait for durability. With fewer, the next flush is led by one of the
 /// waiters, which first lets the threads this flush woke append their next records (see
-/// [`Core::lead`]): that doubles a small batch for little delay. With more, scheduling every
-/// woken thread first would delay the next flush by about as long as the flush itself
+/// [`Group::wait_until`]): that doubles a small batch for little delay. With more, scheduling
+/// every woken thread first would delay the next flush by about as long as the flush itself
 /// (measured on 2 cores: 4 threads do best without the handoff, 16 and 64 with it).
 const HANDOFF_MIN_PENDING: u64 = 4;
 
-/// Called after each flush with the seq below which records are then durable (test hook).
-type SyncHook = Arc<dyn Fn(u64) -> io::Result<()> + Send + Sync>;
-
-struct State {
-    w: Writer,
-    /// Every record below this seq is durable.
-    durable: u64,
-    /// A leader is flushing, without the lock, or the sync thread is about to (`handoff`).
-    flushing: bool,
-    /// The highest seq (exclusive) that a waiter has asked to be durable.
-    wanted: u64,
-    /// A leader handed the next flush to the sync thread (`flushing` stays set meanwhile).
-    handoff: bool,
-    /// Number of the flush that runs (or runs next): its waiters sleep on
-    /// `flushed[gen % 2]`, those it does not cover on the other one.
-    gen: u64,
-    /// The running flush makes every record below this durable (`u64::MAX` until it has
-    /// captured: it covers everything appended before then).
-    covers: u64,
-    /// Flushes that completed.
-    syncs: u64,
-    /// The sync thread must stop.
-    stop: bool,
-    hook: Option<SyncHook>,
-}
+type State = crate::commit::State<WriterLog>;
 
 struct Core {
-    state: Mutex<State>,
-    /// Signalled after flushes (and on poisoning): waiters re-check. Two, by the parity of
-    /// the flush that covers a waiter, so that a flush wakes the waiters it covered and not
-    /// those of the next one (on few cores, needless wake-ups cost as much as the flush).
-    flushed: [Condvar; 2],
-    /// The sync thread sleeps on it; signalled for a handoff and to stop it.
-    tick: Condvar,
+    /// The writer and the group-commit state machine (`commit.rs`).
+    group: Group<Std, WriterLog>,
     policy: SyncPolicy,
     dir: PathBuf,
     max_record_len: u64,
 }
 
 impl Core {
+    #[inline]
     fn lock(&self) -> MutexGuard<'_, State> {
-        // No code holding the lock panics; if a caller's hook did, the state is still sound.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.group.lock()
     }
 
-    /// Returns once every record below `target` is durable: sleeps while another thread
-    /// flushes, and leads a flush when none runs.
+    /// Returns once every record below `target` is durable (see [`Group::wait_until`]).
+    #[inline]
     fn wait_until<'a>(
         &'a self,
-        mut st: MutexGuard<'a, State>,
+        st: MutexGuard<'a, State>,
         target: u64,
     ) -> Result<MutexGuard<'a, State>> {
-        loop {
-            st.w.check_poisoned()?;
-            if st.durable >= target {
-                return Ok(st);
-            }
-            st.wanted = st.wanted.max(target);
-            if st.flushing {
-                let gen = if target <= st.covers {
-                    st.gen
-                } else {
-                    st.gen + 1
-                };
-                st = self.flushed[(gen % 2) as usize]
-                    .wait(st)
-                    .unwrap_or_else(PoisonError::into_inner);
-            } else {
-                st = self.lead(st)?;
-            }
-        }
-    }
-
-    /// Runs one checkpoint of everything appended so far: capture under the lock, flush
-    /// without it, publish under it again. The caller has checked that no flush runs.
-    fn lead<'a>(&'a self, mut st: MutexGuard<'a, State>) -> Result<MutexGuard<'a, State>> {
-        st.flushing = true;
-        st.covers = u64::MAX;
-        // Threads that the last flush woke are about to append their next records: give them
-        // the CPU first, so that this flush covers them too (on few cores they would otherwise
-        // append right after the capture, and wait for a whole extra flush). Meanwhile
-        // `flushing` keeps other waiters from leading.
-        drop(st);
-        std::thread::yield_now();
-        self.flush(self.lock())
-    }
-
-    /// [`lead`](Self::lead) once `flushing` is set. When waiters remain whose records this
-    /// flush did not cover (they appended while it ran), hands the next flush to the sync
-    /// thread, which is idle and starts it at once: the leader's own caller returns now, and no
-    /// flush waits for one of the woken waiters to be scheduled and take the lead.
-    fn flush<'a>(&'a self, mut st: MutexGuard<'a, State>) -> Result<MutexGuard<'a, State>> {
-        let mut plan = match st.w.capture_sync() {
-            Ok(Some(plan)) => plan,
-            other => {
-                // Nothing to flush (everything appended is durable already), or poisoned.
-                st.flushing = false;
-                if let Ok(None) = other {
-                    st.durable = st.durable.max(st.w.next_seq());
-                }
-                self.wake_all();
-                return other.map(|_| st);
-            }
-        };
-        let hook = st.hook.clone();
-        let target = plan.next_seq();
-        st.covers = target;
-        drop(st);
-
-        let mut outcome = plan.run();
-        if let (Ok(()), Some(hook)) = (&outcome, hook) {
-            outcome = hook(target).map_err(|e| Error::io("could not sync log", &self.dir, e));
-        }
-
-        let mut st = self.lock();
-        let published = st.w.publish_sync(plan, outcome);
-        if published.is_ok() {
-            st.durable = st.durable.max(target);
-            st.syncs += 1;
-        }
-        let done = st.gen;
-        st.gen += 1;
-        if published.is_ok()
-            && st.wanted > st.durable
-            && st.w.next_seq() >= st.durable + HANDOFF_MIN_PENDING
-            && !st.stop
-        {
-            // The next flush covers every waiter left: they sleep on until it ends.
-            st.handoff = true;
-            st.covers = u64::MAX;
-            self.tick.notify_one();
-            self.flushed[(done % 2) as usize].notify_all();
-        } else {
-            // Waiters left must lead the next flush (or see the poison).
-            st.flushing = false;
-            self.wake_all();
-        }
-        published.map(|()| st)
-    }
-
-    fn wake_all(&self) {
-        for c in &self.flushed {
-            c.notify_all();
-        }
+        self.group.wait_until(st, target)
     }
 }
 
@@ -203,59 +88,10 @@ struct Handle {
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        self.core.lock().stop = true;
-        self.core.tick.notify_all();
+        self.core.group.stop();
         if let Some(thread) = self.thread.take() {
             // The sync thread never panics; if it did, there is nothing left to stop.
             let _ = thread.join();
-        }
-    }
-}
-
-/// A failed flush has poisoned the writer (and logged why), and its waiters have been told:
-/// every call on it now fails until the log is reopened, so the sync thread has nothing left
-/// to do.
-fn stopped(e: &Error) {
-    tracing::debug!(error = %e, "sync thread stopped");
-}
-
-/// The sync thread: runs the flushes that leaders hand off, and with
-/// [`SyncPolicy::Interval`] a checkpoint every `every`. Sleeps otherwise.
-fn run_sync_thread(core: Arc<Core>, every: Option<Duration>) {
-    let mut st = core.lock();
-    let mut due = every.map(|e| Instant::now() + e);
-    loop {
-        if st.stop {
-            return;
-        }
-        if st.handoff {
-            st.handoff = false;
-            st = match core.flush(st) {
-                Ok(st) => st,
-                Err(e) => return stopped(&e),
-            };
-            continue;
-        }
-        let now = Instant::now();
-        match due {
-            Some(at) if now >= at => {
-                due = every.map(|e| now + e);
-                if !st.flushing {
-                    st = match core.lead(st) {
-                        Ok(st) => st,
-                        Err(e) => return stopped(&e),
-                    };
-                }
-                // Else a flush is running right now: it covers what this one would.
-            }
-            Some(at) => {
-                st = core
-                    .tick
-                    .wait_timeout(st, at - now)
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .0;
-            }
-            None => st = core.tick.wait(st).unwrap_or_else(PoisonError::into_inner),
         }
     }
 }
@@ -306,8 +142,8 @@ impl std::fmt::Debug for SharedWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let st = self.core().lock();
         f.debug_struct("SharedWriter")
-            .field("writer", &st.w)
-            .field("durable_seq", &st.durable)
+            .field("writer", &*st.w)
+            .field("durable_seq", &st.durable())
             .field("policy", &self.core().policy)
             .finish_non_exhaustive()
     }
@@ -330,20 +166,7 @@ impl SharedWriter {
         let dir = w.dir().to_owned();
         let core = Arc::new(Core {
             max_record_len: w.max_record_len(),
-            state: Mutex::new(State {
-                w,
-                durable: 0,
-                flushing: false,
-                wanted: 0,
-                handoff: false,
-                gen: 0,
-                covers: u64::MAX,
-                syncs: 0,
-                stop: false,
-                hook: None,
-            }),
-            flushed: [Condvar::new(), Condvar::new()],
-            tick: Condvar::new(),
+            group: Group::new(WriterLog(w), HANDOFF_MIN_PENDING),
             policy,
             dir,
         });
@@ -359,7 +182,7 @@ impl SharedWriter {
         let for_thread = core.clone();
         let thread = std::thread::Builder::new()
             .name("applog-sync".into())
-            .spawn(move || run_sync_thread(for_thread, every))
+            .spawn(move || for_thread.group.run_sync_thread(every))
             .map_err(|e| Error::io("could not start the sync thread for", &core.dir, e))?;
         Ok(SharedWriter {
             inner: Arc::new(Handle {
@@ -474,7 +297,7 @@ impl SharedWriter {
 
     /// Every record below this seq is durable.
     pub fn durable_seq(&self) -> u64 {
-        self.core().lock().durable
+        self.core().lock().durable()
     }
 
     /// The seq the next appended record will get.
@@ -491,7 +314,7 @@ impl SharedWriter {
     /// How many flushes (msync checkpoints) have completed since the writer was opened: with
     /// group commit, far fewer than the durable appends.
     pub fn sync_count(&self) -> u64 {
-        self.core().lock().syncs
+        self.core().lock().syncs()
     }
 
     /// The log directory.
@@ -507,8 +330,12 @@ impl SharedWriter {
     /// Test hook: `hook(seq)` runs after each flush's msyncs returned Ok, without the lock,
     /// with the seq below which records are then durable, before any waiter is told. An
     /// `Err` counts as a failed flush (the writer is poisoned). It must not panic.
+    #[cfg(feature = "fault-injection")]
     #[doc(hidden)]
     pub fn set_sync_hook(&self, hook: impl Fn(u64) -> io::Result<()> + Send + Sync + 'static) {
-        self.core().lock().hook = Some(Arc::new(hook));
+        let dir = self.dir().to_owned();
+        self.core().lock().set_hook(Arc::new(move |seq| {
+            hook(seq).map_err(|e| Error::io("could not sync log", &dir, e))
+        }));
     }
 }
