@@ -85,7 +85,7 @@ pub(crate) fn prepare_new_file(file: &File, path: &Path) -> Result<()> {
 /// attribute (a segment made by an older version, or copied): then a store into one of its
 /// written pages can need new space, and on a full file system fail with SIGBUS. Writers
 /// refuse to append to such a segment; readers wait by polling rather than store into its
-/// wake word. Attributes that cannot be read count as unsafe on a copy-on-write file system.
+/// wake word. Attributes that cannot be read count as copy-on-write on a copy-on-write file system.
 pub(crate) fn stores_are_safe(file: &File) -> bool {
     if cow_file_system(file).is_none() {
         return true;
@@ -95,7 +95,7 @@ pub(crate) fn stores_are_safe(file: &File) -> bool {
 
 /// The error for a segment that [`stores_are_safe`] refuses, naming the file and the way
 /// out.
-pub(crate) fn unsafe_for_stores(path: &Path) -> Error {
+pub(crate) fn refuse_stores(path: &Path) -> Error {
     Error::io(
         "refusing to write to a copy-on-write segment",
         path,

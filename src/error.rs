@@ -99,6 +99,16 @@ pub enum Error {
     },
     /// The options are out of range.
     InvalidOptions(String),
+    /// A copy ([`copy`](crate::copy)) could not be made as promised: the source changed
+    /// under it, the result did not verify, or its destination appeared meanwhile. Nothing
+    /// was left at the destination.
+    Copy {
+        /// What went wrong.
+        reason: String,
+    },
+    /// The operation was cancelled (for example a [`copy`](crate::copy_cancellable) by a
+    /// signal); what it had made was removed.
+    Interrupted,
 }
 
 impl fmt::Display for Error {
@@ -148,6 +158,8 @@ impl fmt::Display for Error {
                 "writer is poisoned by an earlier failed sync ({cause}); reopen the log"
             ),
             Error::InvalidOptions(what) => write!(f, "invalid options: {what}"),
+            Error::Copy { reason } => write!(f, "{reason}"),
+            Error::Interrupted => write!(f, "interrupted: nothing of it is left"),
         }
     }
 }

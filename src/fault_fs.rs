@@ -65,15 +65,17 @@ pub enum Fault {
 
 #[derive(Debug, Default)]
 struct State {
-    root: PathBuf,
     calls: u64,
     per_kind: BTreeMap<Call, u64>,
     /// (kind, first and last call of that kind it applies to, counted from 1, fault).
     plan: Vec<(Call, u64, u64, Fault)>,
     /// Durable bytes (and so size) of each file, by inode number.
     content: HashMap<u64, Vec<u8>>,
-    /// Durable entries of each directory: name -> (inode number, is a directory).
-    entries: HashMap<PathBuf, BTreeMap<OsString, (u64, bool)>>,
+    /// The root's inode number.
+    root_ino: u64,
+    /// Durable entries of each directory, by the directory's inode number (so that renaming
+    /// a directory keeps them): name -> (inode number, is a directory).
+    entries: HashMap<u64, BTreeMap<OsString, (u64, bool)>>,
     /// Pages of a file (by inode) that a failed msync left clean but unwritten.
     lost: HashMap<u64, BTreeSet<u64>>,
     snapshots: Option<PathBuf>,
@@ -96,7 +98,7 @@ impl FaultFs {
     pub fn new(root: impl AsRef<Path>) -> io::Result<FaultFs> {
         let root = root.as_ref().to_owned();
         let mut st = State {
-            root: root.clone(),
+            root_ino: ino_of(&root).map_or(0, |(i, _)| i),
             ..State::default()
         };
         snapshot_tree(&mut st, &root)?;
@@ -211,24 +213,26 @@ fn snapshot_tree(st: &mut State, dir: &Path) -> io::Result<()> {
             st.content.insert(meta.ino(), std::fs::read(ent.path())?);
         }
     }
-    st.entries.insert(dir.to_owned(), names);
+    if let Some((ino, _)) = ino_of(dir) {
+        st.entries.insert(ino, names);
+    }
     Ok(())
 }
 
 fn write_image(st: &State, dest: &Path) -> io::Result<()> {
     std::fs::create_dir_all(dest)?;
-    write_dir(st, &st.root, dest)
+    write_dir(st, st.root_ino, dest)
 }
 
-fn write_dir(st: &State, dir: &Path, dest: &Path) -> io::Result<()> {
-    let Some(names) = st.entries.get(dir) else {
+fn write_dir(st: &State, dir: u64, dest: &Path) -> io::Result<()> {
+    let Some(names) = st.entries.get(&dir) else {
         return Ok(());
     };
     for (name, &(ino, is_dir)) in names {
         let to = dest.join(name);
         if is_dir {
             std::fs::create_dir_all(&to)?;
-            write_dir(st, &dir.join(name), &to)?;
+            write_dir(st, ino, &to)?;
         } else {
             let bytes = st.content.get(&ino).map_or(&[][..], Vec::as_slice);
             std::fs::write(&to, bytes)?;
@@ -329,7 +333,9 @@ impl FileSystem for FaultFs {
                     names.insert(ent.file_name(), id);
                 }
             }
-            self.lock().entries.insert(dir.to_owned(), names);
+            if let Some((ino, _)) = ino_of(dir) {
+                self.lock().entries.insert(ino, names);
+            }
             Ok(())
         })
     }

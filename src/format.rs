@@ -1,6 +1,6 @@
 //! The on-disk format: the segment header and the record frames.
 //!
-//! Pure functions over byte slices and integers: no I/O, no `unsafe`, and no panic on any
+//! Pure functions over byte slices and integers: no I/O, no raw pointers, and no panic on any
 //! input. `docs/format.md` draws the same layout. All integers are little-endian.
 //!
 //! ```text

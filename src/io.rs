@@ -134,10 +134,11 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     /// The operating system's error.
     fn remove_file(&self, path: &Path) -> io::Result<()>;
 
-    /// `rename(2)`.
+    /// `rename(2)` that never replaces `to` (`RENAME_NOREPLACE`, or a check first where the
+    /// file system lacks it).
     ///
     /// # Errors
-    /// The operating system's error.
+    /// `AlreadyExists` when `to` exists; else the operating system's error.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
 
     /// Takes an exclusive `flock(2)` on `file` without waiting.
@@ -202,7 +203,18 @@ impl FileSystem for RealFs {
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        std::fs::rename(from, to)
+        use rustix::fs::{renameat_with, RenameFlags, CWD};
+        match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+            Ok(()) => Ok(()),
+            Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {
+                // No RENAME_NOREPLACE on this file system: check, then rename.
+                if to.symlink_metadata().is_ok() {
+                    return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+                }
+                std::fs::rename(from, to)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn try_lock(&self, file: &File, _path: &Path) -> io::Result<()> {

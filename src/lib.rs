@@ -75,6 +75,7 @@ macro_rules! fault_point {
 pub mod commit;
 #[cfg(not(feature = "fault-injection"))]
 mod commit;
+mod copy;
 mod cow;
 mod dir;
 mod error;
@@ -107,6 +108,7 @@ mod shared;
 mod tailer;
 mod writer;
 
+pub use copy::{copy, copy_cancellable, staging_dir, CopyReport, STAGING_MARK};
 pub use dir::{segment_name, LOCK_FILE};
 pub use error::{Error, Result};
 pub use options::{Options, SyncPolicy};
@@ -125,6 +127,19 @@ pub use writer::Writer;
 pub mod internals {
     pub use crate::fault_fs::{Call, Fault, FaultFs};
     pub use crate::io::{FileSystem, Msync, RealFs};
+
+    /// [`copy_cancellable`](crate::copy_cancellable) through the file system `fs`.
+    ///
+    /// # Errors
+    /// As [`copy`](crate::copy).
+    pub fn copy_with(
+        log: impl AsRef<std::path::Path>,
+        dest: impl AsRef<std::path::Path>,
+        fs: &std::sync::Arc<dyn FileSystem>,
+        cancel: &std::sync::atomic::AtomicBool,
+    ) -> crate::Result<crate::CopyReport> {
+        crate::copy::copy_with(log.as_ref(), dest.as_ref(), fs, cancel)
+    }
 
     /// [`recover`](crate::recover) through the file system `fs`.
     ///

@@ -215,6 +215,7 @@ fn every_crash_point_of_recovery_recovers_again() {
         let acks = vec![(0, 30, 0)];
         let checked = check_images(&images, &acks);
         assert!(checked >= 2, "only {checked} crash points");
+        println!("crash points checked (explicit: {explicit}): {checked}");
     }
 }
 
@@ -333,4 +334,96 @@ fn an_enospc_at_any_growth_step_is_an_error_and_loses_nothing() {
             assert_eq!(d, &payload(i as u64));
         }
     }
+}
+
+/// Every record of the log in `dir`, checked against `payload`.
+fn records(dir: &Path) -> u64 {
+    let mut r = Reader::open(dir).unwrap();
+    let mut n = 0;
+    while let Some(rec) = r.next().unwrap() {
+        assert_eq!(rec.seq(), n);
+        assert_eq!(rec.data(), payload(n));
+        n += 1;
+    }
+    n
+}
+
+#[test]
+fn every_crash_point_of_a_copy_leaves_no_copy_or_the_whole_copy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let log = root.join("log");
+    let mut w = Writer::open(&log, Options::new().segment_pages(1)).unwrap();
+    for seq in 0..80u64 {
+        w.append(&payload(seq)).unwrap();
+    }
+    w.close().unwrap();
+    let images = tmp.path().join("images");
+    let fs = Arc::new(FaultFs::new(&root).unwrap());
+    fs.snapshot_each_call(&images);
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let dyn_fs: Arc<dyn applog::internals::FileSystem> = fs.clone();
+    let made = applog::internals::copy_with(&log, root.join("copy"), &dyn_fs, &cancel).unwrap();
+    assert_eq!((made.first_seq, made.next_seq), (0, 80));
+    let mut whole = 0;
+    let mut none = 0;
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&images)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    dirs.sort();
+    for image in &dirs {
+        assert_eq!(
+            records(&image.join("log")),
+            80,
+            "{}: the source changed",
+            image.display()
+        );
+        let copy = image.join("copy");
+        if copy.exists() {
+            assert_eq!(records(&copy), 80, "{}: a partial copy", image.display());
+            assert!(applog::verify(&copy).unwrap().is_clean());
+            whole += 1;
+        } else {
+            none += 1;
+        }
+    }
+    assert!(
+        whole >= 1 && none > 10,
+        "{whole} images with the copy, {none} without"
+    );
+    assert_eq!(records(&root.join("copy")), 80);
+    println!("crash points checked: {}", dirs.len());
+}
+
+#[test]
+fn a_copy_that_fails_to_publish_leaves_nothing_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let log = root.join("log");
+    let mut w = Writer::open(&log, Options::new()).unwrap();
+    w.append(b"a").unwrap();
+    w.close().unwrap();
+    let fs = Arc::new(FaultFs::new(&root).unwrap());
+    fs.inject(Call::Rename, 1, Fault::Fail(5));
+    let dyn_fs: Arc<dyn applog::internals::FileSystem> = fs.clone();
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let err = applog::internals::copy_with(&log, root.join("copy"), &dyn_fs, &cancel).unwrap_err();
+    assert!(matches!(err, applog::Error::Io { .. }), "{err:?}");
+    let left: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        left,
+        vec![std::ffi::OsString::from("log")],
+        "staging or copy left behind"
+    );
+    // Cancelled before it starts: Interrupted, nothing made.
+    cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+    let err = applog::copy_cancellable(&log, root.join("copy2"), &cancel).unwrap_err();
+    assert!(matches!(err, applog::Error::Interrupted), "{err:?}");
+    assert!(!root.join("copy2").exists());
 }

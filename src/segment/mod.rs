@@ -4,7 +4,7 @@
 //! lock: growth, publishing, seals, checkpoints).
 //!
 //! Every byte of a mapping is reached through `crate::mapping`, the crate's one module with
-//! `unsafe`; every system call that changes durable state through `crate::io`.
+//! raw pointers; every system call that changes durable state through `crate::io`.
 
 mod read;
 mod write;

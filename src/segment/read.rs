@@ -25,7 +25,7 @@ pub(crate) struct ReadSegment {
 enum Wake {
     /// Not tried yet: the reader has not waited in this segment.
     Untried,
-    /// The file could not be opened for writing (or stores into it are unsafe): poll.
+    /// The file could not be opened for writing (or stores into it could need new space: see `cow`): poll.
     Unavailable,
     /// The header page, mapped writable.
     Mapped(WakeView),

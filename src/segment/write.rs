@@ -47,7 +47,7 @@ impl WriteSegment {
     pub(crate) fn open(path: &Path, fs: &Arc<dyn FileSystem>) -> Result<Opened<WriteSegment>> {
         let (file, size) = open_file(path, true)?;
         if size > 0 && !crate::cow::stores_are_safe(&file) {
-            return Err(crate::cow::unsafe_for_stores(path));
+            return Err(crate::cow::refuse_stores(path));
         }
         let header = match probe(&file, path, size)? {
             Opened::Ready(h) => h,
@@ -121,7 +121,7 @@ impl WriteSegment {
         if size == 0 {
             crate::cow::prepare_new_file(&file, path)?;
         } else if !crate::cow::stores_are_safe(&file) {
-            return Err(crate::cow::unsafe_for_stores(path));
+            return Err(crate::cow::refuse_stores(path));
         }
         // Judge it again under the lock: only a blank file is re-initialised.
         if let Opened::Ready(_) = probe(&file, path, size)? {

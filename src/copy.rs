@@ -1,0 +1,269 @@
+//! A consistent, verified, durable copy of a log, even while a writer appends.
+//!
+//! The copy is made record by record, not by copying files: the source's segment files change
+//! under a live writer (frames appended, files grown, a segment sealed and the next created,
+//! a synced mark raised after data already copied), and a byte copy would have to patch each
+//! of those up to be a consistent log. Instead the end of the source is fixed first (`verify`,
+//! which also checks every frame), every record below it is read with a `Reader` (which checks
+//! each CRC and follows rollovers) and appended by a `Writer` into a hidden staging directory
+//! beside the destination, with the same seqs. The copy is synced, checked with `verify`, read
+//! back and compared with what was read from the source (a CRC of every seq and payload), its
+//! directory fsynced, and only then renamed to the destination (never replacing anything that
+//! appeared there meanwhile) and the parent directory fsynced. Every change to durable state
+//! goes through the I/O seam, so a crash at any point leaves either no destination or the
+//! whole verified copy (`tests/crash_points.rs`).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::io::FileSystem;
+use crate::options::{Fs, Options};
+use crate::{Reader, Writer};
+
+/// What [`copy`] made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CopyReport {
+    /// Seq of the copy's first record (the source's first seq).
+    pub first_seq: u64,
+    /// Seq after the copy's last record.
+    pub next_seq: u64,
+    /// The staging directory the copy was built in (renamed to the destination).
+    pub staging: PathBuf,
+}
+
+/// Copies the log in `log` into a new log `dest`: every record published when the copy
+/// starts, with the same seqs, verified and made durable. A writer may append to `log`
+/// meanwhile; records it appends after the start are not copied.
+///
+/// `dest` must not exist (its parent must). Nothing appears at `dest` until the copy is
+/// complete and verified: it is built in a hidden directory beside it
+/// (`.<name>.applog-copy-<pid>`), which is removed on an error, and renamed into place. The
+/// copy's segments have the largest reservation of the source's segments.
+///
+/// # Errors
+/// [`Error::Corrupt`] when the source is damaged (nothing is made); [`Error::Copy`] when the
+/// source changed under the copy, the copy did not verify, or `dest` appeared meanwhile;
+/// [`Error::Io`] (`AlreadyExists` when `dest` exists), [`Error::NoSpace`].
+pub fn copy(log: impl AsRef<Path>, dest: impl AsRef<Path>) -> Result<CopyReport> {
+    copy_cancellable(log, dest, &AtomicBool::new(false))
+}
+
+/// [`copy`], stopping with [`Error::Interrupted`] (and removing what it made) soon after
+/// `cancel` becomes true: between two records, or two steps.
+///
+/// # Errors
+/// As [`copy`], and [`Error::Interrupted`].
+pub fn copy_cancellable(
+    log: impl AsRef<Path>,
+    dest: impl AsRef<Path>,
+    cancel: &AtomicBool,
+) -> Result<CopyReport> {
+    copy_with(log.as_ref(), dest.as_ref(), &crate::io::real(), cancel)
+}
+
+/// `.<name>.applog-copy-<pid>` beside `dest`.
+///
+/// # Errors
+/// `InvalidOptions` when `dest` has no file name.
+pub fn staging_dir(dest: &Path) -> Result<PathBuf> {
+    let Some(name) = dest.file_name() else {
+        return Err(Error::InvalidOptions(format!(
+            "{} does not name a new directory",
+            dest.display()
+        )));
+    };
+    let mut staged = std::ffi::OsString::from(".");
+    staged.push(name);
+    staged.push(format!("{STAGING_MARK}{}", std::process::id()));
+    Ok(dest.with_file_name(staged))
+}
+
+/// The part of a staging directory's name after `.<name>`, before the pid.
+pub const STAGING_MARK: &str = ".applog-copy-";
+
+/// [`copy_cancellable`] through the file system `fs` (the I/O seam).
+pub(crate) fn copy_with(
+    log: &Path,
+    dest: &Path,
+    fs: &Arc<dyn FileSystem>,
+    cancel: &AtomicBool,
+) -> Result<CopyReport> {
+    if dest.symlink_metadata().is_ok() {
+        return Err(Error::io(
+            "could not copy to",
+            dest,
+            std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "it exists already; copy makes a new log",
+            ),
+        ));
+    }
+    let report = crate::verify(log)?;
+    if let Some(c) = report.corruptions.into_iter().next() {
+        return Err(c.into_error());
+    }
+    let (first, end) = (report.first_seq, report.next_seq);
+    let page = crate::segment::page_size();
+    let pages = report
+        .segments
+        .iter()
+        .map(|s| s.reservation.div_ceil(page))
+        .max()
+        .filter(|&p| p > 0)
+        .map_or(crate::options::DEFAULT_SEGMENT_PAGES, |p| {
+            u32::try_from(p).unwrap_or(u32::MAX)
+        });
+    let staging = staging_dir(dest)?;
+    interrupted(cancel)?;
+    fs.create_dir(&staging)
+        .map_err(|e| Error::create("could not create the copy's directory", &staging, e))?;
+    let made = copy_into(log, &staging, first, end, pages, fs, cancel).and_then(|()| {
+        fs.sync_dir(&staging)
+            .map_err(|e| Error::io("could not sync directory", &staging, e))?;
+        interrupted(cancel)?;
+        publish(&staging, dest, fs)
+    });
+    if let Err(e) = made {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(e);
+    }
+    Ok(CopyReport {
+        first_seq: first,
+        next_seq: end,
+        staging,
+    })
+}
+
+fn interrupted(cancel: &AtomicBool) -> Result<()> {
+    if cancel.load(Ordering::Relaxed) {
+        return Err(Error::Interrupted);
+    }
+    Ok(())
+}
+
+/// CRC-32 of every seq, length and payload, in order.
+#[derive(Default)]
+struct Digest(crc32fast::Hasher);
+
+impl Digest {
+    fn add(&mut self, seq: u64, data: &[u8]) {
+        self.0.update(&seq.to_le_bytes());
+        self.0.update(&(data.len() as u64).to_le_bytes());
+        self.0.update(data);
+    }
+}
+
+/// Copies records `first..end` of `log` into a new log in `dir` and checks the result.
+fn copy_into(
+    log: &Path,
+    dir: &Path,
+    first: u64,
+    end: u64,
+    pages: u32,
+    fs: &Arc<dyn FileSystem>,
+    cancel: &AtomicBool,
+) -> Result<()> {
+    if first > 0 {
+        // An empty segment file named by the first seq: the writer starts the log there (it
+        // takes the file for a segment whose creation a crash cut short).
+        let path = dir.join(crate::dir::segment_name(first));
+        fs.create_new(&path)
+            .map_err(|e| Error::create("could not create the copy's first segment", &path, e))?;
+    }
+    let mut opts = Options::new().segment_pages(pages);
+    opts.fs = Fs(Arc::clone(fs));
+    let mut writer = Writer::open(dir, opts)?;
+    if writer.next_seq() != first {
+        return Err(Error::Copy {
+            reason: format!(
+                "the copy starts at seq {} instead of {first}",
+                writer.next_seq()
+            ),
+        });
+    }
+    let mut reader = Reader::open(log)?;
+    if first > reader.position() {
+        reader.seek(first)?;
+    }
+    let mut digest = Digest::default();
+    for seq in first..end {
+        interrupted(cancel)?;
+        let Some(record) = reader.next()? else {
+            return Err(Error::Copy {
+                reason: format!(
+                    "the log {} ended at seq {seq} while copying up to seq {end} (was it truncated meanwhile?)",
+                    log.display()
+                ),
+            });
+        };
+        if record.seq() != seq {
+            return Err(Error::Copy {
+                reason: format!(
+                    "the log {} gave seq {} where seq {seq} was expected",
+                    log.display(),
+                    record.seq()
+                ),
+            });
+        }
+        digest.add(seq, record.data());
+        writer.append(record.data())?;
+    }
+    writer.close()?;
+    interrupted(cancel)?;
+
+    // Check the copy: every frame, the seq range, and the content read back.
+    let check = crate::verify(dir)?;
+    if !check.is_clean()
+        || check.torn_tail.is_some()
+        || (check.first_seq, check.next_seq, check.records) != (first, end, end - first)
+    {
+        return Err(Error::Copy {
+            reason: format!(
+                "the copy does not verify: seqs {}..{} ({} records, {} corruptions, torn tail: {}), expected {first}..{end}",
+                check.first_seq,
+                check.next_seq,
+                check.records,
+                check.corruptions.len(),
+                check.torn_tail.is_some()
+            ),
+        });
+    }
+    let mut again = Digest::default();
+    let mut reader = Reader::open(dir)?;
+    while let Some(record) = reader.next()? {
+        interrupted(cancel)?;
+        again.add(record.seq(), record.data());
+    }
+    if again.0.finalize() != digest.0.finalize() {
+        return Err(Error::Copy {
+            reason: "the copy read back differs from the records read from the log".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Renames the finished copy to `dest`, never replacing anything there, and makes the new
+/// name durable.
+fn publish(staging: &Path, dest: &Path, fs: &Arc<dyn FileSystem>) -> Result<()> {
+    match fs.rename(staging, dest) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(Error::Copy {
+                reason: format!(
+                    "{} appeared while copying; the copy was not put there",
+                    dest.display()
+                ),
+            })
+        }
+        Err(e) => return Err(Error::io("could not rename the copy to", dest, e)),
+    }
+    let parent = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    fs.sync_dir(parent)
+        .map_err(|e| Error::io("could not sync directory", parent, e))
+}
