@@ -160,11 +160,14 @@ fn every_crash_point_of_retention_keeps_what_it_must() {
     println!("crash points checked: {checked}");
 }
 
+/// Records in `torn_log`.
+const TORN_RECORDS: u64 = 90;
+
 /// A log whose newest segment ends in a torn tail (garbage after the last record), durably.
 fn torn_log(root: &Path) -> PathBuf {
     let log = root.join("log");
     let mut w = Writer::open(&log, Options::new().segment_pages(1)).unwrap();
-    for seq in 0..30u64 {
+    for seq in 0..TORN_RECORDS {
         w.append(&payload(seq)).unwrap();
     }
     w.close().unwrap();
@@ -183,6 +186,20 @@ fn torn_log(root: &Path) -> PathBuf {
     let mut bytes = std::fs::read(&newest).unwrap();
     bytes[end as usize..end as usize + 24].copy_from_slice(&[0xAB; 24]);
     std::fs::write(&newest, bytes).unwrap();
+    // And the seal before it lost (a crash between creating the newest segment and sealing
+    // the one before), with its mark not yet covering it: recovery rewrites it too.
+    let report = applog::verify(&log).unwrap();
+    let before = &report.segments[report.segments.len() - 2];
+    let mut bytes = std::fs::read(&before.path).unwrap();
+    let at = before.data_end as usize;
+    bytes[at..at + 8].fill(0);
+    let mark = u32::try_from(applog::format::HEADER_LEN)
+        .unwrap()
+        .to_le_bytes();
+    let header = applog::format::SegmentHeader::decode(&bytes).unwrap();
+    let word = header.encode_synced_mark(u64::from(u32::from_le_bytes(mark)));
+    bytes[48..56].copy_from_slice(&word.to_le_bytes());
+    std::fs::write(&before.path, bytes).unwrap();
     log
 }
 
@@ -210,9 +227,9 @@ fn every_crash_point_of_recovery_recovers_again() {
                 Options::new().segment_pages(1).file_system(fs.clone()),
             )
             .unwrap();
-            assert_eq!(w.next_seq(), 30);
+            assert_eq!(w.next_seq(), TORN_RECORDS);
         }
-        let acks = vec![(0, 30, 0)];
+        let acks = vec![(0, TORN_RECORDS, 0)];
         let checked = check_images(&images, &acks);
         assert!(checked >= 2, "only {checked} crash points");
         println!("crash points checked (explicit: {explicit}): {checked}");
