@@ -129,12 +129,13 @@ fn tool_commands_work_on_more_segments_than_the_open_file_limit() {
         applog_limited(&[OsStr::new("verify"), log]),
         &|_| true,
     );
+    let n = SEGMENTS.to_string();
     check("info", applog_limited(&[OsStr::new("info"), log]), &|out| {
-        out.lines()
-            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["segments", "1200"])
-            && out.lines().any(|l| {
-                l.split_whitespace().collect::<Vec<_>>() == ["next", "seq", &SEGMENTS.to_string()]
-            })
+        let has = |line: &[&str]| {
+            out.lines()
+                .any(|l| l.split_whitespace().collect::<Vec<_>>() == line)
+        };
+        has(&["segments", &n]) && has(&["records", &n]) && has(&["next", "seq", &n])
     });
     let last5: String = (SEGMENTS - 5..SEGMENTS).map(|i| line(i) + "\n").collect();
     check(
