@@ -364,8 +364,14 @@ impl WriteMap {
         self.frozen.load(Ordering::Relaxed)
     }
 
+    /// Raises the frozen mark to `end`. A load and a store, not a read-modify-write (the
+    /// append path pays for it on every record): only the mapping's owner (the writer, or
+    /// recovery, under the log's lock, one thread at a time) publishes or walks frames; the
+    /// clones a checkpoint holds only flush and store marks.
     fn freeze(&self, end: u64) {
-        self.frozen.fetch_max(end, Ordering::Relaxed);
+        if end > self.frozen.load(Ordering::Relaxed) {
+            self.frozen.store(end, Ordering::Relaxed);
+        }
     }
 
     /// As [`View::frame`], and freezes a valid record frame: this process may now hold a
