@@ -13,8 +13,9 @@ use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::checkpoint::SyncPlan;
 use crate::error::{Error, Result};
-use crate::writer::{SyncPlan, Writer};
+use crate::writer::Writer;
 
 /// A mutex and condition variables with the API of `std::sync`: implemented by [`Std`], and
 /// by loom's types in the model check.
