@@ -6,6 +6,7 @@ use std::sync::atomic::AtomicU32;
 use crate::dir;
 use crate::error::{Error, Result};
 use crate::format::{self, Frame, HEADER_LEN};
+use crate::recovery::Link;
 use crate::segment::{Opened, ReadSegment, Segment};
 
 /// A record read from the log: its seq and a zero-copy borrow of its bytes in the mapping.
@@ -93,8 +94,21 @@ impl Reader {
         let listing = dir::list_log(&dir)?;
         // Every segment's header, one file at a time: a damaged or foreign segment anywhere
         // in the log stops the reader now, not only when (if) it gets there.
-        for e in &listing.segments {
+        for (i, e) in listing.segments.iter().enumerate() {
             match ReadSegment::open(&e.path) {
+                Ok(Opened::Headless) => {
+                    // A crash can leave a segment so only while no checkpoint vouches for
+                    // the segment before (see `recovery::analyze`; `verify` and the writer
+                    // judge the cases in between, such as a torn tail across segments).
+                    let prev = i.checked_sub(1).and_then(|p| listing.segments.get(p));
+                    let vouched = match prev {
+                        Some(p) => crate::recovery::link(p, e.base, false)? == Link::Proven,
+                        None => true,
+                    };
+                    if vouched {
+                        return Err(headless_error(&e.path));
+                    }
+                }
                 Ok(_) => {}
                 // Removed by retention since the listing.
                 Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
@@ -142,7 +156,7 @@ impl Reader {
         }
         let seg = match ReadSegment::open(&path) {
             Ok(Opened::Ready(seg)) => seg,
-            Ok(Opened::Blank) => return Ok(false),
+            Ok(Opened::Blank | Opened::Headless) => return Ok(false),
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(false)
             }
@@ -365,6 +379,16 @@ impl Reader {
                 .seg
                 .as_ref()
                 .is_some_and(|s| s.synced_mark() >= old_off + format::FRAME_HEADER_LEN);
+        if durable_seal && self.dir.join(dir::segment_name(base)).exists() {
+            // There, but blank or headless, after a durable seal: its header had been durable.
+            return Err(Error::Corrupt {
+                segment: self.dir.join(dir::segment_name(base)),
+                offset: 0,
+                reason: "segment header is missing, though the seal of the segment before \
+                         says the segment was complete"
+                    .into(),
+            });
+        }
         if !self.dir.join(dir::segment_name(base)).exists()
             && (durable_seal || dir::list(&self.dir)?.segments.iter().any(|e| e.base > base))
         {
@@ -438,5 +462,15 @@ fn check_link(prev: &dir::Entry, next: u64) -> Result<()> {
                 }
             ),
         }),
+    }
+}
+
+fn headless_error(path: &Path) -> Error {
+    Error::Corrupt {
+        segment: path.to_owned(),
+        offset: 0,
+        reason: "segment header is damaged (its magic is zeroed) while the file holds data: \
+                 not a blank segment"
+            .into(),
     }
 }

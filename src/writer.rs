@@ -150,7 +150,7 @@ impl Writer {
         } else {
             let path = dir.join(dir::segment_name(rec.next_seq));
             (
-                WriteSegment::create(&path, rec.next_seq, pages, &fs)?,
+                WriteSegment::create(&path, rec.next_seq, pages, &fs, true)?,
                 HEADER_LEN,
             )
         };
@@ -424,7 +424,15 @@ impl Writer {
             self.seg.grow_to(at + FRAME_HEADER_LEN)?;
         }
         let path = self.dir.join(dir::segment_name(self.next_seq));
-        let mut seg = WriteSegment::create(&path, self.next_seq, self.segment_pages, &self.fs)?;
+        // After a seal the header needs no msync of its own (see `WriteSegment::write_header`);
+        // after a segment full to its last byte, nothing vouches for it but the msync.
+        let mut seg = WriteSegment::create(
+            &path,
+            self.next_seq,
+            self.segment_pages,
+            &self.fs,
+            seal_at.is_none(),
+        )?;
         seg.set_grow_pages(self.opts.grow_pages);
         if let Some(at) = seal_at {
             if let Err(e) = self.seg.seal(at, self.next_seq) {

@@ -12,7 +12,8 @@
 //!   inside it that were never written back read as zeros);
 //! - segment files created since the last sync present or absent, in creation order (a
 //!   journaled file system commits directory entries in order); when present, with at least
-//!   the header page the writer made durable when it created the file;
+//!   the header page where the writer made it durable when it created the file (a log's first
+//!   segment, one after a segment full to its last byte);
 //! - in half the images, each segment's synced mark replaced by one it held at an earlier
 //!   sync, or by none: a checkpoint writes the active segment's mark out only now and then,
 //!   so the mark on disk may lag (it never runs ahead of the durable data);
@@ -76,17 +77,50 @@ struct Moment {
     marks: BTreeMap<String, Vec<u64>>,
 }
 
-/// What is durable of a segment file created since the last sync: its header page, which the
-/// writer made durable when it created the file (the header fields, no mark, no frames yet),
-/// before anything else was written into it.
-fn created_baseline(name: &str, live: &[u8], page: usize) -> Vec<u8> {
-    if name.ends_with(".seg") && live.len() >= page {
+/// What is durable of a segment file created since the last sync: its header page, when the
+/// writer made it durable as it created the file (the header fields, no mark, no frames yet).
+/// It does so for a log's first segment and for one after a segment full to its last byte; a
+/// segment that a rollover creates just before it seals the one before gets its header made
+/// durable by the next checkpoint, so until then nothing of it is.
+fn created_baseline(m: &Moment, name: &str, live: &[u8], page: usize) -> Vec<u8> {
+    let prev = m
+        .live
+        .range::<String, _>(..name.to_string())
+        .rev()
+        .find(|(n, _)| n.ends_with(".seg"));
+    let vouched = match prev {
+        None => true,
+        Some((_, bytes)) => !ends_in_seal(bytes),
+    };
+    if name.ends_with(".seg") && live.len() >= page && vouched {
         let mut h = live[..48].to_vec();
         h.resize(page, 0);
         h
     } else {
         Vec::new()
     }
+}
+
+/// Whether the live bytes of a segment end in a seal (walking frame lengths, as the format
+/// lays them out; no CRC needed for the model's own images).
+fn ends_in_seal(bytes: &[u8]) -> bool {
+    let Ok(h) = applog::format::SegmentHeader::decode(bytes) else {
+        return false;
+    };
+    let reservation = h.reservation() as usize;
+    let mut off = 64;
+    while off + 8 <= reservation.min(bytes.len()) {
+        let word = u64::from_le_bytes(bytes[off..off + 8].try_into().unwrap());
+        let lenw = word as u32;
+        if word == 0 {
+            return false;
+        }
+        if lenw == u32::MAX {
+            return true;
+        }
+        off += 8 + ((lenw & 0x7fff_ffff) as usize).div_ceil(8) * 8;
+    }
+    false
 }
 
 /// Builds one image a power cut at `m` could leave.
@@ -103,7 +137,7 @@ fn image(m: &Moment, page: usize, rng: &mut Rng) -> Files {
                 continue;
             }
         }
-        let created = created_baseline(name, live, page);
+        let created = created_baseline(m, name, live, page);
         let old = durable.unwrap_or(&created);
         // Size: a page multiple between the durable size and the live size.
         let (lo, hi) = (old.len() / page, live.len().div_ceil(page));
@@ -143,7 +177,7 @@ fn image(m: &Moment, page: usize, rng: &mut Rng) -> Files {
                         img[s..e].copy_from_slice(new);
                     }
                 } else {
-                    let created = created_baseline(&name, live, page);
+                    let created = created_baseline(m, &name, live, page);
                     let old = m.durable.get(&name).unwrap_or(&created).get(s..e);
                     match old {
                         Some(old) => img[s..e].copy_from_slice(old),

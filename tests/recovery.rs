@@ -181,3 +181,63 @@ fn a_zeroed_header_with_records_after_it_is_corruption_not_a_blank_segment() {
         );
     }
 }
+
+#[test]
+fn a_rolled_segment_whose_header_never_reached_the_disk_is_a_torn_tail_until_a_checkpoint() {
+    // A rollover creates the next segment without an msync of its own: the checkpoint that
+    // makes the seal before it durable flushes its header first. A power cut before that
+    // checkpoint can leave the segment's first sector unwritten while later bytes made it.
+    for checkpointed in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("log");
+        let mut w = Writer::open(&dir, Options::new().segment_pages(1)).unwrap();
+        w.append(&[1u8; 300]).unwrap();
+        w.sync().unwrap();
+        let mut n = 1;
+        while std::fs::read_dir(&dir).unwrap().count() < 3 {
+            w.append(&[7u8; 300]).unwrap(); // fills segment 0, then rolls
+            n += 1;
+        }
+        for _ in 0..3 {
+            w.append(&[8u8; 300]).unwrap();
+        }
+        if checkpointed {
+            w.sync().unwrap();
+        }
+        drop(w); // no sync
+        let newest = seg_path(&dir, n - 1);
+        assert!(newest.exists(), "segment {} holds the last records", n - 1);
+        write_at(&newest, 0, &[0; 512]);
+        let report = applog::verify(&dir).unwrap();
+        if checkpointed {
+            // Its header had been durable: damage, reported and refused.
+            assert!(
+                report
+                    .corruptions
+                    .iter()
+                    .any(|c| c.segment == newest && c.offset == 0),
+                "{report:?}"
+            );
+            assert!(matches!(
+                Writer::open(&dir, Options::new()),
+                Err(applog::Error::Corrupt { offset: 0, .. })
+            ));
+            assert!(applog::Reader::open(&dir).is_err());
+        } else {
+            // Nothing in it was ever synced: a torn tail from its start.
+            assert!(report.is_clean(), "{report:?}");
+            let torn = report.torn_tail.expect("a torn tail");
+            assert_eq!((torn.segment, torn.offset), (newest.clone(), 0));
+            let mut w = Writer::open(&dir, Options::new()).unwrap();
+            assert_eq!(w.next_seq(), n - 1, "the segment starts again, empty");
+            w.append(b"after").unwrap();
+            w.close().unwrap();
+            let report = applog::verify(&dir).unwrap();
+            assert!(
+                report.is_clean() && report.torn_tail.is_none(),
+                "{report:?}"
+            );
+            assert_eq!(report.next_seq, n);
+        }
+    }
+}

@@ -7,6 +7,8 @@
 //! | frames end (bad frame, zeros) below the synced mark | corruption at that frame |
 //! | a damaged mark and a bad frame or garbage after the last record | corruption (torn or rotten cannot be told) |
 //! | a blank segment that is not the newest | corruption: a segment lost its header |
+//! | a headless segment (no magic, data after it): the newest, after a segment whose seal is not durable (or lost) | a crash: started again |
+//! | a headless segment anywhere else | corruption: a damaged header |
 //! | the newest segment blank after a durably sealed one | corruption (the checkpoint that made the seal durable made the next segment durable) |
 //! | the newest segment durably sealed | corruption: the segment its seal names is missing |
 //! | the same with a seal not yet durable | a crash: the next segment is started again |
@@ -90,24 +92,64 @@ pub(crate) fn analyze(scans: &[Scanned]) -> Verdict {
                 ));
             }
         }
-        if s.blank && !last {
-            v.corruptions.push(corrupt(
-                s,
-                0,
-                "segment header was never completed, yet a newer segment follows",
-            ));
-            continue;
-        }
-        // A sealed segment's mark covers its seal only after a checkpoint that also made the
-        // next segment durable (its header, its directory entry): after such a seal, a blank
-        // or missing segment is damage, not a crash.
-        if s.blank && i > 0 && durably_sealed(&scans[i - 1]) {
-            v.corruptions.push(corrupt(
-                s,
-                0,
-                "segment is blank, but the seal of the segment before says it was complete",
-            ));
-            continue;
+        // A segment without a header (blank, or headless: no magic but data after it).
+        // A crash leaves one only where no checkpoint vouches for the segment before: the
+        // checkpoint that makes a seal durable first flushes the next segment's header, and a
+        // segment created after one full to its last byte (or as a log's first) has its
+        // header msync'd as it is created, so then only a blank one (the creation itself cut
+        // short) is a crash. Where nothing vouches, nothing from here on was ever synced: a
+        // torn tail from this segment's start.
+        if s.blank {
+            let vouched = match i.checked_sub(1).map(|p| &scans[p]) {
+                Some(prev) => durably_sealed(prev) || (s.headless && prev.stop == Stop::Full),
+                None => s.headless,
+            };
+            if vouched {
+                v.corruptions.push(corrupt(
+                    s,
+                    0,
+                    if s.headless {
+                        "segment header is damaged (its magic is zeroed) while the file holds \
+                         data: not a blank segment"
+                    } else {
+                        "segment is blank, but the seal of the segment before says it was complete"
+                    },
+                ));
+                continue;
+            }
+            if last && !s.headless {
+                continue; // a crashed creation: the writer starts it again
+            }
+            if let Some(synced) = scans[i + 1..]
+                .iter()
+                .find(|l| l.mark > HEADER_LEN || l.mark_damaged)
+            {
+                v.corruptions.push(corrupt(
+                    s,
+                    0,
+                    format!(
+                        "segment header was never made durable, yet a later segment ({}) holds synced records",
+                        synced.entry.path.display()
+                    ),
+                ));
+                continue;
+            }
+            if v.corruptions.is_empty() {
+                v.torn = Some((
+                    i,
+                    TornTail {
+                        segment: s.entry.path.clone(),
+                        offset: 0,
+                        reason: "segment header was never made durable (a crash during a rollover)"
+                            .into(),
+                        later_segments: scans[i + 1..]
+                            .iter()
+                            .map(|l| l.entry.path.clone())
+                            .collect(),
+                    },
+                ));
+            }
+            return v;
         }
         if last && durably_sealed(s) {
             v.corruptions.push(corrupt(
@@ -239,6 +281,7 @@ mod tests {
                 path: PathBuf::from(format!("{base}.seg")),
             },
             blank: false,
+            headless: false,
             end,
             next_seq: base + records,
             records,
@@ -307,17 +350,68 @@ mod tests {
     }
 
     #[test]
-    fn blank_segment_before_newer_one_is_corruption() {
+    fn blank_segment_before_newer_one() {
         let mut b = Scanned::blank(Entry {
             base: 3,
             path: PathBuf::from("3.seg"),
         });
         b.blank = true;
-        let v = analyze(&[seg(0, 3, Stop::Sealed), b, seg(3, 1, Stop::Clean)]);
-        assert!(v
-            .corruptions
-            .iter()
-            .any(|c| c.reason.contains("never completed")));
+        // After a durable seal: damage.
+        let v = analyze(&[
+            synced(seg(0, 3, Stop::Sealed), HEADER_LEN + 56),
+            b.clone(),
+            seg(3, 1, Stop::Clean),
+        ]);
+        assert!(
+            v.corruptions.iter().any(|c| c.reason.contains("blank")),
+            "{v:?}"
+        );
+        // After a seal not yet durable: a crash during rollovers, cut from its start.
+        let v = analyze(&[seg(0, 3, Stop::Sealed), b.clone(), seg(3, 1, Stop::Clean)]);
+        let (i, t) = v.torn.expect("torn");
+        assert_eq!((i, t.offset, t.later_segments.len()), (1, 0, 1));
+        // ...unless a later segment holds synced records.
+        let v = analyze(&[
+            seg(0, 3, Stop::Sealed),
+            b,
+            synced(seg(3, 1, Stop::Clean), HEADER_LEN + 16),
+        ]);
+        assert!(!v.corruptions.is_empty(), "{v:?}");
+    }
+
+    fn headless(base: u64) -> Scanned {
+        Scanned::headless(Entry {
+            base,
+            path: PathBuf::from(format!("{base}.seg")),
+        })
+    }
+
+    #[test]
+    fn headless_newest_after_a_seal_not_yet_durable_is_a_crash() {
+        let v = analyze(&[seg(0, 3, Stop::Sealed), headless(3)]);
+        assert!(v.corruptions.is_empty(), "{v:?}");
+        let (i, t) = v.torn.expect("a torn tail from the segment's start");
+        assert_eq!((i, t.offset), (1, 0));
+    }
+
+    #[test]
+    fn headless_segment_anywhere_else_is_corruption() {
+        for scans in [
+            vec![
+                synced(seg(0, 3, Stop::Sealed), HEADER_LEN + 56),
+                headless(3),
+            ],
+            vec![seg(0, 3, Stop::Full), headless(3)],
+            vec![headless(0)],
+        ] {
+            let v = analyze(&scans);
+            assert!(
+                v.corruptions
+                    .iter()
+                    .any(|c| c.offset == 0 && c.reason.contains("header")),
+                "{v:?}"
+            );
+        }
     }
 
     #[test]

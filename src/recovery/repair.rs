@@ -75,6 +75,17 @@ pub(crate) fn recover_locked(
     }
     // The trusted segment before the scan counts too: a blank segment after a seal is damage.
     if let (Some(first), Some(prev)) = (scans.first(), start.checked_sub(1)) {
+        // Headless after a proven link (a durable seal, or a durably full segment): its
+        // header had been durable.
+        if first.headless {
+            return Err(Error::Corrupt {
+                segment: first.entry.path.clone(),
+                offset: 0,
+                reason: "segment header is damaged (its magic is zeroed) while the file holds \
+                         data: not a blank segment"
+                    .into(),
+            });
+        }
         if first.blank && durably_sealed(&entries[prev], first.entry.base)? {
             return Err(Error::Corrupt {
                 segment: first.entry.path.clone(),
@@ -430,7 +441,7 @@ pub(crate) fn truncate(
                 exact = false;
                 let path = dir.join(dir::segment_name(seq));
                 if !path.exists() {
-                    WriteSegment::create(&path, seq, s.segment_pages.max(1), fs)?;
+                    WriteSegment::create(&path, seq, s.segment_pages.max(1), fs, true)?;
                     fs.sync_dir(dir)
                         .map_err(|e| Error::io("could not sync log directory", dir, e))?;
                 }

@@ -24,10 +24,15 @@ pub(crate) enum Stop {
 
 /// One segment, scanned.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(clippy::struct_excessive_bools)] // independent facts about one file
 pub(crate) struct Scanned {
     pub entry: Entry,
-    /// The header was never completed (a crashed creation: see `segment::probe`).
+    /// The header was never completed (a crashed creation: see `segment::probe`), or it has
+    /// no magic and something follows it (`headless`).
     pub blank: bool,
+    /// No magic, yet something follows the header: a crash before a rolled-over segment's
+    /// first checkpoint, or damage (`analyze` decides).
+    pub headless: bool,
     /// Offset after the last good record frame.
     pub end: u64,
     /// Seq after the last good record.
@@ -55,6 +60,7 @@ impl Scanned {
             next_seq: entry.base,
             entry,
             blank: true,
+            headless: false,
             end: 0,
             records: 0,
             stop: Stop::Clean,
@@ -65,6 +71,14 @@ impl Scanned {
             reservation: 0,
             page_size: 0,
             segment_pages: 0,
+        }
+    }
+
+    /// A segment without its magic but with something after the header (see `headless`).
+    pub(crate) fn headless(entry: Entry) -> Scanned {
+        Scanned {
+            headless: true,
+            ..Scanned::blank(entry)
         }
     }
 
@@ -137,6 +151,7 @@ pub(crate) fn scan<S: Segment>(seg: &mut S, entry: Entry, live: bool) -> Result<
         mark_damaged: checked.is_none(),
         entry,
         blank: false,
+        headless: false,
         end: off,
         next_seq: seq,
         stop,
@@ -166,6 +181,7 @@ pub(crate) fn seq_overflow(path: &Path, offset: u64) -> Error {
 pub(crate) fn scan_read(entry: Entry) -> Result<Scanned> {
     match ReadSegment::open(&entry.path)? {
         Opened::Blank => Ok(Scanned::blank(entry)),
+        Opened::Headless => Ok(Scanned::headless(entry)),
         Opened::Ready(mut seg) => scan(&mut seg, entry, true),
     }
 }
@@ -181,6 +197,7 @@ pub(crate) fn scan_write(
 ) -> Result<(Scanned, Option<WriteSegment>)> {
     match WriteSegment::open(&entry.path, fs)? {
         Opened::Blank => Ok((Scanned::blank(entry), None)),
+        Opened::Headless => Ok((Scanned::headless(entry), None)),
         Opened::Ready(mut seg) => {
             let s = scan(&mut seg, entry, false)?;
             Ok((s, Some(seg)))

@@ -32,6 +32,10 @@ pub(crate) enum Opened<S> {
     /// one page (at most) whose header was never completed and that holds nothing else. See
     /// [`probe`].
     Blank,
+    /// The magic is zero but the file holds more than a blank one: a segment created by a
+    /// rollover whose header a crash kept from the disk (its frames may have been written
+    /// back), or damage. Only the segment before can tell (see `recovery::analyze`).
+    Headless,
 }
 
 /// What both sides of a segment offer: its identity and its frames.
@@ -114,9 +118,12 @@ pub(crate) fn open_file(path: &Path, writable: bool) -> Result<(File, u64)> {
 ///   last), whose synced mark, wake word and reserved bytes (44..64) are zero, and which holds
 ///   nothing but zeros after the header: no frame, nothing synced. Bytes 8..44 may hold any
 ///   part of the header fields, which one `pwrite` writes;
-/// - a header without the magic (or all zeros) followed by anything non-zero, or longer than
-///   one page: `Corrupt` at offset 0: the header was damaged, and the data after it must not
-///   be taken for a blank segment;
+/// - a header of 64 zero bytes followed by anything non-zero, or longer than one page:
+///   `Headless`. A segment created by a rollover has its header made durable by the
+///   checkpoint that makes the seal before it durable, so a crash before that checkpoint can
+///   leave it so; after it, or for any other segment, it is damage (`recovery::analyze`
+///   decides, and readers ask the segment before); without the magic but with anything else
+///   in the header: `Corrupt` at offset 0 (a damaged header);
 /// - any other file without the magic: `NotALog`;
 /// - a damaged header with the magic: `Corrupt` at offset 0.
 pub(crate) fn probe(file: &File, path: &Path, size: u64) -> Result<Opened<SegmentHeader>> {
@@ -151,6 +158,11 @@ pub(crate) fn probe(file: &File, path: &Path, size: u64) -> Result<Opened<Segmen
             // is there, and nothing follows the header.
             if bytes[44..] == [0; 20] && size <= page && map.is_zero_from(HEADER_LEN) {
                 return Ok(Opened::Blank);
+            }
+            // A header a crash kept from the disk reads as zeros, all 64 bytes of it (a device
+            // writes a sector whole): a header partly zeroed is damage.
+            if bytes[..n] == [0; format::HEADER_BYTES][..n] {
+                return Ok(Opened::Headless);
             }
             Err(corrupt(format!(
                 "segment header is damaged (its magic is zeroed) and the file holds data \

@@ -41,6 +41,7 @@ impl ReadSegment {
         let header = match probe(&file, path, size)? {
             Opened::Ready(h) => h,
             Opened::Blank => return Ok(Opened::Blank),
+            Opened::Headless => return Ok(Opened::Headless),
         };
         let mut map = ReadMap::new(&file, header.reservation())
             .map_err(|e| Error::io("could not map segment", path, e))?;

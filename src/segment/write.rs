@@ -52,6 +52,7 @@ impl WriteSegment {
         let header = match probe(&file, path, size)? {
             Opened::Ready(h) => h,
             Opened::Blank => return Ok(Opened::Blank),
+            Opened::Headless => return Ok(Opened::Headless),
         };
         let seg = Self::mapped(file, size, path, header, fs)?;
         seg.map.freeze_header(HEADER_LEN);
@@ -82,7 +83,8 @@ impl WriteSegment {
     }
 
     /// Creates a new, empty segment file (it must not exist), grows it to one page and writes
-    /// its header. The caller fsyncs the directory before the next durability point. If
+    /// its header, made durable at once when `durable_header` is set (see
+    /// [`write_header`](Self::write_header)). The caller fsyncs the directory before the next durability point. If
     /// anything fails after the file was created (a full disk, say), the file is removed again
     /// so that a later attempt starts clean; a file that already existed is never touched.
     ///
@@ -93,6 +95,7 @@ impl WriteSegment {
         base_seq: u64,
         segment_pages: u32,
         fs: &Arc<dyn FileSystem>,
+        durable_header: bool,
     ) -> Result<WriteSegment> {
         let file = fs
             .create_new(path)
@@ -100,7 +103,7 @@ impl WriteSegment {
         // From here on the file is ours: remove it again if it cannot be made a segment.
         // No copy-on-write (btrfs) first: the attribute takes only while the file is empty.
         crate::cow::prepare_new_file(&file, path)
-            .and_then(|()| Self::init(file, 0, path, base_seq, segment_pages, fs))
+            .and_then(|()| Self::init(file, 0, path, base_seq, segment_pages, fs, durable_header))
             .inspect_err(|_| {
                 let _ = fs.remove_file(path);
             })
@@ -132,7 +135,7 @@ impl WriteSegment {
                     .into(),
             });
         }
-        Self::init(file, size, path, base_seq, segment_pages, fs)
+        Self::init(file, size, path, base_seq, segment_pages, fs, true)
     }
 
     fn init(
@@ -142,6 +145,7 @@ impl WriteSegment {
         base_seq: u64,
         segment_pages: u32,
         fs: &Arc<dyn FileSystem>,
+        durable_header: bool,
     ) -> Result<WriteSegment> {
         let header = SegmentHeader {
             page_size: u32::try_from(page_size()).unwrap_or(u32::MAX),
@@ -151,13 +155,19 @@ impl WriteSegment {
         };
         let mut seg = Self::mapped(file, size, path, header, fs)?;
         seg.zero_from(0)?;
-        seg.write_header()?;
+        seg.write_header(durable_header)?;
         Ok(seg)
     }
 
     /// Writes the header: fields first, the magic last with `Release`, so readers never see a
-    /// half-written header.
-    fn write_header(&mut self) -> Result<()> {
+    /// half-written header. With `durable`, msyncs it before anything else is written, so
+    /// that a crash leaves either no header and nothing after it, or the header: needed for
+    /// a segment nothing else vouches for (the first one of a log, one after a segment full
+    /// to its last byte, one that recovery starts again). A segment a rollover creates
+    /// before it seals the one before does without: the checkpoint that makes that seal
+    /// durable flushes this header first, so a lost header before it is a crash, after it
+    /// damage (see `recovery::analyze`).
+    fn write_header(&mut self, durable: bool) -> Result<()> {
         self.grow_to(HEADER_LEN)?;
         let bytes = self.header.encode();
         let io = |e| Error::io("could not write segment header", &self.path, e);
@@ -172,10 +182,10 @@ impl WriteSegment {
             .store(0, u64::from_le_bytes(format::MAGIC), Ordering::Release)
             .map_err(io)?;
         self.map.freeze_header(HEADER_LEN);
-        // Durable before anything else is written: a header found without its magic after a
-        // crash is then provably a creation that never finished (nothing can follow it), and
-        // one with data after it is damage, never a blank segment (see `segment::probe`).
-        self.flush(HEADER_LEN)
+        if durable {
+            self.flush(HEADER_LEN)?;
+        }
+        Ok(())
     }
 
     /// Sets how many pages each growth step adds (see `Options::grow_pages`).
