@@ -66,8 +66,12 @@ use memmap2::{MmapOptions, MmapRaw};
 
 use crate::format::{self, Frame, FRAME_HEADER_LEN};
 
-/// Bytes copied per chunk when a CRC is computed over atomically loaded bytes.
+/// Bytes read per chunk when the bytes after a frame are checked for zeros.
 const CHUNK: usize = 512;
+
+/// Bytes copied per chunk when a CRC is computed over atomically loaded bytes: small, since
+/// the buffer is initialised on every frame and most records are small.
+const CRC_CHUNK: usize = 128;
 
 fn out_of_bounds(off: u64, len: u64) -> io::Error {
     io::Error::new(
@@ -175,22 +179,29 @@ impl View {
             return false;
         };
         let base = self.raw.as_mut_ptr();
-        let mut i = 0;
-        while i < out.len() {
-            let pos = at + i;
-            if pos % 8 == 0 && out.len() - i >= 8 {
-                // SAFETY: `[pos, pos + 8)` is inside the checked range, hence inside the
-                // mapping and the file; `pos` is 8-aligned from the page-aligned base. Atomic
-                // loads of any bytes are sound against concurrent atomic or kernel writes.
-                let w = unsafe { AtomicU64::from_ptr(base.add(pos).cast::<u64>()) }
-                    .load(Ordering::Relaxed);
-                out[i..i + 8].copy_from_slice(&w.to_ne_bytes());
-                i += 8;
-            } else {
-                // SAFETY: `pos` is inside the checked range; a byte is always aligned.
-                out[i] = unsafe { AtomicU8::from_ptr(base.add(pos)) }.load(Ordering::Relaxed);
-                i += 1;
-            }
+        // Bytes up to the first 8-byte boundary, then whole words, then the rest.
+        let head = ((8 - at % 8) % 8).min(out.len());
+        let (first, rest) = out.split_at_mut(head);
+        let mut pos = at;
+        for b in first.iter_mut() {
+            // SAFETY: `pos` is inside the checked range; a byte is always aligned.
+            *b = unsafe { AtomicU8::from_ptr(base.add(pos)) }.load(Ordering::Relaxed);
+            pos += 1;
+        }
+        let mut words = rest.chunks_exact_mut(8);
+        for w in &mut words {
+            // SAFETY: `[pos, pos + 8)` is inside the checked range, hence inside the mapping
+            // and the file; `pos` is 8-aligned from the page-aligned base. Atomic loads of any
+            // bytes are sound against concurrent atomic or kernel writes.
+            let v =
+                unsafe { AtomicU64::from_ptr(base.add(pos).cast::<u64>()) }.load(Ordering::Relaxed);
+            w.copy_from_slice(&v.to_ne_bytes());
+            pos += 8;
+        }
+        for b in words.into_remainder() {
+            // SAFETY: as for the head bytes.
+            *b = unsafe { AtomicU8::from_ptr(base.add(pos)) }.load(Ordering::Relaxed);
+            pos += 1;
         }
         fence(Ordering::Acquire);
         true
@@ -225,11 +236,11 @@ impl View {
         let start = off + FRAME_HEADER_LEN;
         let avail = self.limit().saturating_sub(start);
         let frame = format::check_frame(seed, seq, word, avail, |mut h, len| {
-            let mut buf = [0u8; CHUNK];
+            let mut buf = [0u8; CRC_CHUNK];
             let mut at = start;
             let mut left = u64::from(len);
             while left > 0 {
-                let n = format::to_usize(left.min(CHUNK as u64));
+                let n = format::to_usize(left.min(CRC_CHUNK as u64));
                 if !self.read_atomic(at, &mut buf[..n]) {
                     // Cannot happen: `len <= avail` was checked. Make the CRC fail.
                     return !format::record_crc(seed, seq, len, &[]);
