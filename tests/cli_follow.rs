@@ -691,29 +691,8 @@ fn tail_follow_ends_on_a_signal_while_stuck_writing_to_a_full_pipe() {
             std::thread::sleep(Duration::from_millis(10));
         }
         send_signal(child.id(), signal);
-        let deadline = Instant::now() + PATIENCE;
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                break status;
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                panic!("SIG{signal} did not end tail -f stuck writing to a full pipe");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        let mut stderr = String::new();
-        child
-            .stderr
-            .take()
-            .expect("stderr")
-            .read_to_string(&mut stderr)
-            .expect("read stderr");
-        assert_eq!(
-            (status.code(), stderr.as_str()),
-            (Some(0), ""),
-            "SIG{signal}"
-        );
+        let (code, stderr) = wait_bounded(child);
+        assert_eq!((code, stderr.as_str()), (Some(0), ""), "SIG{signal}");
         drop(stdout);
     }
 }

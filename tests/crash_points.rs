@@ -95,6 +95,11 @@ fn check_images(images: &Path, acks: &Acks) -> usize {
     n
 }
 
+/// A writer of one-page segments through `fs`.
+fn writer(log: &Path, fs: &Arc<FaultFs>) -> Writer {
+    Writer::open(log, Options::new().segment_pages(1).file_system(fs.clone())).unwrap()
+}
+
 fn setup() -> (tempfile::TempDir, PathBuf, PathBuf, Arc<FaultFs>) {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("root");
@@ -110,11 +115,7 @@ fn every_crash_point_of_appends_rollovers_and_syncs_keeps_acknowledged_records()
     let (_tmp, root, images, fs) = setup();
     let log = root.join("log");
     let mut acks = Acks::new();
-    let mut w = Writer::open(
-        &log,
-        Options::new().segment_pages(1).file_system(fs.clone()),
-    )
-    .unwrap();
+    let mut w = writer(&log, &fs);
     for seq in 0..300u64 {
         assert_eq!(w.append(&payload(seq)).unwrap(), seq);
         if seq % 23 == 3 {
@@ -134,11 +135,7 @@ fn every_crash_point_of_retention_keeps_what_it_must() {
     let (_tmp, root, images, fs) = setup();
     let log = root.join("log");
     let mut acks = Acks::new();
-    let mut w = Writer::open(
-        &log,
-        Options::new().segment_pages(1).file_system(fs.clone()),
-    )
-    .unwrap();
+    let mut w = writer(&log, &fs);
     for seq in 0..200u64 {
         w.append(&payload(seq)).unwrap();
     }
@@ -222,11 +219,7 @@ fn every_crash_point_of_recovery_recovers_again() {
             .unwrap();
             assert!(report.torn_tail.is_some());
         } else {
-            let w = Writer::open(
-                &log,
-                Options::new().segment_pages(1).file_system(fs.clone()),
-            )
-            .unwrap();
+            let w = writer(&log, &fs);
             assert_eq!(w.next_seq(), TORN_RECORDS);
         }
         let acks = vec![(0, TORN_RECORDS, 0)];
@@ -308,11 +301,7 @@ fn an_enospc_at_any_growth_step_is_an_error_and_loses_nothing() {
         std::fs::create_dir(&root).unwrap();
         let log = root.join("log");
         let fs = Arc::new(FaultFs::new(&root).unwrap());
-        let mut w = Writer::open(
-            &log,
-            Options::new().segment_pages(1).file_system(fs.clone()),
-        )
-        .unwrap();
+        let mut w = writer(&log, &fs);
         fs.inject(
             Call::Allocate,
             fs.calls_of(Call::Allocate) + nth,

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use applog::{Options, Reader, RecoveryMode, Writer};
-use common::cli::{log_arg, new_log, run_with_stdin, Run};
+use common::cli::{append_in_one_page_segments, log_arg, new_log, Run};
 use common::{page, payload};
 
 /// Segments in the logs: well above [`LIMIT`].
@@ -43,16 +43,7 @@ fn line(seq: u64) -> String {
 fn tool_log() -> (tempfile::TempDir, PathBuf) {
     let (tmp, log) = new_log();
     let input: String = (0..SEGMENTS).map(|i| line(i) + "\n").collect();
-    run_with_stdin(
-        &[
-            OsStr::new("append"),
-            log_arg(&log),
-            OsStr::new("--segment-pages"),
-            OsStr::new("1"),
-        ],
-        input.as_bytes(),
-    )
-    .ok();
+    append_in_one_page_segments(&log, &input);
     assert_eq!(segment_files(&log), SEGMENTS as usize);
     (tmp, log)
 }

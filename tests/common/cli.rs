@@ -145,19 +145,24 @@ pub fn numbered_lines(a: u64, b: u64) -> String {
 pub fn one_page_segments(fill: char, n: usize) -> (tempfile::TempDir, PathBuf) {
     let (tmp, log) = new_log();
     let input = format!("{}\n", fill.to_string().repeat(1000)).repeat(n);
+    append_in_one_page_segments(&log, &input);
+    (tmp, log)
+}
+
+pub fn log_arg(log: &Path) -> &OsStr {
+    log.as_os_str()
+}
+
+/// Appends the lines of `input` with the tool, into one-page segments.
+pub fn append_in_one_page_segments(log: &Path, input: &str) {
     run_with_stdin(
         &[
             OsStr::new("append"),
-            log_arg(&log),
+            log_arg(log),
             OsStr::new("--segment-pages"),
             OsStr::new("1"),
         ],
         input.as_bytes(),
     )
     .ok();
-    (tmp, log)
-}
-
-pub fn log_arg(log: &Path) -> &OsStr {
-    log.as_os_str()
 }
