@@ -221,8 +221,26 @@ impl Lock {
     }
 }
 
+/// The processes `/proc/locks` shows holding an exclusive `flock` on `file`: `None` when the
+/// table cannot be read or cannot tell for sure (btrfs: inode numbers repeat across
+/// subvolumes), an empty list when nobody does.
+pub(crate) fn exclusive_holders(file: &File) -> Option<Vec<u32>> {
+    let id = FileId::of_file(file).ok()?;
+    if !id.unique {
+        return None;
+    }
+    let mut pids: Vec<u32> = proc_locks()?
+        .into_iter()
+        .filter(|l| l.write && id.matches(l))
+        .map(|l| l.pid)
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    Some(pids)
+}
+
 /// Opens a directory for reading (and locking), failing if `path` is not one.
-fn open_dir(path: &Path) -> io::Result<File> {
+pub(crate) fn open_dir(path: &Path) -> io::Result<File> {
     use rustix::fs::{Mode, OFlags};
     let fd = rustix::fs::open(
         path,

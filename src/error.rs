@@ -109,6 +109,76 @@ pub enum Error {
     /// The operation was cancelled (for example a [`copy`](crate::copy_cancellable) by a
     /// signal); what it had made was removed.
     Interrupted,
+    /// A consumer name outside the allowed characters (1 to 64 of `A-Z a-z 0-9 . _ -`, not
+    /// starting with `.`).
+    InvalidConsumerName {
+        /// The name.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No consumer of that name.
+    UnknownConsumer {
+        /// The name.
+        name: String,
+        /// The file it would have.
+        path: PathBuf,
+    },
+    /// Another [`Consumer`](crate::Consumer), in this or another process, holds the name.
+    ConsumerBusy {
+        /// The name.
+        name: String,
+        /// Its file.
+        path: PathBuf,
+        /// The process holding it, when it can be told.
+        pid: Option<u32>,
+    },
+    /// A consumer's file is damaged. Nothing was modified.
+    ConsumerCorrupt {
+        /// The name.
+        name: String,
+        /// Its file.
+        path: PathBuf,
+        /// Where in it.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A consumer position outside what is allowed: `[first_seq, next_seq]`.
+    ConsumerPosition {
+        /// The name.
+        name: String,
+        /// Its file.
+        path: PathBuf,
+        /// The position.
+        seq: u64,
+        /// The lowest allowed.
+        first_seq: u64,
+        /// The highest allowed.
+        next_seq: u64,
+    },
+    /// Retention stopped waiting for this consumer: it fell too far behind, and records it
+    /// had not committed may be gone. Reset it to go on.
+    ConsumerParked {
+        /// The name.
+        name: String,
+        /// Its file.
+        path: PathBuf,
+        /// Its position when it was parked.
+        seq: u64,
+        /// How many bytes it lagged then.
+        lag_bytes: u64,
+    },
+    /// The writer will not start a new segment: the file system has less free space than the
+    /// retention policy's floor, and retention could not free enough.
+    FreeSpaceFloor {
+        /// The log directory.
+        path: PathBuf,
+        /// Bytes free.
+        free: u64,
+        /// The floor.
+        floor: u64,
+    },
 }
 
 impl fmt::Display for Error {
@@ -160,6 +230,61 @@ impl fmt::Display for Error {
             Error::InvalidOptions(what) => write!(f, "invalid options: {what}"),
             Error::Copy { reason } => write!(f, "{reason}"),
             Error::Interrupted => write!(f, "interrupted: nothing of it is left"),
+            Error::InvalidConsumerName { name, reason } => {
+                write!(f, "invalid consumer name {name:?}: {reason}")
+            }
+            Error::UnknownConsumer { name, path } => {
+                write!(f, "no consumer {name:?} (no file {})", path.display())
+            }
+            Error::ConsumerBusy { name, path, pid } => {
+                write!(f, "consumer {name:?} is in use ({})", path.display())?;
+                match pid {
+                    Some(pid) => write!(f, ", held by process {pid}"),
+                    None => Ok(()),
+                }
+            }
+            Error::ConsumerCorrupt {
+                name,
+                path,
+                offset,
+                reason,
+            } => write!(
+                f,
+                "consumer {name:?}: corrupt file {} at byte offset {offset}: {reason}",
+                path.display()
+            ),
+            Error::ConsumerPosition {
+                name,
+                path,
+                seq,
+                first_seq,
+                next_seq,
+            } => write!(
+                f,
+                "consumer {name:?} ({}): position {seq} is outside {first_seq}..={next_seq}{}",
+                path.display(),
+                if seq > next_seq {
+                    " (past the end of the log: reset it)"
+                } else {
+                    ""
+                }
+            ),
+            Error::ConsumerParked {
+                name,
+                path,
+                seq,
+                lag_bytes,
+            } => write!(
+                f,
+                "consumer {name:?} ({}) is parked: it fell {lag_bytes} bytes behind at seq {seq} \
+                 and retention stopped waiting for it; reset it to go on",
+                path.display()
+            ),
+            Error::FreeSpaceFloor { path, free, floor } => write!(
+                f,
+                "not starting a new segment in {}: {free} bytes free, below the floor of {floor}",
+                path.display()
+            ),
         }
     }
 }
@@ -193,7 +318,7 @@ impl Error {
 
     /// True when the error means the file system is out of space (or inodes, or quota).
     pub fn is_no_space(&self) -> bool {
-        matches!(self, Error::NoSpace { .. })
+        matches!(self, Error::NoSpace { .. } | Error::FreeSpaceFloor { .. })
     }
 }
 

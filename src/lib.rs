@@ -76,6 +76,7 @@ mod checkpoint;
 pub mod commit;
 #[cfg(not(feature = "fault-injection"))]
 mod commit;
+mod consumer;
 mod copy;
 mod cow;
 mod dir;
@@ -104,11 +105,16 @@ mod notify;
 mod options;
 mod reader;
 mod recovery;
+mod retention;
 mod segment;
 mod shared;
 mod tailer;
 mod writer;
 
+pub use consumer::{
+    consumer_path, consumers, delete_consumer, reset_consumer, Consumer, ConsumerInfo,
+    ConsumerState, CONSUMERS_DIR, MAX_NAME_LEN,
+};
 pub use copy::{copy, copy_cancellable, staging_dir, CopyReport, STAGING_MARK};
 pub use dir::{segment_name, LOCK_FILE};
 pub use error::{Error, Result};
@@ -118,6 +124,7 @@ pub use recovery::{
     recover, verify, Corruption, RecoveryMode, RecoveryReport, SegmentReport, TornTail, Truncation,
     VerifyReport,
 };
+pub use retention::{trim, Retention, Trim, TrimReport};
 pub use shared::SharedWriter;
 pub use tailer::{Tailer, WaitStrategy};
 pub use writer::Writer;

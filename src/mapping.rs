@@ -158,7 +158,7 @@ impl View {
         // is valid for 8 bytes for as long as `self` lives; `at` is a multiple of 8 from the
         // page-aligned base, so it is aligned for an AtomicU64. Words at such offsets are only
         // accessed atomically, here and in other processes (rule 1 of the module docs). Only
-        // `WriteMap` stores through it, and only over a writable mapping.
+        // `WriteMap` and `WordMap` store through it, and only over writable mappings.
         Some(unsafe { AtomicU64::from_ptr(self.raw.as_mut_ptr().add(at).cast::<u64>()) })
     }
 
@@ -552,6 +552,42 @@ impl WakeView {
     /// The wake word at `off`.
     pub(crate) fn word32(&self, off: u64) -> Option<&AtomicU32> {
         self.0.word32(off)
+    }
+}
+
+/// A small writable mapping whose every 8-byte word is only ever accessed atomically, here and
+/// in every other process: a consumer's position file (see `consumer::state`). Nothing in it
+/// is lent out as bytes.
+pub(crate) struct WordMap(View);
+
+impl WordMap {
+    /// Maps the first `len` bytes of `file` (opened read-write, at least `len` bytes long).
+    pub(crate) fn new(file: &File, len: u64) -> io::Result<WordMap> {
+        let mut view = View::map(file, len, true)?;
+        view.set_size(len);
+        Ok(WordMap(view))
+    }
+
+    /// Loads the word at `off` (`Relaxed` plus an `Acquire` fence); `None` out of bounds.
+    #[inline]
+    pub(crate) fn load(&self, off: u64) -> Option<u64> {
+        self.0.load(off)
+    }
+
+    /// Stores the word at `off` with `order`.
+    #[inline]
+    pub(crate) fn store(&self, off: u64, value: u64, order: Ordering) -> io::Result<()> {
+        self.0
+            .word(off)
+            .ok_or_else(|| out_of_bounds(off, 8))?
+            .store(value.to_le(), order);
+        Ok(())
+    }
+
+    /// `msync(MS_SYNC)` of the whole mapping.
+    pub(crate) fn msync(&self) -> io::Result<()> {
+        let n = usize::try_from(self.0.limit()).map_err(|_| out_of_bounds(0, self.0.limit()))?;
+        self.0.raw.flush_range(0, n)
     }
 }
 

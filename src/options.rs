@@ -37,6 +37,7 @@ pub struct Options {
     pub(crate) segment_pages: Option<u32>,
     pub(crate) sync: SyncPolicy,
     pub(crate) grow_pages: u32,
+    pub(crate) retention: Option<crate::Retention>,
     pub(crate) fs: Fs,
 }
 
@@ -58,6 +59,7 @@ impl Default for Options {
             segment_pages: None,
             sync: SyncPolicy::Manual,
             grow_pages: 1,
+            retention: None,
             fs: Fs(crate::io::real()),
         }
     }
@@ -114,6 +116,14 @@ impl Options {
     #[must_use]
     pub fn file_system(mut self, fs: Arc<dyn FileSystem>) -> Self {
         self.fs = Fs(fs);
+        self
+    }
+
+    /// A retention policy the writer applies each time it rolls to a new segment (see
+    /// [`Retention`](crate::Retention)): the oldest segments go once the log is over its
+    /// limits and every consumer has committed their records (or was parked).
+    pub fn retention(mut self, policy: crate::Retention) -> Self {
+        self.retention = Some(policy);
         self
     }
 

@@ -269,6 +269,15 @@ impl Reader {
         })
     }
 
+    /// Where the next frame is: the base seq of its segment and its byte offset (the start
+    /// of the next segment when none is open). Meaningful when no `seek` target lies ahead.
+    pub(crate) fn cursor(&self) -> (u64, u64) {
+        match &self.seg {
+            Some(seg) if self.skip_until <= self.next_seq => (seg.header().base_seq, self.off),
+            _ => (self.next_seq.max(self.skip_until), HEADER_LEN),
+        }
+    }
+
     /// The segment file the reader is in, if it has one open.
     pub(crate) fn segment_path(&self) -> Option<&Path> {
         self.seg.as_ref().map(Segment::path)

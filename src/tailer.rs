@@ -105,6 +105,21 @@ impl Tailer {
         self.reader.dir()
     }
 
+    /// Sets how the tailer waits, in place.
+    pub(crate) fn set_wait(&mut self, wait: WaitStrategy) {
+        self.wait = wait;
+    }
+
+    /// The reader under the tailer.
+    pub(crate) fn reader(&self) -> &Reader {
+        &self.reader
+    }
+
+    /// The reader under the tailer, to read without waiting.
+    pub(crate) fn reader_mut(&mut self) -> &mut Reader {
+        &mut self.reader
+    }
+
     /// Whether this [`WaitStrategy::Block`] tailer waits by polling, and in which segment
     /// file: `Some(file)` when its last wait could not sleep on the segment's wake word
     /// because this process may not write to that file (announcing a wait needs a writable

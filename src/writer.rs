@@ -357,35 +357,38 @@ impl Writer {
     /// nor any segment holding a record at or after `seq`, so the log keeps at least the
     /// records from `seq` on (and usually some before it: removal goes by whole segments).
     ///
+    /// Records a [`Consumer`](crate::Consumer) has not committed are kept: removal stops at
+    /// the slowest consumer's position (a parked consumer excepted).
+    ///
     /// Readers that have a removed segment open keep reading it (an unlinked file stays
     /// mapped); a reader that reaches a removed segment later gets [`Error::SeqBeforeStart`].
     ///
     /// # Errors
+    /// [`Error::ConsumerCorrupt`] when a consumer's file is damaged (nothing is removed);
     /// [`Error::Io`] when a file cannot be removed (those before it are gone) or the directory
     /// cannot be listed or fsynced; a failed directory fsync poisons the writer, like a failed
     /// sync. [`Error::Poisoned`] after a failed sync.
     pub fn truncate_front(&mut self, seq: u64) -> Result<u64> {
+        self.retain(Some(seq), &crate::Retention::new())
+    }
+
+    /// One retention pass (see `retention::run`) to `target` and `policy`, as this writer.
+    fn retain(&mut self, target: Option<u64>, policy: &crate::Retention) -> Result<u64> {
         self.check_poisoned()?;
         let started = std::time::Instant::now();
         let active = self.seg.header().base_seq;
-        let listing = dir::list(&self.dir)?;
-        let mut removed = 0u64;
-        for (i, entry) in listing.segments.iter().enumerate() {
-            // A segment holds seqs [its base, the next one's base): remove it only when all of
-            // them are below `seq`, and never the active segment or anything after it.
-            let next = match listing.segments.get(i + 1) {
-                Some(n) if entry.base < active && n.base <= active && n.base <= seq => n.base,
-                _ => break,
-            };
-            self.fs
-                .remove_file(&entry.path)
-                .map_err(|e| Error::io("could not remove segment", &entry.path, e))?;
-            removed += 1;
-            self.dir_gen += 1;
-            self.first_seq = self.first_seq.max(next.min(self.next_seq));
-            tracing::debug!(segment = %entry.path.display(), "removed by retention");
-        }
+        let pass = crate::retention::Pass {
+            target,
+            needs_consumer: false,
+            policy,
+            dry_run: false,
+            writer: Some((active, self.next_seq, self.pos)),
+        };
+        let (report, failed) = crate::retention::run(&self.dir, &self.fs, &pass);
+        let removed = report.removed.len() as u64;
         if removed > 0 {
+            self.dir_gen += 1;
+            self.first_seq = self.first_seq.max(report.first_seq.min(self.next_seq));
             if let Err(e) = self.fs.sync_dir(&self.dir) {
                 let e = Error::io("could not sync log directory", &self.dir, e);
                 self.poison(&e);
@@ -393,14 +396,56 @@ impl Writer {
             }
             self.dir_synced_gen = self.dir_gen;
         }
+        if let Some(e) = failed {
+            return Err(e);
+        }
         tracing::debug!(
-            up_to = seq,
+            up_to = target,
             segments = removed,
             first_seq = self.first_seq,
+            held_back_by = report.held_back_by.as_deref(),
             elapsed_us = micros(started.elapsed()),
             "truncated the log front"
         );
         Ok(self.first_seq)
+    }
+
+    /// The writer's retention policy, after a rollover. A failure is logged, not returned:
+    /// the append that rolled succeeded (a failed directory sync poisons the writer, so the
+    /// next call reports it).
+    fn apply_retention(&mut self) {
+        let Some(policy) = self.opts.retention.clone() else {
+            return;
+        };
+        if let Err(e) = self.retain(None, &policy) {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "retention failed");
+        }
+    }
+
+    /// Refuses to start a segment while free space is below the policy's floor, after one
+    /// more retention pass.
+    fn check_free_space(&mut self) -> Result<()> {
+        let Some(floor) = self.opts.retention.as_ref().and_then(|r| r.min_free_bytes) else {
+            return Ok(());
+        };
+        let free = |dir: &Path| -> Result<u64> {
+            let st = rustix::fs::statvfs(dir)
+                .map_err(|e| Error::io("could not statvfs", dir, e.into()))?;
+            Ok(st.f_bavail.saturating_mul(st.f_frsize))
+        };
+        if free(&self.dir)? >= floor {
+            return Ok(());
+        }
+        self.apply_retention();
+        let now = free(&self.dir)?;
+        if now >= floor {
+            return Ok(());
+        }
+        Err(Error::FreeSpaceFloor {
+            path: self.dir.clone(),
+            free: now,
+            floor,
+        })
     }
 
     fn apply_policy(&mut self) -> Result<()> {
@@ -418,6 +463,15 @@ impl Writer {
     /// segment's wake word are woken by the seal itself. A crash between the two leaves an
     /// unsealed segment followed by its successor: recovery rewrites the seal.
     fn roll(&mut self) -> Result<()> {
+        self.check_free_space()?;
+        self.roll_inner()?;
+        if self.opts.retention.is_some() {
+            self.apply_retention();
+        }
+        Ok(())
+    }
+
+    fn roll_inner(&mut self) -> Result<()> {
         let seal_at = (self.pos + FRAME_HEADER_LEN <= self.seg.reservation()).then_some(self.pos);
         if let Some(at) = seal_at {
             // Make room for the seal first: once the successor exists, sealing cannot fail.
