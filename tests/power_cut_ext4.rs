@@ -186,6 +186,78 @@ fn close_writes_the_synced_mark_to_the_device() {
     assert_eq!(last.synced_mark, last.data_end, "{report:#?}");
 }
 
+/// A consumer's durable commit (`Consumer::sync`) survives a power cut: the consumer file on
+/// the cut image passes its checks and holds a position no older than the last durable
+/// commit the child reported, and no newer than what the log holds.
+#[test]
+fn a_durable_consumer_commit_survives_a_power_cut() {
+    let seed = seed("power_cut_consumer");
+    let mut rng = Rng(seed);
+    for cut in 0..3 {
+        let m = match mount::ext4(64 << 20) {
+            Ok(m) => m,
+            Err(why) => {
+                skip(format_args!("cannot mount an ext4 loop image here: {why}"));
+                return;
+            }
+        };
+        let log = m.dir.join("log");
+        let mut child = cut_child(&log)
+            .env("APPLOG_CUT_CONSUMER", "1")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (first, once) = std::sync::mpsc::channel();
+        let lines = std::thread::spawn(move || {
+            let mut durable = 0u64;
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                let line = line.rsplit_once("... ").map_or(&line[..], |(_, l)| l);
+                if let Some(n) = line.strip_prefix("c ") {
+                    durable = n.parse().unwrap();
+                    let _ = first.send(());
+                }
+            }
+            durable
+        });
+        once.recv_timeout(Duration::from_secs(60))
+            .expect("the child never committed");
+        std::thread::sleep(Duration::from_millis(50 + rng.below(500)));
+        let pid = rustix::process::Pid::from_child(&child);
+        rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();
+        let copy = m.tmp.path().join("cut.img");
+        copy_at_one_instant(m.image.as_ref().unwrap(), &copy);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let durable = lines.join().unwrap();
+        let fsck = Command::new("e2fsck")
+            .args(["-fy"])
+            .arg(&copy)
+            .output()
+            .unwrap();
+        assert!(matches!(fsck.status.code(), Some(0 | 1)), "e2fsck failed");
+        let at = m.tmp.path().join("after");
+        mount::mount_image(&copy, &at).unwrap();
+        let _unmount = Unmount(at.clone());
+        let log = at.join("log");
+        let what = format!("cut {cut} (seed {seed}): last durable commit {durable}");
+        let info = applog::consumers(&log)
+            .unwrap_or_else(|e| panic!("{what}: {e}"))
+            .into_iter()
+            .find(|c| c.name == "cut")
+            .unwrap_or_else(|| panic!("{what}: the consumer is gone"));
+        assert!(
+            info.next_seq >= durable,
+            "{what}: resumes at {}",
+            info.next_seq
+        );
+        let c = applog::Consumer::open(&log, "cut").unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(c.position(), info.next_seq, "{what}");
+        eprintln!("{what}: resumes at {}", info.next_seq);
+    }
+}
+
 /// Copies the image of a mounted loop device as it is at one instant: while the copy runs,
 /// the kernel may still write to the device (journal commits, write-back of other dirty
 /// pages), and a copy that straddles a write is a state no power cut leaves (its early
@@ -238,6 +310,29 @@ fn power_cut_child() {
         }
         w.close().unwrap();
         return;
+    }
+    if std::env::var_os("APPLOG_CUT_CONSUMER").is_some() {
+        // A synced log, then a consumer that commits durably every few records.
+        for _ in 0..20_000 {
+            w.append(&record(seq)).unwrap();
+            seq += 1;
+        }
+        w.sync().unwrap();
+        let mut c = applog::Consumer::open(&dir, "cut").unwrap();
+        let mut n = 0u64;
+        while let Some(rec) = c.try_next().unwrap() {
+            n = rec.seq() + 1;
+            if n % 7 == 0 {
+                c.commit_durable().unwrap();
+                println!("c {n}");
+            }
+        }
+        // Read everything: wait to be cut.
+        c.commit_durable().unwrap();
+        println!("c {n}");
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
     }
     let mut rng = Rng(std::env::var("APPLOG_CUT_SEED").unwrap().parse().unwrap());
     loop {

@@ -88,6 +88,24 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
                 *s = super::scan::scan_read(s.entry.clone())?;
             }
         }
+        // The newest segment may have been sealed, its successor created after the listing:
+        // follow the log on into segments made since (a bounded number of times: a writer
+        // rolling faster than the scan could keep it going).
+        for _ in 0..16 {
+            let Some(last) = scans.last() else { break };
+            if !last.is_sealed() {
+                break;
+            }
+            let newer: Vec<_> = dir::list(dir)?
+                .segments
+                .into_iter()
+                .filter(|e| e.base > last.entry.base)
+                .collect();
+            if newer.is_empty() {
+                break;
+            }
+            scans.extend(scan_all(dir, newer, &mut corruptions)?);
+        }
         if let Some(last) = scans.last_mut() {
             // A live writer copies a payload in before it publishes the frame's header:
             // non-zero bytes after the newest frame are that record in flight, not a torn
