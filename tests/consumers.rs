@@ -238,3 +238,82 @@ fn a_waiting_consumer_is_woken_by_an_append() {
     assert_eq!(c.next().unwrap().data(), b"late");
     t.join().unwrap();
 }
+
+#[test]
+fn open_at_starts_from_the_callers_own_position_and_never_moves_the_commit_back() {
+    let (dir, _w) = log_with(10);
+    let mut c = Consumer::open(dir.path(), "app").unwrap();
+    seqs(&mut c, 6);
+    c.commit().unwrap();
+    drop(c);
+    // The service's own state says it processed up to 4 (exactly-once pattern).
+    let mut c = Consumer::open_at(dir.path(), "app", 4).unwrap();
+    assert_eq!((c.position(), c.committed()), (4, 6));
+    assert_eq!(seqs(&mut c, 1), [4]);
+    c.commit().unwrap();
+    assert_eq!(c.committed(), 6, "a commit moved the position backwards");
+    assert_eq!(seqs(&mut c, 3), [5, 6, 7]);
+    c.commit().unwrap();
+    assert_eq!(c.committed(), 8);
+    drop(c);
+    assert!(matches!(
+        Consumer::open_at(dir.path(), "app", 11),
+        Err(Error::ConsumerPosition { seq: 11, .. })
+    ));
+}
+
+#[test]
+fn reset_and_delete_refuse_unknown_and_busy_consumers() {
+    let (dir, _w) = log_with(5);
+    assert!(matches!(
+        applog::reset_consumer(dir.path(), "nobody", 0),
+        Err(Error::UnknownConsumer { .. })
+    ));
+    assert!(matches!(
+        applog::delete_consumer(dir.path(), "nobody"),
+        Err(Error::UnknownConsumer { .. })
+    ));
+    let c = Consumer::open(dir.path(), "app").unwrap();
+    assert!(matches!(
+        applog::reset_consumer(dir.path(), "app", 0),
+        Err(Error::ConsumerBusy { .. })
+    ));
+    assert!(matches!(
+        applog::delete_consumer(dir.path(), "app"),
+        Err(Error::ConsumerBusy { .. })
+    ));
+    drop(c);
+    assert!(matches!(
+        applog::reset_consumer(dir.path(), "app", 6),
+        Err(Error::ConsumerPosition {
+            seq: 6,
+            next_seq: 5,
+            ..
+        })
+    ));
+    applog::reset_consumer(dir.path(), "app", 5).unwrap();
+    assert_eq!(applog::consumers(dir.path()).unwrap()[0].next_seq, 5);
+    applog::delete_consumer(dir.path(), "app").unwrap();
+    assert!(applog::consumers(dir.path()).unwrap().is_empty());
+    // A deleted name starts afresh at the first record.
+    assert_eq!(Consumer::open(dir.path(), "app").unwrap().position(), 0);
+}
+
+#[test]
+fn a_consumer_file_removed_by_hand_is_reported_to_its_holder_at_its_next_sync() {
+    let (dir, _w) = log_with(3);
+    let mut c = Consumer::open(dir.path(), "app").unwrap();
+    seqs(&mut c, 2);
+    c.commit().unwrap();
+    c.sync().unwrap();
+    // Removed by hand while in use (the library refuses to delete a consumer in use): a
+    // new open makes a new consumer, and the old holder learns of it when it syncs.
+    std::fs::remove_file(applog::consumer_path(dir.path(), "app")).unwrap();
+    let again = Consumer::open(dir.path(), "app").unwrap();
+    assert_eq!(again.position(), 0);
+    c.commit().unwrap();
+    match c.sync() {
+        Err(Error::UnknownConsumer { name, .. }) => assert_eq!(name, "app"),
+        other => panic!("{other:?}"),
+    }
+}

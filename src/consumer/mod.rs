@@ -231,9 +231,15 @@ impl Consumer {
     ///
     /// # Errors
     /// [`Error::ConsumerParked`]; [`Error::Io`] (a bug: the mapping is always in bounds).
+    ///
+    /// A consumer opened with [`open_at`](Self::open_at) behind its committed position
+    /// commits nothing until it passes that position: commits never move backwards.
     #[inline]
     pub fn commit(&mut self) -> Result<()> {
         let seq = self.tailer.position();
+        if seq <= self.committed {
+            return self.check_parked();
+        }
         let (base, off) = self.tailer.reader().cursor();
         self.store(seq, base, off)
     }
@@ -279,12 +285,15 @@ impl Consumer {
     }
 
     /// Makes the committed position durable (`msync` of the consumer's page): it then
-    /// survives a power cut. One system call and one page written; a no-op when nothing was
-    /// committed since the last one.
+    /// survives a power cut. One page written; nothing when nothing was committed since the
+    /// last one.
     ///
     /// # Errors
-    /// [`Error::Io`].
+    /// [`Error::Io`]; [`Error::UnknownConsumer`] when the consumer's file was removed (or
+    /// replaced) while in use: its commits since then are lost, and another process may have
+    /// opened the name anew.
     pub fn sync(&mut self) -> Result<()> {
+        self.held.check_still_there()?;
         if self.synced == self.committed {
             return Ok(());
         }

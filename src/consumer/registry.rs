@@ -152,7 +152,23 @@ pub(crate) struct Held {
     pub path: PathBuf,
     pub map: Mapped,
     pub snapshot: Snapshot,
+    /// Device and inode of the file held.
+    id: (u64, u64),
     _file: File,
+}
+
+impl Held {
+    /// Checks that the file at the path is still the one held: a consumer file removed by
+    /// hand (or replaced) while in use would let another process in under the same name.
+    pub(crate) fn check_still_there(&self) -> Result<()> {
+        match std::fs::metadata(&self.path) {
+            Ok(m) if (m.dev(), m.ino()) == self.id => Ok(()),
+            _ => Err(Error::UnknownConsumer {
+                name: self.name.clone(),
+                path: self.path.clone(),
+            }),
+        }
+    }
 }
 
 /// Opens the consumer `name` and takes its exclusive lock without waiting.
@@ -223,6 +239,7 @@ pub(crate) fn hold(log: &Path, name: &str) -> Result<Held> {
         path,
         map,
         snapshot,
+        id: (ours.dev(), ours.ino()),
         _file: file,
     })
 }
