@@ -273,13 +273,13 @@ fn run_into(
             if (too_far || too_idle) && info.next_seq < keep_from {
                 if !dry_run {
                     consumer::park(dir, &name, info.next_seq, info.lag_bytes)?;
+                    tracing::warn!(
+                        consumer = %name,
+                        next_seq = info.next_seq,
+                        lag_bytes = info.lag_bytes,
+                        "consumer parked: it fell too far behind; retention no longer waits for it"
+                    );
                 }
-                tracing::warn!(
-                    consumer = %name,
-                    next_seq = info.next_seq,
-                    lag_bytes = info.lag_bytes,
-                    "consumer parked: it fell too far behind; retention no longer waits for it"
-                );
                 report.parked.push(name);
                 continue;
             }
@@ -293,7 +293,10 @@ fn run_into(
             report.held_back_by = Some(name.clone());
             *s
         }
-        _ => keep_from,
+        Some(_) => keep_from,
+        // Every consumer parked: "up to the slowest consumer" goes nowhere.
+        None if needs_consumer => return Ok(()),
+        None => keep_from,
     };
     for (i, e) in segs.iter().enumerate() {
         let Some(next) = segs.get(i + 1) else { break };

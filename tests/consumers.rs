@@ -317,3 +317,48 @@ fn a_consumer_file_removed_by_hand_is_reported_to_its_holder_at_its_next_sync() 
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn consumer_calls_on_a_directory_that_is_not_a_log_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), b"mine").unwrap();
+    assert!(matches!(
+        Consumer::open(dir.path(), "app"),
+        Err(Error::NotALog { .. })
+    ));
+    assert!(matches!(
+        applog::trim(dir.path(), &applog::Trim::new()),
+        Err(Error::NotALog { .. })
+    ));
+    assert!(matches!(
+        applog::reset_consumer(dir.path(), "app", 0),
+        Err(Error::NotALog { .. })
+    ));
+    assert!(!dir.path().join(applog::CONSUMERS_DIR).exists());
+}
+
+#[test]
+fn trimming_up_to_the_consumers_when_all_are_parked_removes_nothing() {
+    let (dir, mut w) = log_with(0);
+    drop(Consumer::open(dir.path(), "slow").unwrap());
+    for i in 0..400u64 {
+        w.append(&[i as u8; 200]).unwrap();
+    }
+    w.sync().unwrap();
+    let policy = applog::Retention::new().park_lag_bytes(4096);
+    let dry = applog::trim(
+        dir.path(),
+        &applog::Trim::new().policy(policy.clone()).dry_run(true),
+    )
+    .unwrap();
+    assert_eq!(dry.parked, ["slow"]);
+    assert_eq!(
+        applog::consumers(dir.path()).unwrap()[0].state,
+        ConsumerState::Idle,
+        "a dry run parked"
+    );
+    let report = applog::trim(dir.path(), &applog::Trim::new().policy(policy)).unwrap();
+    assert_eq!(report.parked, ["slow"]);
+    assert!(report.removed.is_empty(), "{report:?}");
+    assert_eq!(applog::verify(dir.path()).unwrap().first_seq, 0);
+}

@@ -68,8 +68,10 @@ pub(crate) struct RegistryLock {
 }
 
 /// Takes the registry lock, waiting for it; creates `consumers/` first (and makes its entry
-/// durable) when it is missing.
+/// durable) when it is missing. `NotALog` for a directory that holds no log.
 pub(crate) fn lock(log: &Path) -> Result<RegistryLock> {
+    // Never make a `consumers/` directory in something that is not a log.
+    dir::list_log(log)?;
     let cdir = consumers_dir(log);
     match std::fs::create_dir(&cdir) {
         Ok(()) => crate::io::real()

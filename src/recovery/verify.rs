@@ -73,6 +73,25 @@ impl VerifyReport {
 /// Corruption is not an error here: it is in the report.
 pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
     let dir = dir.as_ref();
+    // While a writer runs, its rollovers and retention change the directory under the scan
+    // (a segment sealed after the listing, the oldest removed mid-walk), which can look like
+    // a missing segment. Damage stays where it is: look again, from a fresh listing, and
+    // report what a whole pass still finds.
+    let mut report = verify_once(dir)?;
+    for _ in 0..RETRIES_WHILE_LIVE {
+        if report.is_clean() || !report.writer_active {
+            break;
+        }
+        tracing::debug!(dir = %dir.display(), corruptions = ?report.corruptions, "verify: the log changed under the scan? looking again");
+        report = verify_once(dir)?;
+    }
+    Ok(report)
+}
+
+/// How many more times `verify` looks at a live log that seemed damaged.
+const RETRIES_WHILE_LIVE: usize = 4;
+
+fn verify_once(dir: &Path) -> Result<VerifyReport> {
     let listing = dir::list_log(dir)?;
     let writer_active = dir::Lock::is_held(dir)?;
     let mut corruptions = Vec::new();
@@ -87,24 +106,6 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
             if s.stop == super::scan::Stop::Clean {
                 *s = super::scan::scan_read(s.entry.clone())?;
             }
-        }
-        // The newest segment may have been sealed, its successor created after the listing:
-        // follow the log on into segments made since (a bounded number of times: a writer
-        // rolling faster than the scan could keep it going).
-        for _ in 0..16 {
-            let Some(last) = scans.last() else { break };
-            if !last.is_sealed() {
-                break;
-            }
-            let newer: Vec<_> = dir::list(dir)?
-                .segments
-                .into_iter()
-                .filter(|e| e.base > last.entry.base)
-                .collect();
-            if newer.is_empty() {
-                break;
-            }
-            scans.extend(scan_all(dir, newer, &mut corruptions)?);
         }
         if let Some(last) = scans.last_mut() {
             // A live writer copies a payload in before it publishes the frame's header:
