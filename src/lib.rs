@@ -112,8 +112,8 @@ mod tailer;
 mod writer;
 
 pub use consumer::{
-    consumer_path, consumers, delete_consumer, reset_consumer, Consumer, ConsumerInfo,
-    ConsumerState, CONSUMERS_DIR, MAX_NAME_LEN,
+    consumer_path, consumers, delete_consumer, reset_consumer, validate_consumer_name, Consumer,
+    ConsumerInfo, ConsumerState, CONSUMERS_DIR, MAX_NAME_LEN,
 };
 pub use copy::{copy, copy_cancellable, staging_dir, CopyReport, STAGING_MARK};
 pub use dir::{segment_name, LOCK_FILE};

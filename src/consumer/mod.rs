@@ -365,6 +365,15 @@ pub fn delete_consumer(dir: impl AsRef<Path>, name: &str) -> Result<()> {
     registry::delete(dir.as_ref(), name)
 }
 
+/// Checks a consumer name without touching any log: 1 to 64 of `A-Z a-z 0-9 . _ -`, not
+/// starting with `.` (the rule [`Consumer::open`] applies).
+///
+/// # Errors
+/// [`Error::InvalidConsumerName`], saying what is wrong with it.
+pub fn validate_consumer_name(name: &str) -> Result<()> {
+    registry::validate_name(name)
+}
+
 /// The path of consumer `name`'s file in the log `dir`.
 pub fn consumer_path(dir: impl AsRef<Path>, name: &str) -> PathBuf {
     registry::consumer_path(dir.as_ref(), name)

@@ -1,8 +1,8 @@
 //! `applog`: the command-line tool for applog logs.
 //!
 //! A thin layer over the library: `main` parses the command line and dispatches to one small
-//! module per command (`append`, `tail`, `verify`, `info`, `recover`, `copy`), each with a `run`
-//! function. Shared
+//! module per command (`append`, `tail`, `verify`, `info`, `recover`, `copy`, `consumers`,
+//! `trim`), each with a `run` function; `tail --name` lives in `tail_named`. Shared
 //! pieces live beside them: `Failure` (what a command can end with), `Out` (standard output,
 //! where a closed pipe is a quiet stop), and `encode` (JSON strings, base64, hex dumps).
 //!
@@ -18,21 +18,27 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod append;
+mod consumers;
 mod copy;
 mod encode;
 mod info;
 mod problems;
 mod recover;
 mod tail;
+mod tail_named;
+mod trim;
 mod verify;
 
-/// Append to, follow, check, recover, describe and copy applog logs.
+/// Append to, follow, check, recover, describe and copy applog logs; read them with named
+/// consumers that resume where they stopped, list and reset those, and trim old segments.
 ///
-/// A log is a directory of segment files (`<20-digit first seq>.seg`) and a lock file.
+/// A log is a directory of segment files (`<20-digit first seq>.seg`), a lock file, and a
+/// `consumers` directory once it has named consumers (`applog tail --name`).
 /// Data goes to standard output and diagnostics to standard error. Exit status: 0 success;
 /// 1 the log is corrupt or locked, or the operation failed; 2 bad usage. Set RUST_LOG (for
 /// example RUST_LOG=debug) to see the library's events; the default is `warn` (for `recover`,
-/// whose report lists each repair, `warn,applog::recovery=error`).
+/// whose report lists each repair, `warn,applog::recovery=error`; for `trim`, whose report
+/// names each consumer it parks, `warn,applog::retention=error`).
 #[derive(Debug, Parser)]
 #[command(name = "applog", version)]
 struct Cli {
@@ -48,6 +54,8 @@ enum Command {
     Info(info::Args),
     Recover(recover::Args),
     Copy(copy::Args),
+    Consumers(consumers::Args),
+    Trim(trim::Args),
 }
 
 fn main() -> ExitCode {
@@ -55,10 +63,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
     };
-    // recover reports every repair it makes on stdout: the library's warning about each
-    // would say it twice.
+    // recover reports every repair it makes on stdout, and trim every consumer it parks:
+    // the library's warning about each would say it twice.
     init_tracing(match cli.command {
         Command::Recover(_) => "warn,applog::recovery=error",
+        Command::Trim(_) => "warn,applog::retention=error",
         _ => "warn",
     });
     let result = match cli.command {
@@ -68,6 +77,8 @@ fn main() -> ExitCode {
         Command::Info(args) => info::run(args),
         Command::Recover(args) => recover::run(args),
         Command::Copy(args) => copy::run(args),
+        Command::Consumers(args) => consumers::run(args),
+        Command::Trim(args) => trim::run(args),
     };
     match result {
         Ok(()) | Err(Failure::Closed) => ExitCode::SUCCESS,
@@ -212,6 +223,11 @@ impl Out {
         self.w.write_all(b).map_err(Failure::output)
     }
 
+    /// How many bytes are buffered, not yet written.
+    fn buffered(&self) -> usize {
+        self.w.buffer().len()
+    }
+
     /// Flushes what is buffered (per record, when someone waits for it).
     fn flush(&mut self) -> Result<(), Failure> {
         self.w.flush().map_err(Failure::output)
@@ -223,7 +239,7 @@ impl Out {
     }
 }
 
-/// Output format of the reports (`verify`, `info`).
+/// Output format of the reports (`verify`, `info`, `consumers`, `trim`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum ReportFormat {
     /// Aligned text for people.

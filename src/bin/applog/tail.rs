@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 use crate::encode::{base64, hex_dump, json_str};
 use crate::{note, Failure, Out};
 
-/// Print the last records of a log, or every record from a seq on; with -f, keep printing
-/// new records as they are appended.
+/// Print the last records of a log, or every record from a seq on, or the records a named
+/// consumer has not committed; with -f, keep printing new records as they are appended.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The log directory.
     #[arg(value_name = "LOG")]
-    log: PathBuf,
+    pub(crate) log: PathBuf,
     /// How many of the last records to print.
     #[arg(short = 'n', long = "count", value_name = "N", default_value_t = 10)]
     count: u64,
@@ -31,10 +31,30 @@ pub struct Args {
     /// followed anew from its first record, saying so on stderr. Output is flushed after
     /// each record.
     #[arg(short = 'f', long)]
-    follow: bool,
+    pub(crate) follow: bool,
+    /// Read as the named consumer NAME (created at the log's first record if it does not
+    /// exist): print the records after its committed position, and commit them once they
+    /// were written to standard output, so that the next run with the same name resumes
+    /// after them (at least once: a run killed between printing and committing prints its
+    /// last records again). Records are committed in batches, after each flush of the
+    /// output; the position is made durable when the tool ends and about every second
+    /// while following. With -f it follows the log it opened (not a directory replaced
+    /// later). Exit 1 when another process holds NAME (see `applog consumers`), or when
+    /// retention parked it (reset it with `applog consumers LOG --reset NAME --to SEQ`).
+    /// NAME is 1 to 64 of A-Z a-z 0-9 . _ -, not starting with '.'.
+    #[arg(
+        long,
+        value_name = "NAME",
+        value_parser = crate::consumers::parse_name,
+        conflicts_with_all = ["from", "count"]
+    )]
+    pub(crate) name: Option<String>,
+    /// Stop after printing N records (with -f too).
+    #[arg(long, value_name = "N")]
+    pub(crate) max: Option<u64>,
     /// How to print each record.
     #[arg(long, value_enum, default_value_t = Format::Text)]
-    format: Format,
+    pub(crate) format: Format,
 }
 
 /// How `tail` prints a record.
@@ -50,6 +70,9 @@ pub enum Format {
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
+    if let Some(name) = &args.name {
+        return crate::tail_named::run(&args, name);
+    }
     if args.follow {
         return follow(&args);
     }
@@ -74,17 +97,20 @@ pub fn run(args: Args) -> Result<(), Failure> {
         reader.seek(start)?;
     }
     let mut out = Out::new();
-    while let Some(record) = reader.next()? {
+    let mut left = args.max;
+    while left != Some(0) {
+        let Some(record) = reader.next()? else { break };
         if end.is_some_and(|end| record.seq() >= end) {
             break;
         }
         print_record(&mut out, args.format, record.seq(), record.data())?;
+        left = left.map(|n| n - 1);
     }
     out.finish()
 }
 
 /// How long one wait for a record lasts before the tool looks at the stop flag again.
-const POLL: Duration = Duration::from_millis(100);
+pub(crate) const POLL: Duration = Duration::from_millis(100);
 
 /// How long `tail -f` lets its loop end by itself after SIGINT or SIGTERM before it ends the
 /// process: the loop may be stuck in a system call that a signal does not end (a write to a
@@ -112,6 +138,8 @@ enum Ended {
     Replaced,
     /// The directory is gone.
     Removed,
+    /// --max records were printed.
+    Done,
 }
 
 /// `tail -f`: prints from the start seq on, waiting for new records, until SIGINT or SIGTERM.
@@ -122,14 +150,26 @@ fn follow(args: &Args) -> Result<(), Failure> {
     let mut out = Out::new();
     let mut start = Start::AsAsked;
     let mut said_polling = false;
+    let mut left = args.max;
     loop {
+        if left == Some(0) {
+            return out.finish();
+        }
         let Some((mut tailer, id)) = open_tailer(args, start, &stop)? else {
             return out.finish(); // interrupted while waiting for the log
         };
-        let ended = follow_log(args, &mut tailer, id, &stop, &mut out, &mut said_polling)?;
+        let ended = follow_log(
+            args,
+            &mut tailer,
+            id,
+            &stop,
+            &mut out,
+            &mut said_polling,
+            &mut left,
+        )?;
         let log = args.log.display();
         match ended {
-            Ended::Stopped => return out.finish(),
+            Ended::Stopped | Ended::Done => return out.finish(),
             Ended::Replaced => note(format_args!(
                 "{log} was replaced; following the new log from its first record"
             )),
@@ -141,8 +181,8 @@ fn follow(args: &Args) -> Result<(), Failure> {
     }
 }
 
-/// Prints the records of one log until a signal, or until its directory is replaced or
-/// removed.
+/// Prints the records of one log until a signal, until `left` (what is left of --max) is
+/// down to 0, or until its directory is replaced or removed.
 fn follow_log(
     args: &Args,
     tailer: &mut applog::Tailer,
@@ -150,6 +190,7 @@ fn follow_log(
     stop: &AtomicBool,
     out: &mut Out,
     said_polling: &mut bool,
+    left: &mut Option<u64>,
 ) -> Result<Ended, Failure> {
     let mut checked = Instant::now();
     while !stop.load(Ordering::Relaxed) {
@@ -158,6 +199,10 @@ fn follow_log(
                 print_record(out, args.format, record.seq(), record.data())?;
                 // Someone is waiting for it: no record stays in the buffer.
                 out.flush()?;
+                *left = left.map(|n| n - 1);
+                if *left == Some(0) {
+                    return Ok(Ended::Done);
+                }
                 if checked.elapsed() < CHECK_EVERY {
                     continue;
                 }
@@ -216,7 +261,7 @@ fn changed(log: &Path, id: DirId) -> Option<Ended> {
 /// Sets the returned flag on SIGINT or SIGTERM, for the loop to end with exit 0. If the loop
 /// has not ended `GRACE` after the signal, the process ends there, with exit 0 too: every
 /// record printed was flushed, so nothing is lost but a record whose write was stuck.
-fn stop_on_signals() -> Result<Arc<AtomicBool>, Failure> {
+pub(crate) fn stop_on_signals() -> Result<Arc<AtomicBool>, Failure> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let signal_error = |source| Failure::Io {
         what: "could not install a signal handler",
@@ -240,7 +285,7 @@ fn stop_on_signals() -> Result<Arc<AtomicBool>, Failure> {
 }
 
 /// Whether standard output is a pipe whose reader has gone (poll reports an error on it).
-fn stdout_closed() -> bool {
+pub(crate) fn stdout_closed() -> bool {
     use rustix::event::{poll, PollFd, PollFlags, Timespec};
     use std::os::fd::AsFd;
     let stdout = std::io::stdout();
@@ -323,7 +368,7 @@ fn try_open(args: &Args, start: Start, appeared: bool) -> applog::Result<applog:
 
 /// Whether `e` only means that the log has not been created yet: the directory is missing,
 /// or it exists but holds nothing yet (or only what a writer creating the log has made so far).
-fn not_there_yet(log: &Path, e: &applog::Error) -> bool {
+pub(crate) fn not_there_yet(log: &Path, e: &applog::Error) -> bool {
     match e {
         applog::Error::Io { source, path, .. } if path == log => {
             source.kind() == std::io::ErrorKind::NotFound
@@ -345,7 +390,12 @@ fn not_there_yet(log: &Path, e: &applog::Error) -> bool {
     }
 }
 
-fn print_record(out: &mut Out, format: Format, seq: u64, data: &[u8]) -> Result<(), Failure> {
+pub(crate) fn print_record(
+    out: &mut Out,
+    format: Format,
+    seq: u64,
+    data: &[u8],
+) -> Result<(), Failure> {
     match format {
         Format::Text => {
             out.bytes(data)?;
