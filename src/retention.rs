@@ -293,10 +293,9 @@ fn run_into(
             report.held_back_by = Some(name.clone());
             *s
         }
-        Some(_) => keep_from,
         // Every consumer parked: "up to the slowest consumer" goes nowhere.
         None if needs_consumer => return Ok(()),
-        None => keep_from,
+        _ => keep_from,
     };
     for (i, e) in segs.iter().enumerate() {
         let Some(next) = segs.get(i + 1) else { break };
