@@ -904,9 +904,22 @@ fn trim_parks_a_consumer_that_fell_behind_until_it_is_reset() {
     let _serial = common::serial();
     let (_tmp, log) = one_page_segments('x', 40);
     cmd("tail", &log, &["--name", "lazy", "--max", "1"]).ok();
+    let all = segments(&log).len();
+    // Without --before, trim goes "up to the slowest consumer": with the only one parked,
+    // nowhere.
     let text = cmd("trim", &log, &["--park-lag-bytes", "20000"])
         .ok()
         .to_owned();
+    assert!(text.contains("parked consumer \"lazy\""), "{text}");
+    assert_eq!(segments(&log).len(), all, "{text}");
+    cmd("consumers", &log, &["--reset", "lazy", "--to", "1"]).ok();
+    let text = cmd(
+        "trim",
+        &log,
+        &["--park-lag-bytes", "20000", "--before", "1000000"],
+    )
+    .ok()
+    .to_owned();
     assert!(
         text.contains(&format!(
             "parked consumer \"lazy\": it fell too far behind, and retention no longer waits for it \
