@@ -220,6 +220,37 @@ impl Reader {
         Ok(())
     }
 
+    /// As [`seek`](Self::seek), starting from a hint of where `seq`'s frame lies (byte `off`
+    /// of the segment starting at `base`, as a consumer's commit stored it) instead of walking
+    /// the segment from its start. The hint is taken only when `base` is the segment that
+    /// holds `seq` and the frame at `off` is `seq`'s record (its CRC covers the seq);
+    /// otherwise this is a plain `seek`.
+    pub(crate) fn seek_hinted(&mut self, seq: u64, base: u64, off: u64) -> Result<()> {
+        let listing = dir::list(&self.dir)?;
+        let holder = listing.segments.iter().rev().find(|e| e.base <= seq);
+        if holder.is_some_and(|e| e.base == base) {
+            if let Some(prev) = listing.segments.iter().rev().find(|e| e.base < base) {
+                check_link(prev, base)?;
+            }
+            self.seg = None;
+            if self.open_segment(base)? {
+                if let Some(seg) = self.seg.as_mut() {
+                    if off.saturating_add(format::FRAME_HEADER_LEN) > seg.size() {
+                        seg.refresh_size()?;
+                    }
+                    if off >= HEADER_LEN && matches!(seg.frame_at(off, seq).0, Frame::Record { .. })
+                    {
+                        self.off = off;
+                        self.next_seq = seq;
+                        self.skip_until = seq;
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        self.seek(seq)
+    }
+
     /// Returns the next record, or `Ok(None)` when there is none yet. Call again later to see
     /// records appended since: `Ok(None)` is "not yet", never an error.
     ///

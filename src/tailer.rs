@@ -88,6 +88,15 @@ impl Tailer {
         })
     }
 
+    /// A tailer over `reader`, from where it stands.
+    pub(crate) fn from_reader(reader: Reader) -> Tailer {
+        Tailer {
+            reader,
+            wait: WaitStrategy::default(),
+            polling: false,
+        }
+    }
+
     /// Sets how the tailer waits for new records.
     #[must_use]
     pub fn wait_strategy(mut self, wait: WaitStrategy) -> Tailer {

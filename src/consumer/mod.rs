@@ -109,7 +109,8 @@ impl Consumer {
         registry::validate_name(name)?;
         // Registering reads the log's first seq: retention must not remove it meanwhile.
         let registry = registry::lock(dir)?;
-        let end = registry::log_end(dir)?;
+        // One reader finds the end of the log, then goes where the consumer starts.
+        let (end, mut reader) = registry::log_end_reader(dir)?;
         registry::create(
             dir,
             name,
@@ -141,7 +142,13 @@ impl Consumer {
         } else {
             start
         };
-        let tailer = Tailer::open(dir, from)?;
+        if from != reader.position() {
+            match held.hint() {
+                Some((base, off)) if from == committed => reader.seek_hinted(from, base, off)?,
+                _ => reader.seek(from)?,
+            }
+        }
+        let tailer = Tailer::from_reader(reader);
         drop(registry);
         tracing::debug!(consumer = name, committed, start, "consumer opened");
         Ok(Consumer {

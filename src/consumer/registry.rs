@@ -162,14 +162,40 @@ pub(crate) struct Held {
 impl Held {
     /// Checks that the file at the path is still the one held: a consumer file removed by
     /// hand (or replaced) while in use would let another process in under the same name.
+    ///
+    /// Asks `statx` for the inode number alone: a query of the file's timestamps (a full
+    /// `stat`) makes the kernel (6.13 and later, multigrain timestamps) give the next commit
+    /// a fine-grained modification time, and the `msync` after it then writes the inode too.
     pub(crate) fn check_still_there(&self) -> Result<()> {
-        match std::fs::metadata(&self.path) {
-            Ok(m) if (m.dev(), m.ino()) == self.id => Ok(()),
+        match identity(&self.path) {
+            Ok(id) if id == self.id => Ok(()),
             _ => Err(Error::UnknownConsumer {
                 name: self.name.clone(),
                 path: self.path.clone(),
             }),
         }
+    }
+}
+
+/// The device and inode number of the file at `path`, without querying its timestamps.
+fn identity(path: &Path) -> io::Result<(u64, u64)> {
+    let st = rustix::fs::statx(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::AtFlags::empty(),
+        rustix::fs::StatxFlags::INO,
+    )?;
+    Ok((
+        rustix::fs::makedev(st.stx_dev_major, st.stx_dev_minor),
+        st.stx_ino,
+    ))
+}
+
+impl Held {
+    /// Where the held consumer's committed position lies, when its commit said so.
+    pub(crate) fn hint(&self) -> Option<(u64, u64)> {
+        let p = self.snapshot.position;
+        (p.base != NO_HINT && p.off != NO_HINT).then_some((p.base, p.off))
     }
 }
 
@@ -214,11 +240,11 @@ pub(crate) fn hold(log: &Path, name: &str) -> Result<Held> {
     }
     // Deleted (and perhaps made anew) between the open and the lock: the lock on an unlinked
     // file would exclude nobody.
-    let now = std::fs::metadata(&path).ok();
+    let now = identity(&path).ok();
     let ours = file
         .metadata()
         .map_err(|e| Error::io("could not stat", &path, e))?;
-    if now.is_none_or(|m| (m.dev(), m.ino()) != (ours.dev(), ours.ino())) {
+    if now != Some((ours.dev(), ours.ino())) {
         return Err(Error::UnknownConsumer {
             name: name.to_owned(),
             path,
@@ -310,6 +336,11 @@ impl End {
 /// Reads where the log ends: the segments' names and sizes, and the records of the newest
 /// segment (at most one segment's worth of frames).
 pub(crate) fn log_end(log: &Path) -> Result<End> {
+    log_end_reader(log).map(|(end, _)| end)
+}
+
+/// As [`log_end`], with the reader that found the end, positioned there.
+pub(crate) fn log_end_reader(log: &Path) -> Result<(End, Reader)> {
     let listing = dir::list_log(log)?;
     let mut sizes = Vec::with_capacity(listing.segments.len());
     for e in &listing.segments {
@@ -327,12 +358,15 @@ pub(crate) fn log_end(log: &Path) -> Result<End> {
     while reader.advance()?.is_some() {}
     let next_seq = reader.position();
     let at = reader.cursor();
-    Ok(End {
-        first_seq,
-        next_seq,
-        at,
-        sizes,
-    })
+    Ok((
+        End {
+            first_seq,
+            next_seq,
+            at,
+            sizes,
+        },
+        reader,
+    ))
 }
 
 /// Where `seq` lies in the log (segment base and offset), found by a reader.
