@@ -24,6 +24,17 @@
 //!   hit that copy on a full file system; keep free space, or keep logs out of snapshotted
 //!   subvolumes. The attribute cannot tell, so [`stores_are_safe`] cannot either.
 //! - Data checksums and compression: btrfs keeps neither for NOCOW files.
+//!
+//! NOCOW is not enough on its own either: a store into a written-out page faults into
+//! `btrfs_page_mkwrite`, which reserves data space *before* it considers the attribute, and on
+//! a full btrfs (Linux 6.18) that reservation can wait forever for space the kernel's reclaim
+//! never frees (the writer hung in `__reserve_bytes` while the async data reclaim worker kept
+//! committing transactions). `pwrite` into the same page of a NOCOW file goes ahead in place or
+//! fails with `ENOSPC`. So on a copy-on-write file system ([`writes_by_pwrite`]) the writer
+//! and recovery write every byte of a segment with `pwrite` through the I/O seam, never with
+//! a store through the mapping, and do not prefault pages writable (see
+//! `segment::WriteSegment`). Readers still read through the mapping. A `Block` tailer's
+//! announcement in the wake word is still an atomic store through its own mapping.
 
 use std::fs::File;
 use std::io;
@@ -91,6 +102,16 @@ pub(crate) fn stores_are_safe(file: &File) -> bool {
         return true;
     }
     matches!(rustix::fs::ioctl_getflags(file), Ok(f) if f.contains(IFlags::NOCOW))
+}
+
+/// True where a segment must be written with `pwrite` rather than with stores through its
+/// mapping: on a copy-on-write file system. There, every store into a page that was written
+/// out before faults into `page_mkwrite`, which reserves data space before it looks at the
+/// no-copy-on-write attribute; on a full btrfs that reservation can wait forever for space
+/// the kernel's reclaim never frees (seen on Linux 6.18). A `pwrite` into the same page of a
+/// no-copy-on-write file goes ahead, or fails with `ENOSPC`.
+pub(crate) fn writes_by_pwrite(file: &File) -> bool {
+    cow_file_system(file).is_some()
 }
 
 /// The error for a segment that [`stores_are_safe`] refuses, naming the file and the way

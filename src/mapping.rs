@@ -37,7 +37,15 @@
 //!    this process may be zeroing, header fields next to the wake word) are copied out with
 //!    atomic loads before anything looks at them; recovery zeroes with atomic stores. So no
 //!    non-atomic read ever races a write in this process.
-//! 5. The one write over published bytes is the reopen rewrite (see
+//! 5. On a copy-on-write file system (see `cow`) the writer stores nothing through the
+//!    mapping: it writes the same bytes in the same order with `pwrite` (the payload, a
+//!    `SeqCst` fence, then the header word), and checks and freezes ranges with
+//!    [`WriteMap::check_unpublished`] and [`WriteMap::freeze_published`] as a store would.
+//!    The kernel copies with plain stores, so a reader may load a header word half written
+//!    (rule 1 does not hold for it): such a word fails its check (or the payload's CRC does),
+//!    and readers take a bad frame past the synced mark for one not yet written, and wait.
+//!    No `&[u8]` is lent before a frame validates, so rule 3 still holds.
+//! 6. The one write over published bytes is the reopen rewrite (see
 //!    `segment::WriteSegment::redirty`): it writes the *same* bytes through `pwrite`, in the
 //!    kernel, to make pages the kernel may have marked clean after a failed write-back dirty
 //!    again. No value a reader can observe changes.
@@ -424,16 +432,28 @@ impl WriteMap {
         self.store(off, word, Ordering::Relaxed)
     }
 
-    /// Copies a frame's payload to `off`, which must lie at or past the frozen mark (bytes no
-    /// reader can hold a borrow of). The caller publishes it with [`publish`](Self::publish).
-    pub(crate) fn write_payload(&self, off: u64, bytes: &[u8]) -> io::Result<()> {
+    /// Checks that `[off, off + len)` may be written: inside the file and the mapping, and at
+    /// or past the frozen mark. Returns the range's index into the mapping. For a writer that
+    /// writes with `pwrite` rather than through the mapping (see `cow`), this is the check
+    /// [`write_payload`](Self::write_payload) and [`publish`](Self::publish) make.
+    pub(crate) fn check_unpublished(&self, off: u64, len: u64) -> io::Result<usize> {
         let frozen = self.frozen();
         if off < frozen {
             return Err(frozen_error(off, frozen));
         }
-        let at = self
-            .check(off, bytes.len() as u64)
-            .ok_or_else(|| out_of_bounds(off, bytes.len() as u64))?;
+        self.check(off, len).ok_or_else(|| out_of_bounds(off, len))
+    }
+
+    /// Freezes `[0, end)` after a frame ending at `end` was published with `pwrite` (the caller
+    /// checked it with [`check_unpublished`](Self::check_unpublished) first).
+    pub(crate) fn freeze_published(&self, end: u64) {
+        self.freeze(end);
+    }
+
+    /// Copies a frame's payload to `off`, which must lie at or past the frozen mark (bytes no
+    /// reader can hold a borrow of). The caller publishes it with [`publish`](Self::publish).
+    pub(crate) fn write_payload(&self, off: u64, bytes: &[u8]) -> io::Result<()> {
+        let at = self.check_unpublished(off, bytes.len() as u64)?;
         // SAFETY: the destination is inside the writable mapping and the file (checked), and
         // at or past the frozen mark, so no frame there was published or validated: no shared
         // borrow of these bytes exists in this process, and readers elsewhere read them only

@@ -66,6 +66,28 @@ pub fn published<W: WakeWord + ?Sized>(word: &W) {
     }
 }
 
+/// Writer side, for a writer that never stores into the mapping (a segment on a
+/// copy-on-write file system, see `cow`): call after the `pwrite` that published one or more
+/// frames. `replace` writes a new value over the word with `pwrite`.
+///
+/// Without a read-modify-write, a `SeqCst` fence between the published header and the load of
+/// the word does the ordering (store-buffering with fences: the reader's
+/// [`prepare`] is a read-modify-write followed by a `SeqCst` fence before it looks for the
+/// frame again), so either this load sees `WAITING` or the reader sees the frame. The word is
+/// then replaced with the next epoch (`WAITING` cleared) before the futex wake, so a reader
+/// whose `futex_wait` comes after it returns at once. A reader's `fetch_or` that lands while
+/// the kernel copies the new value may be overwritten: that reader announced its wait after
+/// the frame was published, so its next look finds the frame. Waits are bounded in any case.
+pub fn published_by_pwrite(word: &std::sync::atomic::AtomicU32, replace: impl FnOnce(u32)) {
+    std::sync::atomic::fence(Ordering::SeqCst);
+    let w = word.load(Ordering::Relaxed);
+    if w & WAITING != 0 {
+        replace(w.wrapping_add(1));
+        std::sync::atomic::fence(Ordering::SeqCst);
+        WakeWord::wake_all(word);
+    }
+}
+
 #[cold]
 fn wake<W: WakeWord + ?Sized>(word: &W) {
     // Only the writer clears WAITING, so it is still set: adding 1 clears it and moves the
@@ -78,7 +100,11 @@ fn wake<W: WakeWord + ?Sized>(word: &W) {
 /// must then check again for the frame it wants (with an Acquire load) before it waits.
 #[inline]
 pub fn prepare<W: WakeWord + ?Sized>(word: &W) -> u32 {
-    word.fetch_or(WAITING, Ordering::AcqRel) | WAITING
+    let token = word.fetch_or(WAITING, Ordering::AcqRel) | WAITING;
+    // Orders the announcement before the caller's next look for the frame, for a writer that
+    // checks the word with a load rather than a read-modify-write ([`published_by_pwrite`]).
+    std::sync::atomic::fence(Ordering::SeqCst);
+    token
 }
 
 /// Reader side, step 2: sleep until the writer publishes, or `timeout` passes.

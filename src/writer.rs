@@ -11,7 +11,6 @@ use crate::dir::{self, Lock};
 use crate::error::{Error, Result};
 use crate::format::{self, FRAME_HEADER_LEN, HEADER_LEN};
 use crate::io::FileSystem;
-use crate::notify;
 use crate::options::{Options, SyncPolicy};
 use crate::recovery;
 use crate::segment::{page_size, ReadSegment, Segment, SegmentSync, WriteSegment};
@@ -267,8 +266,13 @@ impl Writer {
             self.seg.grow_to(end)?;
         }
         let seq = self.next_seq;
-        let word = self.seg.write_payload(off, seq, record)?;
-        self.seg.publish(off, word, end, Ordering::Release)?;
+        let written = self
+            .seg
+            .write_payload(off, seq, record)
+            .and_then(|word| self.seg.publish(off, word, end, Ordering::Release));
+        if let Err(e) = written {
+            return Err(self.take_back(off, end, e));
+        }
         self.wake_readers();
         self.pos = end;
         self.next_seq = seq + 1;
@@ -313,24 +317,10 @@ impl Writer {
             if end > self.seg.size() {
                 self.seg.grow_to(end)?;
             }
-            // Write every frame but publish the first one last: readers stop at the first
-            // empty header, so the Release store of the first header publishes them all.
             let start = self.pos;
-            let mut off = start;
-            let mut first_word = 0;
-            for (k, r) in records[i..j].iter().enumerate() {
-                let r = r.as_ref();
-                let seq = self.next_seq + k as u64;
-                let word = self.seg.write_payload(off, seq, r)?;
-                if k == 0 {
-                    first_word = word;
-                } else {
-                    self.seg.stage(off, word)?;
-                }
-                off += format::frame_len(r.len() as u64);
+            if let Err(e) = self.write_frames(start, end, &records[i..j]) {
+                return Err(self.take_back(start, end, e));
             }
-            self.seg
-                .publish(start, first_word, end, Ordering::Release)?;
             self.wake_readers();
             self.unsynced_bytes += end - start;
             self.pos = end;
@@ -512,13 +502,45 @@ impl Writer {
         Ok(())
     }
 
+    /// Writes the frames of `records` from `start` (ending at `end`, all in the active
+    /// segment) and publishes them together: the first frame's header last.
+    fn write_frames<B: AsRef<[u8]>>(&self, start: u64, end: u64, records: &[B]) -> Result<()> {
+        // Write every frame but publish the first one last: readers stop at the first
+        // empty header, so the Release store of the first header publishes them all.
+        let mut off = start;
+        let mut first_word = 0;
+        for (k, r) in records.iter().enumerate() {
+            let r = r.as_ref();
+            let seq = self.next_seq + k as u64;
+            let word = self.seg.write_payload(off, seq, r)?;
+            if k == 0 {
+                first_word = word;
+            } else {
+                self.seg.stage(off, word)?;
+            }
+            off += format::frame_len(r.len() as u64);
+        }
+        self.seg.publish(start, first_word, end, Ordering::Release)
+    }
+
+    /// After writing the unpublished frames `[from, to)` failed (only a segment written with
+    /// `pwrite` can fail there, e.g. with `NoSpace`): zeroes what was written, so that a
+    /// later append never publishes a frame in front of a leftover one; the writer is
+    /// poisoned if even that fails. Returns the error to report.
+    #[cold]
+    fn take_back(&mut self, from: u64, to: u64, e: Error) -> Error {
+        if let Err(again) = self.seg.discard_unpublished(from, to) {
+            tracing::error!(error = %again, "could not take back a failed append; the writer is poisoned until the log is reopened");
+            self.poisoned = Some(PoisonCause::of(&again));
+        }
+        e
+    }
+
     /// Wakes readers that wait on the active segment's wake word, if any (see `notify`): one
-    /// atomic read-modify-write when nobody waits.
+    /// atomic read-modify-write when nobody waits (on btrfs, a fence and a load).
     #[inline]
     fn wake_readers(&self) {
-        if let Some(word) = self.seg.wake_word() {
-            notify::published(word);
-        }
+        self.seg.wake_readers();
     }
 
     /// The durability checkpoint: `msync(MS_SYNC)` of everything appended since the last sync

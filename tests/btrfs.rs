@@ -4,7 +4,9 @@
 //! segment that was written out before: the writer (the next frame in a partly filled page,
 //! the synced mark), recovery (zeroing a torn tail) or a `Block` tailer (its bit in the wake
 //! word). On btrfs such a store needs a new block at fault time, which `fallocate` did not
-//! reserve; without the no-copy-on-write attribute the kernel raises SIGBUS.
+//! reserve; without the no-copy-on-write attribute the kernel raises SIGBUS, and with it the
+//! fault could still hang in the kernel's data space reservation (Linux 6.18), so on btrfs
+//! the writer and recovery write with `pwrite` instead of storing through the mapping.
 //! Pass criterion (P4): no process dies of a signal or hangs; appending ends in
 //! `Error::NoSpace`; recovery and a `Block` tailer work on the full file system; a segment
 //! without the attribute (copied) is refused for writing with an error naming it, and stays
@@ -107,12 +109,10 @@ fn append_synced(w: &mut Writer, from: u64, n: u64, len: usize) {
     }
 }
 
-/// Not yet passing: with the no-copy-on-write attribute the writer no longer gets SIGBUS
-/// (without it, it does), but on Linux 6.18 it hangs in `btrfs_page_mkwrite`, waiting for
-/// data space the kernel's reclaim never frees, before the kernel's NOCOW fallback is reached.
-/// Run with `--ignored` to see it.
+/// Without the no-copy-on-write attribute the writer got SIGBUS; with it, but storing
+/// through the mapping, it hung in `btrfs_page_mkwrite` (Linux 6.18), waiting for data space
+/// the kernel's reclaim never frees. On btrfs the writer now writes with `pwrite`.
 #[test]
-#[ignore = "hangs in btrfs_page_mkwrite's data space reclaim on a full btrfs (Linux 6.18)"]
 fn appending_on_a_full_btrfs_ends_in_no_space_not_sigbus() {
     let _serial = serial();
     if let Some(m) = mount_btrfs() {
@@ -257,4 +257,68 @@ fn a_copied_segment_without_nocow_is_refused_for_appending() {
     // The original (made with the attribute) still takes appends.
     let mut w = Writer::open(&log, Options::new().segment_pages(16)).unwrap();
     assert_eq!(w.append(b"more").unwrap(), 5);
+}
+
+/// A `Block` tailer that waits again and again on a full btrfs, with a sync (which writes the
+/// header page out) between records: each wait announces itself in the wake word.
+#[test]
+fn a_block_tailer_on_a_full_btrfs_keeps_waking() {
+    let _serial = serial();
+    if let Some(m) = mount_btrfs() {
+        run_child("tailer_many_child", &m.dir);
+    }
+}
+
+#[test]
+#[ignore = "child process of a_block_tailer_on_a_full_btrfs_keeps_waking"]
+fn tailer_many_child() {
+    let Some(mnt) = child_dir() else { return };
+    let log = mnt.join("log");
+    let mut w = Writer::open(&log, Options::new().segment_pages(16)).unwrap();
+    append_synced(&mut w, 0, 5, 300);
+    fill(&mnt);
+    let n = 40;
+    let tailer = std::thread::spawn({
+        let log = log.clone();
+        move || {
+            let mut t = Tailer::open(&log, 5).unwrap();
+            let mut got = Vec::new();
+            while got.len() < n {
+                match t.next_timeout(Duration::from_secs(60)).unwrap() {
+                    Some(r) => got.push((r.seq(), r.data().to_vec())),
+                    None => break,
+                }
+            }
+            got
+        }
+    });
+    let mut appended = 0;
+    for seq in 5..5 + n as u64 {
+        std::thread::sleep(Duration::from_millis(20));
+        match w
+            .append(&payload(seq, 300))
+            .and_then(|s| w.sync().map(|()| s))
+        {
+            Ok(s) => assert_eq!(s, seq),
+            Err(e) => {
+                assert!(e.is_no_space(), "{e:?}");
+                break;
+            }
+        }
+        appended += 1;
+    }
+    if appended < n {
+        // Free space so the tailer's last wait ends with the records it is owed.
+        std::fs::remove_file(mnt.join("filler")).unwrap();
+        for seq in 5 + appended as u64..5 + n as u64 {
+            assert_eq!(w.append(&payload(seq, 300)).unwrap(), seq);
+        }
+        w.sync().unwrap();
+    }
+    let got = tailer.join().unwrap();
+    assert_eq!(got.len(), n);
+    for (seq, data) in got {
+        assert_eq!(data, payload(seq, 300));
+    }
+    eprintln!("appended {appended} on the full file system");
 }

@@ -247,9 +247,7 @@ fn reseal(s: &Scanned, fs: &Arc<dyn FileSystem>) -> Result<PathBuf> {
     seg.grow_to(s.end + FRAME_HEADER_LEN)?;
     seg.seal(s.end, s.next_seq)?;
     // Readers waiting at the end of this segment can move on now.
-    if let Some(word) = seg.wake_word() {
-        crate::notify::published(word);
-    }
+    seg.wake_readers();
     // Every byte up to the seal is durable now: say so in the mark, so that the chain of
     // sealed segments stays provable (see `trusted_prefix`).
     let end = s.end + FRAME_HEADER_LEN;

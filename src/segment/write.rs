@@ -4,7 +4,7 @@
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 
 use super::{judge, open_file, page_size, probe, Opened, Segment};
@@ -19,11 +19,19 @@ use crate::mapping::{View, WriteMap};
 /// reserved.
 const ALLOCATE_CHUNK: u64 = 64 * 1024;
 
+/// Bytes of zeros written per `pwrite` when a segment that is written with `pwrite` cuts a
+/// torn tail.
+const ZERO_CHUNK: u64 = 64 * 1024;
+
 /// One segment file, mapped read-write, under the writer's lock.
 pub(crate) struct WriteSegment {
     path: PathBuf,
-    file: File,
+    file: Arc<File>,
     map: WriteMap,
+    /// Whether bytes are written with `pwrite` instead of stores through the mapping: on a
+    /// copy-on-write file system (see `cow`), where a store into a page written out before
+    /// faults into the file system's space reservation, which can hang when it is full.
+    by_pwrite: bool,
     header: SegmentHeader,
     seed: u32,
     fs: Arc<dyn FileSystem>,
@@ -71,7 +79,8 @@ impl WriteSegment {
         map.set_size(size);
         Ok(WriteSegment {
             path: path.to_owned(),
-            file,
+            by_pwrite: crate::cow::writes_by_pwrite(&file),
+            file: Arc::new(file),
             map,
             seed: header.crc_seed(),
             header,
@@ -178,9 +187,16 @@ impl WriteSegment {
         self.fs
             .write_at(&self.file, &self.path, &bytes[8..], 8)
             .map_err(io)?;
-        self.map
-            .store(0, u64::from_le_bytes(format::MAGIC), Ordering::Release)
-            .map_err(io)?;
+        if self.by_pwrite {
+            fence(Ordering::SeqCst);
+            self.fs
+                .write_at(&self.file, &self.path, &format::MAGIC, 0)
+                .map_err(io)?;
+        } else {
+            self.map
+                .store(0, u64::from_le_bytes(format::MAGIC), Ordering::Release)
+                .map_err(io)?;
+        }
         self.map.freeze_header(HEADER_LEN);
         if durable {
             self.flush(HEADER_LEN)?;
@@ -216,8 +232,9 @@ impl WriteSegment {
         }
         // A record that needs several new pages: fault them in with one call rather than one
         // fault each. Only the pages the record needs, and never for one page.
+        // Not when writing with pwrite: a write fault is what must not happen there.
         let needed = format::round_up(end, page).min(new_size);
-        if needed.saturating_sub(old_size) > page {
+        if !self.by_pwrite && needed.saturating_sub(old_size) > page {
             self.map.prefault(old_size, needed - old_size);
         }
         fault_point!(AfterGrowth);
@@ -307,10 +324,74 @@ impl WriteSegment {
     /// file.
     #[inline]
     pub(crate) fn write_payload(&self, off: u64, seq: u64, payload: &[u8]) -> Result<u64> {
-        self.map
-            .write_payload(off + FRAME_HEADER_LEN, payload)
-            .map_err(|e| Error::io("could not write record", &self.path, e))?;
+        let at = off + FRAME_HEADER_LEN;
+        let io = |e| Error::io("could not write record", &self.path, e);
+        if self.by_pwrite {
+            self.map
+                .check_unpublished(at, payload.len() as u64)
+                .map_err(io)?;
+            self.pwrite(payload, at)
+                .map_err(|e| self.pwrite_error("could not write record", e))?;
+        } else {
+            self.map.write_payload(at, payload).map_err(io)?;
+        }
         Ok(format::record_word(self.seed, seq, payload))
+    }
+
+    /// `pwrite` through the seam, for a segment written without stores through the mapping.
+    #[cold]
+    fn pwrite(&self, bytes: &[u8], off: u64) -> io::Result<()> {
+        self.fs.write_at(&self.file, &self.path, bytes, off)
+    }
+
+    /// A failed `pwrite` of record bytes: `NoSpace` when the file system is full (of data or
+    /// metadata space), else `Io`.
+    #[cold]
+    fn pwrite_error(&self, op: &'static str, e: io::Error) -> Error {
+        if is_enospc(&e) {
+            Error::NoSpace {
+                op: "write record",
+                path: self.path.clone(),
+                source: e,
+            }
+        } else {
+            Error::io(op, &self.path, e)
+        }
+    }
+
+    /// Takes back the unpublished bytes `[from, to)` after a write into them failed midway,
+    /// so that no header word written for a frame that was never published (a batch's
+    /// later frames) is left for a reader to find once a different frame is published before
+    /// it. Only a segment written with `pwrite` can fail there; through the mapping this does
+    /// nothing.
+    ///
+    /// # Errors
+    /// As [`write_payload`](Self::write_payload): the writer must then not write again.
+    pub(crate) fn discard_unpublished(&self, from: u64, to: u64) -> Result<()> {
+        if !self.by_pwrite {
+            return Ok(());
+        }
+        let to = to.min(self.map.limit());
+        if from >= to {
+            return Ok(());
+        }
+        let io = |e| Error::io("could not take back unpublished bytes of", &self.path, e);
+        self.map.check_unpublished(from, to - from).map_err(io)?;
+        let zeros = vec![0u8; format::to_usize(to - from)];
+        self.pwrite(&zeros, from)
+            .map_err(|e| self.pwrite_error("could not take back unpublished bytes of", e))
+    }
+
+    /// Writes a frame header word with `pwrite` (see `by_pwrite`), after every byte written
+    /// before it (a `SeqCst` fence orders the earlier `pwrite`s' stores before its own, which
+    /// the kernel makes with plain stores). A reader may see the word half written: it then
+    /// fails its check, and readers take a bad frame past the synced mark for one not yet
+    /// written and wait (see `mapping`).
+    #[cold]
+    fn pwrite_word(&self, off: u64, word: u64, end: u64) -> io::Result<()> {
+        self.map.check_unpublished(off, end.max(off + 8) - off)?;
+        fence(Ordering::SeqCst);
+        self.pwrite(&word.to_le_bytes(), off)
     }
 
     /// Publishes the frame at `off` whose bytes end at `end` by storing its header word.
@@ -322,9 +403,14 @@ impl WriteSegment {
     #[inline]
     pub(crate) fn publish(&self, off: u64, word: u64, end: u64, order: Ordering) -> Result<()> {
         fault_point!(BeforePublish);
-        self.map
-            .publish(off, word, end, order)
-            .map_err(|e| Error::io("could not publish record", &self.path, e))
+        let io = |e| Error::io("could not publish record", &self.path, e);
+        if self.by_pwrite {
+            self.pwrite_word(off, word, end)
+                .map_err(|e| self.pwrite_error("could not publish record", e))?;
+            self.map.freeze_published(end);
+            return Ok(());
+        }
+        self.map.publish(off, word, end, order).map_err(io)
     }
 
     /// Stores the header word of a batch frame after the first, unpublished until the first
@@ -335,9 +421,13 @@ impl WriteSegment {
     #[inline]
     pub(crate) fn stage(&self, off: u64, word: u64) -> Result<()> {
         fault_point!(BeforePublish);
-        self.map
-            .stage(off, word)
-            .map_err(|e| Error::io("could not publish record", &self.path, e))
+        let io = |e| Error::io("could not publish record", &self.path, e);
+        if self.by_pwrite {
+            return self
+                .pwrite_word(off, word, off + 8)
+                .map_err(|e| self.pwrite_error("could not publish record", e));
+        }
+        self.map.stage(off, word).map_err(io)
     }
 
     /// Publishes a seal at `off` naming `next_seq` as the next segment's first seq.
@@ -354,9 +444,26 @@ impl WriteSegment {
     /// # Errors
     /// `Io` (an internal error) when `from` lies below a frame this process validated.
     pub(crate) fn zero_from(&self, from: u64) -> Result<()> {
-        self.map
-            .zero_from(from)
-            .map_err(|e| Error::io("could not cut torn tail of", &self.path, e))
+        let io = |e| Error::io("could not cut torn tail of", &self.path, e);
+        if !self.by_pwrite {
+            return self.map.zero_from(from).map_err(io);
+        }
+        // From the front, so the first header word goes first (a reader looking there sees
+        // "nothing yet" or a bad frame past the synced mark, and waits).
+        let limit = self.map.limit();
+        if from >= limit {
+            return Ok(());
+        }
+        self.map.check_unpublished(from, limit - from).map_err(io)?;
+        let zeros = vec![0u8; format::to_usize((limit - from).min(ZERO_CHUNK))];
+        let mut at = from;
+        while at < limit {
+            let n = format::to_usize((limit - at).min(ZERO_CHUNK));
+            self.pwrite(zeros.get(..n).unwrap_or(&zeros), at)
+                .map_err(io)?;
+            at += n as u64;
+        }
+        Ok(())
     }
 
     /// Dirties again every page of `[from, to)` by rewriting one byte of each with the value it
@@ -391,9 +498,22 @@ impl WriteSegment {
         msync(&*self.fs, &self.path, &self.map, 0, end)
     }
 
-    /// The wake word (see `notify`), through the writer's own mapping.
-    pub(crate) fn wake_word(&self) -> Option<&AtomicU32> {
-        self.map.word32(format::WAKE_WORD_OFFSET)
+    /// Wakes readers that wait on the wake word (see `notify`): one atomic read-modify-write
+    /// through the writer's own mapping when nobody waits; a fence and a load for a segment
+    /// written with `pwrite`, which then writes the word with `pwrite` too.
+    #[inline]
+    pub(crate) fn wake_readers(&self) {
+        let Some(word) = self.map.word32(format::WAKE_WORD_OFFSET) else {
+            return;
+        };
+        if self.by_pwrite {
+            crate::notify::published_by_pwrite(word, |v| {
+                // A failed write leaves the word as it was: waiters time out and look again.
+                let _ = self.pwrite(&v.to_ne_bytes(), format::WAKE_WORD_OFFSET);
+            });
+        } else {
+            crate::notify::published(word);
+        }
     }
 
     /// A handle that flushes `[from, end)` and stores the synced mark `end` (making it durable
@@ -401,7 +521,8 @@ impl WriteSegment {
     pub(crate) fn sync_handle(&self, from: u64, end: u64, flush_mark: bool) -> SegmentSync {
         SegmentSync {
             path: self.path.clone(),
-            map: Some(self.map.clone()),
+            map: Some((self.map.clone(), Arc::clone(&self.file))),
+            by_pwrite: self.by_pwrite,
             header: self.header,
             fs: Arc::clone(&self.fs),
             from,
@@ -463,7 +584,9 @@ fn msync(fs: &dyn FileSystem, path: &Path, map: &WriteMap, from: u64, end: u64) 
 /// times between checkpoints holds one mapping, not one per segment.
 pub(crate) struct SegmentSync {
     pub(crate) path: PathBuf,
-    map: Option<WriteMap>,
+    map: Option<(WriteMap, Arc<File>)>,
+    /// Whether the synced mark is written with `pwrite` (see `WriteSegment::by_pwrite`).
+    by_pwrite: bool,
     header: SegmentHeader,
     fs: Arc<dyn FileSystem>,
     from: u64,
@@ -479,11 +602,12 @@ impl SegmentSync {
         self
     }
 
-    /// Runs `f` on the mapping: this handle's own, or the file mapped again. `Ok(None)` when a
-    /// detached handle's file is gone: retention removed it, and its records with it.
-    fn with_map<T>(&self, f: impl FnOnce(&WriteMap) -> Result<T>) -> Result<Option<T>> {
-        if let Some(map) = &self.map {
-            return f(map).map(Some);
+    /// Runs `f` on the mapping and the file: this handle's own, or the file opened and mapped
+    /// again. `Ok(None)` when a detached handle's file is gone: retention removed it, and its
+    /// records with it.
+    fn with_map<T>(&self, f: impl FnOnce(&WriteMap, &File) -> Result<T>) -> Result<Option<T>> {
+        if let Some((map, file)) = &self.map {
+            return f(map, file).map(Some);
         }
         let (file, size) = match open_file(&self.path, true) {
             Ok(f) => f,
@@ -496,7 +620,7 @@ impl SegmentSync {
             .map_err(|e| Error::io("could not map segment", &self.path, e))?;
         map.set_size(size);
         map.freeze_header(self.end);
-        f(&map).map(Some)
+        f(&map, &file).map(Some)
     }
 
     /// `msync(MS_SYNC)` of `[from, end)` (whole pages).
@@ -504,7 +628,7 @@ impl SegmentSync {
     /// # Errors
     /// `Io` with the operating system's error.
     pub(crate) fn flush(&self) -> Result<()> {
-        self.with_map(|map| msync(&*self.fs, &self.path, map, self.from, self.end))
+        self.with_map(|map, _| msync(&*self.fs, &self.path, map, self.from, self.end))
             .map(drop)
     }
 
@@ -518,9 +642,20 @@ impl SegmentSync {
     pub(crate) fn mark_synced(&self) -> Result<()> {
         fault_point!(BeforeSyncedMark);
         let word = self.header.encode_synced_mark(self.end);
-        self.with_map(|map| {
-            map.store(SYNCED_MARK_OFFSET, word, Ordering::Release)
-                .map_err(|e| Error::io("could not write synced mark of", &self.path, e))?;
+        self.with_map(|map, file| {
+            let io = |e| Error::io("could not write synced mark of", &self.path, e);
+            if self.by_pwrite {
+                // Not a store into the header page (see `WriteSegment::by_pwrite`). A reader
+                // that sees the word half written finds it fails its check: no mark, for a
+                // moment, which only makes it wait where it could have read.
+                fence(Ordering::SeqCst);
+                self.fs
+                    .write_at(file, &self.path, &word.to_le_bytes(), SYNCED_MARK_OFFSET)
+                    .map_err(io)?;
+            } else {
+                map.store(SYNCED_MARK_OFFSET, word, Ordering::Release)
+                    .map_err(io)?;
+            }
             if self.flush_mark {
                 msync(&*self.fs, &self.path, map, 0, HEADER_LEN)?;
             }
