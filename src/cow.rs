@@ -64,7 +64,7 @@ pub(crate) fn prepare_new_file(file: &File, path: &Path) -> Result<()> {
         return Ok(());
     };
     // The op names the file system; the source says what failed and why it matters.
-    let op = "could not make segment no-copy-on-write on btrfs";
+    let op = "could not make file no-copy-on-write on btrfs";
     let refuse = |why: String| {
         Error::io(
             op,

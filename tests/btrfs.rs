@@ -322,3 +322,36 @@ fn tailer_many_child() {
     }
     eprintln!("appended {appended} on the full file system");
 }
+
+/// A consumer's commits store into its position file's page: on a full btrfs they must go
+/// on (or fail cleanly), never hang or die, and durable commits must survive.
+#[test]
+fn a_consumer_commits_on_a_full_btrfs() {
+    let _serial = serial();
+    if let Some(m) = mount_btrfs() {
+        run_child("consumer_child", &m.dir);
+    }
+}
+
+#[test]
+#[ignore = "child process of a_consumer_commits_on_a_full_btrfs"]
+fn consumer_child() {
+    let Some(mnt) = child_dir() else { return };
+    let log = mnt.join("log");
+    let mut w = Writer::open(&log, Options::new().segment_pages(16)).unwrap();
+    for seq in 0..1000 {
+        w.append(&payload(seq, 300)).unwrap();
+    }
+    w.sync().unwrap();
+    let mut c = applog::Consumer::open(&log, "full").unwrap();
+    // Its page written out once, so that the next commits store into a written page.
+    c.try_next().unwrap().unwrap();
+    c.commit_durable().unwrap();
+    fill(&mnt);
+    for seq in 1..1000u64 {
+        assert_eq!(c.try_next().unwrap().unwrap().seq(), seq);
+        c.commit_durable().unwrap();
+    }
+    drop(c);
+    assert_eq!(applog::consumers(&log).unwrap()[0].next_seq, 1000);
+}

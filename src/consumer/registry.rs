@@ -129,6 +129,9 @@ pub(crate) fn create(log: &Path, name: &str, position: Slot) -> Result<()> {
         let file = fs
             .create_new(&tmp)
             .map_err(|e| Error::create("could not create", &tmp, e))?;
+        // Overwritten in place on btrfs too, so that a commit on a full file system needs no
+        // new space.
+        crate::cow::prepare_new_file(&file, &tmp)?;
         let bytes = state::encode_new(position, state::now_coarse());
         fs.write_at(&file, &tmp, &bytes, 0)
             .map_err(|e| Error::create("could not write", &tmp, e))?;
