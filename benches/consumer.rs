@@ -163,6 +163,34 @@ fn fresh_consumer(dir: &Path, name: &str) -> Consumer {
     Consumer::open(dir, name).expect("open consumer")
 }
 
+/// Benchmarks `per_record` on a consumer named `name` that reads the log in `dir` (of `n`
+/// records) from the start, again and again.
+fn consumer_loop(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    dir: &Path,
+    n: u64,
+    id: &str,
+    name: &str,
+    mut per_record: impl FnMut(&mut Consumer),
+) {
+    group.bench_function(id, |b| {
+        let mut cons = Some(fresh_consumer(dir, name));
+        b.iter_custom(|iters| {
+            chunked(
+                &mut cons,
+                iters,
+                n,
+                |c| c.as_ref().expect("consumer").position(),
+                |c| {
+                    drop(c.take());
+                    *c = Some(fresh_consumer(dir, name));
+                },
+                |c| per_record(c.as_mut().expect("consumer")),
+            )
+        })
+    });
+}
+
 /// Runs `per_record` `iters` times in chunks that end at the end of the log; `rewind` (untimed)
 /// runs when the position reaches `n`. Returns the time spent in `per_record`.
 fn chunked<S>(
@@ -214,45 +242,27 @@ fn commit_benches(c: &mut Criterion) {
             )
         })
     });
-    group.bench_function("consumer_try_next", |b| {
-        let mut cons = Some(fresh_consumer(&dir, "bench-read"));
-        b.iter_custom(|iters| {
-            chunked(
-                &mut cons,
-                iters,
-                n,
-                |c| c.as_ref().expect("consumer").position(),
-                |c| {
-                    drop(c.take());
-                    *c = Some(fresh_consumer(&dir, "bench-read"));
-                },
-                |c| {
-                    let c = c.as_mut().expect("consumer");
-                    black_box(c.try_next().expect("next").expect("record").data()[0]);
-                },
-            )
-        })
-    });
-    group.bench_function("consumer_try_next_commit", |b| {
-        let mut cons = Some(fresh_consumer(&dir, "bench-commit"));
-        b.iter_custom(|iters| {
-            chunked(
-                &mut cons,
-                iters,
-                n,
-                |c| c.as_ref().expect("consumer").position(),
-                |c| {
-                    drop(c.take());
-                    *c = Some(fresh_consumer(&dir, "bench-commit"));
-                },
-                |c| {
-                    let c = c.as_mut().expect("consumer");
-                    black_box(c.try_next().expect("next").expect("record").data()[0]);
-                    c.commit().expect("commit");
-                },
-            )
-        })
-    });
+    consumer_loop(
+        &mut group,
+        &dir,
+        n,
+        "consumer_try_next",
+        "bench-read",
+        |c| {
+            black_box(c.try_next().expect("next").expect("record").data()[0]);
+        },
+    );
+    consumer_loop(
+        &mut group,
+        &dir,
+        n,
+        "consumer_try_next_commit",
+        "bench-commit",
+        |c| {
+            black_box(c.try_next().expect("next").expect("record").data()[0]);
+            c.commit().expect("commit");
+        },
+    );
     group.bench_function("reader_next_pwrite", |b| {
         let file = position_file(peers.path());
         let mut r = Reader::open(&dir).expect("reader");

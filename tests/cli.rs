@@ -421,24 +421,15 @@ fn tail_stops_quietly_when_stdout_is_closed() {
     w.append_batch(&records).expect("append");
     w.close().expect("close");
 
-    let mut child = applog()
-        .args([
-            OsStr::new("tail"),
-            log_arg(&log),
-            OsStr::new("--from"),
-            OsStr::new("0"),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut first = String::new();
-    stdout.read_line(&mut first).expect("read a line");
+    // The output (about 700 KB) is far larger than the pipe: tail is still writing when the
+    // pipe closes.
+    let (first, out) = first_line_then_close(&[
+        OsStr::new("tail"),
+        log_arg(&log),
+        OsStr::new("--from"),
+        OsStr::new("0"),
+    ]);
     assert_eq!(first, "r0\n");
-    // The output (about 700 KB) is far larger than the pipe: tail is still writing now.
-    drop(stdout);
-    let out: Run = child.wait_with_output().expect("wait").into();
     assert_eq!((out.code, out.stderr.as_str()), (0, ""), "{out:?}");
 }
 

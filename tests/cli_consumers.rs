@@ -537,23 +537,13 @@ fn tail_name_to_a_closed_output_commits_nothing_it_could_not_write() {
     }
     // A reader that stops after one line: what was committed had been written, and the rest
     // (far more than a pipe holds) was not.
-    let mut child = applog()
-        .args([
-            OsStr::new("tail"),
-            log_arg(&log),
-            OsStr::new("--name"),
-            OsStr::new("c"),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut first = String::new();
-    stdout.read_line(&mut first).expect("read a line");
+    let (first, out) = first_line_then_close(&[
+        OsStr::new("tail"),
+        log_arg(&log),
+        OsStr::new("--name"),
+        OsStr::new("c"),
+    ]);
     assert_eq!(first, "r0\n");
-    drop(stdout);
-    let out: Run = child.wait_with_output().expect("wait").into();
     assert_eq!((out.code, out.stderr.as_str()), (0, ""), "{out:?}");
     let committed = next_seq(&log, "c");
     // About 7 bytes a record: no more than the pipe (64 KiB) and the line read can hold.

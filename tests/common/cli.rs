@@ -166,3 +166,19 @@ pub fn append_in_one_page_segments(log: &Path, input: &str) {
     )
     .ok();
 }
+
+/// Runs the tool with `args`, reads the first line of its output and closes the pipe: the
+/// line, and how the tool ended (a closed output is a quiet end).
+pub fn first_line_then_close(args: &[&OsStr]) -> (String, Run) {
+    let mut child = applog()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).expect("read a line");
+    drop(stdout);
+    (first, child.wait_with_output().expect("wait").into())
+}
