@@ -80,6 +80,7 @@ mod consumer;
 mod copy;
 mod cow;
 mod dir;
+mod durable;
 mod error;
 #[cfg(feature = "fault-injection")]
 #[doc(hidden)]
@@ -109,6 +110,8 @@ mod retention;
 mod segment;
 mod shared;
 mod tailer;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 mod writer;
 
 pub use consumer::{
@@ -117,6 +120,7 @@ pub use consumer::{
 };
 pub use copy::{copy, copy_cancellable, staging_dir, CopyReport, STAGING_MARK};
 pub use dir::{segment_name, LOCK_FILE};
+pub use durable::durable_seq;
 pub use error::{Error, Result};
 pub use options::{Options, SyncPolicy};
 pub use reader::{Reader, Record};

@@ -521,6 +521,11 @@ impl SegmentSync {
         self.with_map(|map| {
             map.store(SYNCED_MARK_OFFSET, word, Ordering::Release)
                 .map_err(|e| Error::io("could not write synced mark of", &self.path, e))?;
+            // Readers that yield only durable records may wait for the mark: wake them as a
+            // publish does (one atomic operation when nobody waits).
+            if let Some(word) = map.word32(format::WAKE_WORD_OFFSET) {
+                crate::notify::published(word);
+            }
             if self.flush_mark {
                 msync(&*self.fs, &self.path, map, 0, HEADER_LEN)?;
             }
