@@ -91,7 +91,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .collect();
         let mut acks = Vec::new();
         for h in handlers {
-            acks.extend(h.await.map_err(|e| applog::Error::InvalidOptions(e.to_string()))??);
+            acks.extend(
+                h.await
+                    .map_err(|e| applog::Error::InvalidOptions(e.to_string()))??,
+            );
         }
         Ok(acks)
     });

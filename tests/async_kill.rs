@@ -88,9 +88,14 @@ fn async_tailers_follow_a_writer_killed_and_restarted_in_another_process() {
 
     let (mut second, mut lines) = spawn(d.path(), Some(N));
     let resumed = wait_for(&mut lines, "child: ready ");
-    assert!(resumed > kill_after, "the kill lost records: resumed at {resumed}");
+    assert!(
+        resumed > kill_after,
+        "the kill lost records: resumed at {resumed}"
+    );
     assert!(second.wait().unwrap().success());
-    println!("writer killed after seq {kill_after}, restarted at {resumed}; {TAILERS} async tailers");
+    println!(
+        "writer killed after seq {kill_after}, restarted at {resumed}; {TAILERS} async tailers"
+    );
 
     rt.block_on(async {
         tokio::time::timeout(Duration::from_secs(60), async {
@@ -101,7 +106,10 @@ fn async_tailers_follow_a_writer_killed_and_restarted_in_another_process() {
         .await
         .expect("every tailer got every record");
     });
-    assert!(std::fs::read_dir(d.path()).unwrap().count() > 10, "many rollovers");
+    assert!(
+        std::fs::read_dir(d.path()).unwrap().count() > 10,
+        "many rollovers"
+    );
     assert_eq!(applog::tokio::waiting_tasks(), 0);
 }
 
