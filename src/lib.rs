@@ -18,6 +18,11 @@
 //! - A [`SharedWriter`] lets many threads append and wait for durability: concurrent waiters
 //!   share msync calls (group commit). [`SyncPolicy::Interval`] adds a background flusher, and
 //!   [`Writer::truncate_front`] removes old segments (retention).
+//! - [`durable_seq`] tells any reader, in any process, which records are durable; readers and
+//!   tailers can be told to yield only those ([`Reader::durable_only`]).
+//! - With the `tokio` feature, `applog::tokio` is the async face: durability as futures
+//!   (`AsyncWriter::durable`), tailing as a `Stream` (`AsyncTailer`) with one waiter thread per
+//!   process for every tailer, and an async named consumer (see `docs/async.md`).
 //!
 //! ```
 //! # fn main() -> applog::Result<()> {

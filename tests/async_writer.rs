@@ -24,7 +24,9 @@ fn a_failed_flush_fails_every_waiting_future() {
     let _serial = serial();
     let d = tempfile::tempdir().unwrap();
     runtime().block_on(async {
-        let log = AsyncWriter::open(d.path(), Options::default()).await.unwrap();
+        let log = AsyncWriter::open(d.path(), Options::default())
+            .await
+            .unwrap();
         let mut watch = log.watch_durable();
         let first = log.append_durable(b"kept").await.unwrap();
         assert_eq!(first, 0);
@@ -49,7 +51,10 @@ fn a_failed_flush_fails_every_waiting_future() {
             );
         }
         let d = *watch.wait_for(|d| d.poisoned).await.unwrap();
-        assert_eq!(d.durable_seq, 1, "nothing after the failure is claimed durable");
+        assert_eq!(
+            d.durable_seq, 1,
+            "nothing after the failure is claimed durable"
+        );
         // Later calls fail at once with the poison.
         let r = log.durable(0).await;
         assert!(r.is_ok(), "record 0 was durable before: {r:?}");
@@ -66,9 +71,20 @@ fn durable_rejects_a_seq_not_appended() {
     let _serial = serial();
     let d = tempfile::tempdir().unwrap();
     runtime().block_on(async {
-        let log = AsyncWriter::open(d.path(), Options::default()).await.unwrap();
+        let log = AsyncWriter::open(d.path(), Options::default())
+            .await
+            .unwrap();
         let r = log.durable(0).await;
-        assert!(matches!(r, Err(Error::SeqNotAppended { seq: 0, next_seq: 0 })), "{r:?}");
+        assert!(
+            matches!(
+                r,
+                Err(Error::SeqNotAppended {
+                    seq: 0,
+                    next_seq: 0
+                })
+            ),
+            "{r:?}"
+        );
         log.append(b"a").unwrap();
         log.sync().await.unwrap();
         assert_eq!(log.durable_seq(), 1);
@@ -84,7 +100,9 @@ fn an_async_consumer_resumes_after_its_commit_and_loses_nothing_to_cancelling() 
     let _serial = serial();
     let d = tempfile::tempdir().unwrap();
     runtime().block_on(async {
-        let log = AsyncWriter::open(d.path(), Options::default()).await.unwrap();
+        let log = AsyncWriter::open(d.path(), Options::default())
+            .await
+            .unwrap();
         for i in 0..5u8 {
             log.append(&[i]).unwrap();
         }
