@@ -151,14 +151,16 @@ impl Waiter {
             regs: Vec::new(),
             same: None,
         });
+        // The thread sleeps on the word with the value of the registrations before this one
+        // (or is about to, interrupted by the first of them): a new wait set is needed only
+        // for a new entry or a token that differs from theirs.
+        let known = !entry.regs.is_empty()
+            && (entry.same == Some(token) || entry.regs.iter().any(|r| r.token == token));
         entry.same = match entry.same {
             _ if entry.regs.is_empty() => Some(token),
             Some(t) if t == token => Some(t),
             _ => None,
         };
-        // The thread sleeps on the value every registration of an entry agrees on; a new
-        // token needs a new wait set only when it differs from the others'.
-        let known = entry.regs.iter().any(|r| r.token == token);
         entry.regs.push(Reg {
             id,
             token,
