@@ -4,7 +4,7 @@
 //!
 //! The code is generic over the synchronisation primitives ([`Primitives`]) and over the
 //! writer ([`CommitLog`], [`CommitPlan`]). The crate instantiates it with `std::sync` and the
-//! real [`Writer`]; the loom model check (tests/loom_group_commit.rs) runs the same code with
+//! real [`Writer`]; the loom model check (`tests/loom_group_commit.rs`) runs the same code with
 //! loom's mutex and condition variables and a fake writer that records what each flush
 //! covered and can fail a flush. Both instantiations monomorphise: production pays nothing for
 //! the generics.

@@ -18,6 +18,11 @@
 //! - A [`SharedWriter`] lets many threads append and wait for durability: concurrent waiters
 //!   share msync calls (group commit). [`SyncPolicy::Interval`] adds a background flusher, and
 //!   [`Writer::truncate_front`] removes old segments (retention).
+//! - [`durable_seq`] tells any reader, in any process, which records are durable; readers and
+//!   tailers can be told to yield only those ([`Reader::durable_only`]).
+//! - With the `tokio` feature, `applog::tokio` is the async face: durability as futures
+//!   (`AsyncWriter::durable`), tailing as a `Stream` (`AsyncTailer`) with one waiter thread per
+//!   process for every tailer, and an async named consumer (see `docs/async.md`).
 //!
 //! ```
 //! # fn main() -> applog::Result<()> {
@@ -80,6 +85,7 @@ mod consumer;
 mod copy;
 mod cow;
 mod dir;
+mod durable;
 mod error;
 #[cfg(feature = "fault-injection")]
 #[doc(hidden)]
@@ -109,6 +115,8 @@ mod retention;
 mod segment;
 mod shared;
 mod tailer;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 mod writer;
 
 pub use consumer::{
@@ -117,6 +125,7 @@ pub use consumer::{
 };
 pub use copy::{copy, copy_cancellable, staging_dir, CopyReport, STAGING_MARK};
 pub use dir::{segment_name, LOCK_FILE};
+pub use durable::durable_seq;
 pub use error::{Error, Result};
 pub use options::{Options, SyncPolicy};
 pub use reader::{Reader, Record};

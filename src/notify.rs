@@ -29,7 +29,7 @@
 //! **No record before its bytes.** The payload is written before the header word is stored
 //! with Release; a reader loads the header with Acquire before it reads the payload.
 //!
-//! The protocol is model-checked with `loom` (tests/loom_notify.rs) through the generic
+//! The protocol is model-checked with `loom` (`tests/loom_notify.rs`) through the generic
 //! functions below, which the crate instantiates with the real atomics in the mapping and a
 //! real futex. A reader killed while waiting leaves `WAITING` set; the writer's next publish
 //! then makes one useless `futex_wake` and clears it.

@@ -56,6 +56,8 @@ pub struct Reader {
     next_seq: u64,
     /// Records below this seq are read but not yielded (a `seek` past the end).
     skip_until: u64,
+    /// Yield only durable records: those that end at or below their segment's synced mark.
+    durable_only: bool,
 }
 
 impl std::fmt::Debug for Reader {
@@ -122,6 +124,7 @@ impl Reader {
             off: HEADER_LEN,
             next_seq: first,
             skip_until: 0,
+            durable_only: false,
         };
         // Retention may remove the first segment between the listing and the open: then
         // start at the new first segment.
@@ -146,6 +149,36 @@ impl Reader {
     /// The seq of the record the next successful [`next`](Self::next) returns.
     pub fn position(&self) -> u64 {
         self.next_seq.max(self.skip_until)
+    }
+
+    /// Makes the reader yield only **durable** records: a record is returned once it survives a
+    /// power cut (it ends at or below its segment's synced mark, which the writer stores after
+    /// each checkpoint), and [`next`](Self::next) says `Ok(None)` for records appended but not
+    /// yet durable. For anything that leaves the machine (see [`durable_seq`](crate::durable_seq)).
+    #[must_use]
+    pub fn durable_only(mut self) -> Reader {
+        self.durable_only = true;
+        self
+    }
+
+    /// Whether the reader yields only durable records.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn is_durable_only(&self) -> bool {
+        self.durable_only
+    }
+
+    /// Sets [`durable_only`](Self::durable_only) in place.
+    pub(crate) fn set_durable_only(&mut self, on: bool) {
+        self.durable_only = on;
+    }
+
+    /// Every record below this seq is durable, as the synced marks say (see
+    /// [`applog::durable_seq`](crate::durable_seq), which this calls for the reader's log).
+    ///
+    /// # Errors
+    /// As [`applog::durable_seq`](crate::durable_seq).
+    pub fn durable_seq(&self) -> Result<u64> {
+        crate::durable::durable_seq(&self.dir)
     }
 
     /// Opens the segment whose first seq is `base`, if it exists and its header is complete.
@@ -323,6 +356,17 @@ impl Reader {
         seg.wake_word().map(|w| (base, w))
     }
 
+    /// As [`wake_word`](Self::wake_word), with the mapping that holds the word and the
+    /// segment file's identity, for a process-wide waiter (see `tokio::waiter`).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn wake_handle(
+        &mut self,
+    ) -> Option<(std::sync::Arc<crate::mapping::WakeView>, (u64, u64))> {
+        let seg = self.seg.as_mut()?;
+        seg.open_wake_view();
+        seg.wake_handle()
+    }
+
     /// Advances over one record (or segment boundary); does not borrow the record.
     fn step(&mut self) -> Result<Step> {
         loop {
@@ -357,6 +401,13 @@ impl Reader {
             match frame {
                 Frame::Empty => return Ok(Step::Nothing),
                 Frame::Record { len } => {
+                    if self.durable_only
+                        && self.off + format::frame_len(u64::from(len)) > seg.synced_mark()
+                    {
+                        // Not durable yet: the writer's next checkpoint moves the mark (and
+                        // wakes waiters on the wake word).
+                        return Ok(Step::Nothing);
+                    }
                     let step = Step::Yield {
                         off: self.off,
                         len: u64::from(len),

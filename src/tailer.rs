@@ -104,6 +104,15 @@ impl Tailer {
         self
     }
 
+    /// Makes the tailer yield only **durable** records (see [`Reader::durable_only`]): it waits
+    /// until the writer's checkpoint covers a record before it returns it. The writer wakes
+    /// such tailers when it stores a synced mark, as it does when it publishes.
+    #[must_use]
+    pub fn durable_only(mut self) -> Tailer {
+        self.reader.set_durable_only(true);
+        self
+    }
+
     /// The seq of the record the next call returns.
     pub fn position(&self) -> u64 {
         self.reader.position()

@@ -191,7 +191,7 @@ impl Consumer {
         self.committed
     }
 
-    fn check_parked(&self) -> Result<()> {
+    pub(crate) fn check_parked(&self) -> Result<()> {
         match self.held.map.parked() {
             None => Ok(()),
             Some(p) => Err(Error::ConsumerParked {
@@ -201,6 +201,12 @@ impl Consumer {
                 lag_bytes: p.lag_bytes,
             }),
         }
+    }
+
+    /// The reader under the consumer's tailer, to read without waiting (the async face).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn reader_mut(&mut self) -> &mut crate::reader::Reader {
+        self.tailer.reader_mut()
     }
 
     /// The next record, waiting as long as it takes.

@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU32;
+use std::sync::Arc;
 
 use super::{judge, open_file, page_size, probe, Opened, Segment};
 use crate::error::{Error, Result};
@@ -27,8 +28,9 @@ enum Wake {
     Untried,
     /// The file could not be opened for writing (or stores into it could need new space: see `cow`): poll.
     Unavailable,
-    /// The header page, mapped writable.
-    Mapped(WakeView),
+    /// The header page, mapped writable (shared with a process's async waiter, which keeps it
+    /// mapped while it sleeps on the word), and the file's identity (device, inode).
+    Mapped(Arc<WakeView>, (u64, u64)),
 }
 
 impl ReadSegment {
@@ -59,7 +61,18 @@ impl ReadSegment {
     /// The wake word (see `notify`), once [`open_wake_view`](Self::open_wake_view) made one.
     pub(crate) fn wake_word(&self) -> Option<&AtomicU32> {
         match &self.wake {
-            Wake::Mapped(view) => view.word32(format::WAKE_WORD_OFFSET),
+            Wake::Mapped(view, _) => view.word32(format::WAKE_WORD_OFFSET),
+            Wake::Untried | Wake::Unavailable => None,
+        }
+    }
+
+    /// The mapping that holds the wake word and the file's identity (device, inode), once
+    /// [`open_wake_view`](Self::open_wake_view) made one: what a process-wide waiter needs to
+    /// sleep on the word for many readers of the same segment at once.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn wake_handle(&self) -> Option<(Arc<WakeView>, (u64, u64))> {
+        match &self.wake {
+            Wake::Mapped(view, key) => Some((Arc::clone(view), *key)),
             Wake::Untried | Wake::Unavailable => None,
         }
     }
@@ -74,7 +87,7 @@ impl ReadSegment {
             return;
         }
         self.wake = match self.map_wake_view() {
-            Ok(view) => Wake::Mapped(view),
+            Ok((view, key)) => Wake::Mapped(Arc::new(view), key),
             Err(e) => {
                 tracing::debug!(segment = %self.path.display(), error = %e, "cannot map the wake word writable; waiting by polling");
                 Wake::Unavailable
@@ -82,7 +95,7 @@ impl ReadSegment {
         };
     }
 
-    fn map_wake_view(&self) -> std::io::Result<WakeView> {
+    fn map_wake_view(&self) -> std::io::Result<(WakeView, (u64, u64))> {
         use std::os::fd::AsRawFd;
         let again = format!("/proc/self/fd/{}", self.file.as_raw_fd());
         let open = |p: &Path| std::fs::OpenOptions::new().read(true).write(true).open(p);
@@ -93,7 +106,10 @@ impl ReadSegment {
                 "the segment is copy-on-write (btrfs without the no-copy-on-write attribute)",
             ));
         }
-        WakeView::new(&file, page_size(), self.map.size())
+        let st = rustix::fs::fstat(&self.file)?;
+        #[allow(clippy::useless_conversion)] // `st_dev` and `st_ino` differ in width by target
+        let key = (u64::from(st.st_dev), u64::from(st.st_ino));
+        Ok((WakeView::new(&file, page_size(), self.map.size())?, key))
     }
 }
 

@@ -656,6 +656,24 @@ impl SegmentSync {
                 map.store(SYNCED_MARK_OFFSET, word, Ordering::Release)
                     .map_err(io)?;
             }
+            // Readers that yield only durable records may wait for the mark: wake them as a
+            // publish does (one atomic operation when nobody waits).
+            if let Some(wake) = map.word32(format::WAKE_WORD_OFFSET) {
+                if self.by_pwrite {
+                    crate::notify::published_by_pwrite(wake, |v| {
+                        // A failed write leaves the word as it was: waiters time out and look
+                        // again.
+                        let _ = self.fs.write_at(
+                            file,
+                            &self.path,
+                            &v.to_ne_bytes(),
+                            format::WAKE_WORD_OFFSET,
+                        );
+                    });
+                } else {
+                    crate::notify::published(wake);
+                }
+            }
             if self.flush_mark {
                 msync(&*self.fs, &self.path, map, 0, HEADER_LEN)?;
             }
