@@ -342,3 +342,36 @@ fn durable_only_tailers_wait_for_the_checkpoint() {
     w.sync().unwrap();
     assert_eq!(applog::durable_seq(d.path()).unwrap(), 4);
 }
+
+/// A batch that meets damage after good records hands out the good records, and the error
+/// with the next read: the reader has moved past them, so an error in their place would lose
+/// them for good.
+#[test]
+fn a_batch_that_meets_damage_keeps_the_records_before_it() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = Writer::open(dir.path(), Options::new()).unwrap();
+    for seq in 0..20 {
+        w.append(&payload(seq, 100)).unwrap();
+    }
+    w.close().unwrap();
+    // Record 10's payload, inside synced data: corruption, reported, never returned.
+    let frame = common::frame_len(100);
+    common::flip(
+        &common::seg_path(dir.path(), 0),
+        common::HEADER + 10 * frame + 8,
+        0x01,
+    );
+    runtime().block_on(async {
+        let mut t = AsyncTailer::open(dir.path(), 0).await.unwrap();
+        let batch = t.next_batch(100).await.unwrap();
+        let seqs: Vec<u64> = batch.iter().map(|r| r.seq()).collect();
+        assert_eq!(seqs, (0..10).collect::<Vec<_>>());
+        match t.next_batch(100).await {
+            Err(applog::Error::Corrupt { offset, .. }) => {
+                assert_eq!(offset, common::HEADER + 10 * frame);
+            }
+            other => panic!("{other:?}"),
+        }
+    });
+}

@@ -38,6 +38,8 @@ pub struct AsyncConsumer {
     consumer: Arc<Mutex<Consumer>>,
     name: String,
     slot: Option<Slot>,
+    /// An error met after records that were handed out: returned by the next read.
+    deferred: Option<crate::Error>,
 }
 
 impl AsyncConsumer {
@@ -59,6 +61,7 @@ impl AsyncConsumer {
             name: consumer.name().to_owned(),
             consumer: Arc::new(Mutex::new(consumer)),
             slot: None,
+            deferred: None,
         }
     }
 
@@ -98,7 +101,14 @@ impl AsyncConsumer {
             return Poll::Ready(Err(e));
         }
         let mut out = Vec::with_capacity(1);
-        match poll_read(c.reader_mut(), &mut self.slot, cx, 1, &mut out) {
+        match poll_read(
+            c.reader_mut(),
+            &mut self.slot,
+            &mut self.deferred,
+            cx,
+            1,
+            &mut out,
+        ) {
             Poll::Ready(Ok(())) => out.pop().map_or(Poll::Pending, |r| Poll::Ready(Ok(r))),
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => Poll::Pending,

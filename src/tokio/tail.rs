@@ -9,6 +9,7 @@ use super::waiter::{self, Slot};
 use crate::error::Result;
 use crate::notify;
 use crate::reader::Reader;
+use crate::Error;
 
 /// A record the async tailer returns: its seq and its bytes, copied out of the mapping (a
 /// future or a stream item cannot borrow from the tailer that made it).
@@ -35,15 +36,27 @@ impl OwnedRecord {
     }
 }
 
-/// Reads what is there now into `out`, up to `max` records.
-fn read_into(reader: &mut Reader, out: &mut Vec<OwnedRecord>, max: usize) -> Result<()> {
+/// Reads what is there now into `out`, up to `max` records. An error after some records were
+/// read is kept in `deferred` for the next call: the reader has moved past those records, so
+/// they must be handed out now, and the error after them.
+fn read_into(
+    reader: &mut Reader,
+    out: &mut Vec<OwnedRecord>,
+    max: usize,
+    deferred: &mut Option<Error>,
+) -> Result<()> {
     while out.len() < max {
-        match reader.next()? {
-            Some(r) => out.push(OwnedRecord {
+        match reader.next() {
+            Ok(Some(r)) => out.push(OwnedRecord {
                 seq: r.seq(),
                 data: r.data().to_vec(),
             }),
-            None => break,
+            Ok(None) => break,
+            Err(e) if out.is_empty() => return Err(e),
+            Err(e) => {
+                *deferred = Some(e);
+                break;
+            }
         }
     }
     Ok(())
@@ -55,12 +68,17 @@ fn read_into(reader: &mut Reader, out: &mut Vec<OwnedRecord>, max: usize) -> Res
 pub(crate) fn poll_read(
     reader: &mut Reader,
     slot: &mut Option<Slot>,
+    deferred: &mut Option<Error>,
     cx: &mut Context<'_>,
     max: usize,
     out: &mut Vec<OwnedRecord>,
 ) -> Poll<Result<()>> {
+    if let Some(e) = deferred.take() {
+        done(slot);
+        return Poll::Ready(Err(e));
+    }
     let max = max.max(1);
-    let found = read_into(reader, out, max);
+    let found = read_into(reader, out, max, deferred);
     if found.is_err() || !out.is_empty() {
         done(slot);
         return Poll::Ready(found);
@@ -75,7 +93,7 @@ pub(crate) fn poll_read(
             let token = notify::prepare(word);
             // Look again after announcing the wait (see `notify`): a record published before
             // the announcement is seen now; one published after it moves the word.
-            let found = read_into(reader, out, max);
+            let found = read_into(reader, out, max, deferred);
             if found.is_err() || !out.is_empty() {
                 done(slot);
                 return Poll::Ready(found);
@@ -139,6 +157,8 @@ pub(crate) fn cancel(slot: &mut Option<Slot>) {
 pub struct AsyncTailer {
     reader: Reader,
     slot: Option<Slot>,
+    /// An error met after records that were handed out: returned by the next read.
+    deferred: Option<Error>,
 }
 
 impl AsyncTailer {
@@ -159,7 +179,11 @@ impl AsyncTailer {
     pub fn open_blocking(dir: impl AsRef<Path>, from_seq: u64) -> Result<AsyncTailer> {
         let mut reader = Reader::open(dir)?;
         reader.seek(from_seq)?;
-        Ok(AsyncTailer { reader, slot: None })
+        Ok(AsyncTailer {
+            reader,
+            slot: None,
+            deferred: None,
+        })
     }
 
     /// Yields only durable records (see [`Reader::durable_only`]): a record is returned once a
@@ -204,14 +228,24 @@ impl AsyncTailer {
     /// # Errors
     /// As [`next`](Self::next).
     pub fn try_next(&mut self) -> Result<Option<OwnedRecord>> {
+        if let Some(e) = self.deferred.take() {
+            return Err(e);
+        }
         let mut out = Vec::with_capacity(1);
-        read_into(&mut self.reader, &mut out, 1)?;
+        read_into(&mut self.reader, &mut out, 1, &mut self.deferred)?;
         Ok(out.pop())
     }
 
     fn poll_one(&mut self, cx: &mut Context<'_>) -> Poll<Result<OwnedRecord>> {
         let mut out = Vec::with_capacity(1);
-        match poll_read(&mut self.reader, &mut self.slot, cx, 1, &mut out) {
+        match poll_read(
+            &mut self.reader,
+            &mut self.slot,
+            &mut self.deferred,
+            cx,
+            1,
+            &mut out,
+        ) {
             Poll::Ready(Ok(())) => match out.pop() {
                 Some(r) => Poll::Ready(Ok(r)),
                 None => Poll::Pending, // poll_read is ready only with a record
@@ -275,7 +309,15 @@ impl Future for NextBatch<'_> {
         let this = self.get_mut();
         let mut out = Vec::new();
         let t = &mut *this.tailer;
-        poll_read(&mut t.reader, &mut t.slot, cx, this.max, &mut out).map(|r| r.map(|()| out))
+        poll_read(
+            &mut t.reader,
+            &mut t.slot,
+            &mut t.deferred,
+            cx,
+            this.max,
+            &mut out,
+        )
+        .map(|r| r.map(|()| out))
     }
 }
 
