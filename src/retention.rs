@@ -245,14 +245,37 @@ fn run_into(
             keep_from = keep_from.max(segs[i + 1].base);
         }
     }
+    // What may go at all, consumers aside: whole segments below the target, never the newest,
+    // never the writer's active one, and without the writer's word only a durably sealed one
+    // (its records are durable, and so is its successor's header).
+    let mut removable = 0;
+    for (i, e) in segs.iter().enumerate() {
+        let Some(next) = segs.get(i + 1) else { break };
+        if next.base > keep_from {
+            break;
+        }
+        match writer {
+            Some((active, _, _)) if e.base >= active || next.base > active => break,
+            Some(_) => {}
+            None => {
+                if crate::recovery::link(e, next.base, false)? != crate::recovery::Link::Proven {
+                    tracing::debug!(segment = %e.path.display(), "not removed: its seal is not durable yet");
+                    break;
+                }
+            }
+        }
+        removable = i + 1;
+    }
     let names = consumer::registry_names(dir)?;
-    // "Up to the slowest consumer", and there is none: nothing to go by.
-    if keep_from <= report.first_seq || (needs_consumer && names.is_empty()) {
+    // Nothing can go, or "up to the slowest consumer" and there is none.
+    if removable == 0 || (needs_consumer && names.is_empty()) {
         return Ok(());
     }
-    // The consumers: park those the policy gives up on, and let the slowest of the others
-    // hold the pass back.
-    let mut floor: Option<(u64, String)> = None;
+    // The first seq kept if every removable segment goes.
+    let reach = segs[removable].base;
+    // The consumers: those the policy gives up on, and the others.
+    let mut kept: Vec<(u64, String)> = Vec::new();
+    let mut over: Vec<(u64, u64, String)> = Vec::new();
     if !names.is_empty() {
         let end = consumer::end_for(dir, writer)?;
         let now = SystemTime::now();
@@ -265,54 +288,60 @@ fn run_into(
             if matches!(info.state, ConsumerState::Parked { .. }) {
                 continue;
             }
+            if !dry_run {
+                // The position read may be a commit not yet made durable: make it so before
+                // removing what it covers, or a power cut would bring back an older position
+                // whose records are gone.
+                consumer::sync_position(dir, &name)?;
+            }
             let too_far = policy.park_lag_bytes.is_some_and(|b| info.lag_bytes > b);
             let too_idle = info.lag > 0
                 && policy
                     .park_idle
                     .is_some_and(|d| now.duration_since(info.last_commit).unwrap_or_default() > d);
-            if (too_far || too_idle) && info.next_seq < keep_from {
-                if !dry_run {
-                    consumer::park(dir, &name, info.next_seq, info.lag_bytes)?;
-                    tracing::warn!(
-                        consumer = %name,
-                        next_seq = info.next_seq,
-                        lag_bytes = info.lag_bytes,
-                        "consumer parked: it fell too far behind; retention no longer waits for it"
-                    );
-                }
-                report.parked.push(name);
-                continue;
-            }
-            if floor.as_ref().is_none_or(|(s, _)| info.next_seq < *s) {
-                floor = Some((info.next_seq, name));
+            if too_far || too_idle {
+                over.push((info.next_seq, info.lag_bytes, name));
+            } else {
+                kept.push((info.next_seq, name));
             }
         }
     }
-    let bound = match &floor {
-        Some((s, name)) if *s < keep_from => {
-            report.held_back_by = Some(name.clone());
-            *s
-        }
-        // Every consumer parked: "up to the slowest consumer" goes nowhere.
-        None if needs_consumer => return Ok(()),
-        _ => keep_from,
+    // How far this pass goes if the consumers given up on are parked: up to the slowest of the
+    // others (and, "up to the slowest consumer" with none of them left, nowhere).
+    let slowest_kept = kept.iter().map(|(s, _)| *s).min();
+    let target_seq = match (needs_consumer, slowest_kept) {
+        (true, None) => return Ok(()),
+        (true, Some(s)) => reach.min(s),
+        (false, _) => reach,
     };
-    for (i, e) in segs.iter().enumerate() {
+    // Park only a consumer that holds back what this pass would remove.
+    for (seq, lag_bytes, name) in over {
+        if seq >= target_seq {
+            kept.push((seq, name));
+            continue;
+        }
+        if !dry_run {
+            consumer::park(dir, &name, seq, lag_bytes)?;
+            tracing::warn!(
+                consumer = %name,
+                next_seq = seq,
+                lag_bytes,
+                "consumer parked: it fell too far behind; retention no longer waits for it"
+            );
+        }
+        report.parked.push(name);
+    }
+    let bound = match kept.iter().min_by_key(|(s, _)| *s) {
+        Some((s, name)) if *s < reach => {
+            report.held_back_by = Some(name.clone());
+            target_seq.min(*s)
+        }
+        _ => target_seq,
+    };
+    for (i, e) in segs.iter().enumerate().take(removable) {
         let Some(next) = segs.get(i + 1) else { break };
         if next.base > bound {
             break;
-        }
-        match writer {
-            Some((active, _, _)) if e.base >= active || next.base > active => break,
-            Some(_) => {}
-            // Without the writer's word, only a durably sealed segment may go: its records
-            // are durable, and so is its successor's header.
-            None => {
-                if crate::recovery::link(e, next.base, false)? != crate::recovery::Link::Proven {
-                    tracing::debug!(segment = %e.path.display(), "not removed: its seal is not durable yet");
-                    break;
-                }
-            }
         }
         if !dry_run {
             match fs.remove_file(&e.path) {

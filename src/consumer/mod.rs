@@ -441,3 +441,17 @@ pub(crate) fn park(dir: &Path, name: &str, seq: u64, lag_bytes: u64) -> Result<(
     .and_then(|()| map.sync())
     .map_err(|e| Error::io("could not write consumer file", &path, e))
 }
+
+/// Makes consumer `name`'s position file durable as it is now (`fdatasync`): retention calls
+/// it before removing what a position it read covers.
+pub(crate) fn sync_position(dir: &Path, name: &str) -> Result<()> {
+    let path = registry::consumer_path(dir, name);
+    match std::fs::File::open(&path) {
+        Ok(f) => f
+            .sync_data()
+            .map_err(|e| Error::io("could not sync consumer file", &path, e)),
+        // Deleted meanwhile: nothing of it to keep.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("could not open consumer file", &path, e)),
+    }
+}
