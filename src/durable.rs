@@ -45,7 +45,7 @@ pub fn durable_seq(dir: impl AsRef<Path>) -> Result<u64> {
     let dir = dir.as_ref();
     let listing = dir::list_log(dir)?;
     for e in listing.segments.iter().rev() {
-        let seg = match ReadSegment::open(&e.path) {
+        let mut seg = match ReadSegment::open(&e.path) {
             Ok(Opened::Ready(seg)) => seg,
             Ok(Opened::Blank | Opened::Headless) => continue,
             // Removed by retention since the listing: older ones are gone too.
@@ -54,6 +54,9 @@ pub fn durable_seq(dir: impl AsRef<Path>) -> Result<u64> {
         };
         let mark = seg.synced_mark();
         if mark > 0 {
+            // The mark may lie past the size seen when the file was opened: look again, so
+            // that frames below it are not taken for out of bounds.
+            seg.refresh_size()?;
             return Ok(durable_in(&seg, mark));
         }
     }

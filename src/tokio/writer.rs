@@ -185,8 +185,11 @@ impl AsyncWriter {
         AsyncWriter::from_shared(shared, policy)
     }
 
-    /// An async face of an open [`SharedWriter`] (its clones go on working beside it), with
-    /// [`SyncPolicy::Manual`] for the appends made through it.
+    /// An async face of an open [`SharedWriter`] (its clones go on working beside it). Open
+    /// that writer with [`SyncPolicy::Manual`] (or `Interval`): appends made through the async
+    /// face go through the `SharedWriter`, which applies its own policy, and with `Always` or
+    /// `EveryBytes` an `append` would wait for an msync on the runtime's thread. Use
+    /// [`open`](Self::open) for those policies: it runs them in the background.
     ///
     /// # Errors
     /// [`Error::Io`] when the flusher thread cannot be started.
