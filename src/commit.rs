@@ -2,8 +2,10 @@
 //! leader, or the sync thread when a leader hands the next flush off), who waits and on which
 //! condition variable, and what the durable seq may claim. See `shared.rs` for the design.
 //!
-//! The code is generic over the synchronisation primitives ([`Primitives`]) and over the
-//! writer ([`CommitLog`], [`CommitPlan`]). The crate instantiates it with `std::sync` and the
+//! The code is generic over the synchronisation primitives
+//! ([`Primitives`](crate::commit::Primitives)) and over the writer
+//! ([`CommitLog`](crate::commit::CommitLog), [`CommitPlan`](crate::commit::CommitPlan)). The
+//! crate instantiates it with `std::sync` and the
 //! real [`Writer`]; the loom model check (`tests/loom_group_commit.rs`) runs the same code with
 //! loom's mutex and condition variables and a fake writer that records what each flush
 //! covered and can fail a flush. Both instantiations monomorphise: production pays nothing for

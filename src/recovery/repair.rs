@@ -311,7 +311,7 @@ pub(crate) fn make_durable(entry: &Entry, end: u64, fs: &Arc<dyn FileSystem>) ->
     Ok(())
 }
 
-/// What [`truncate`] removed.
+/// What a truncation at the first corruption removed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Truncation {
