@@ -266,13 +266,12 @@ impl Writer {
             self.seg.grow_to(end)?;
         }
         let seq = self.next_seq;
-        let written = self
-            .seg
+        // On an error there is nothing to take back: no frame after this one was staged, and
+        // the next write starts at `off` again (payload, then header), so what this one left
+        // there is overwritten before anything past it is published.
+        self.seg
             .write_payload(off, seq, record)
-            .and_then(|word| self.seg.publish(off, word, end, Ordering::Release));
-        if let Err(e) = written {
-            return Err(self.take_back(off, end, e));
-        }
+            .and_then(|word| self.seg.publish(off, word, end, Ordering::Release))?;
         self.wake_readers();
         self.pos = end;
         self.next_seq = seq + 1;
@@ -523,10 +522,10 @@ impl Writer {
         self.seg.publish(start, first_word, end, Ordering::Release)
     }
 
-    /// After writing the unpublished frames `[from, to)` failed (only a segment written with
-    /// `pwrite` can fail there, e.g. with `NoSpace`): zeroes what was written, so that a
-    /// later append never publishes a frame in front of a leftover one; the writer is
-    /// poisoned if even that fails. Returns the error to report.
+    /// After writing the unpublished frames `[from, to)` of a batch failed (only a segment
+    /// written with `pwrite` can fail there, e.g. with `NoSpace`): zeroes what was written, so
+    /// that a later append never publishes a frame in front of a frame header the batch had
+    /// staged; the writer is poisoned if even that fails. Returns the error to report.
     #[cold]
     fn take_back(&mut self, from: u64, to: u64, e: Error) -> Error {
         if let Err(again) = self.seg.discard_unpublished(from, to) {

@@ -355,3 +355,34 @@ fn consumer_child() {
     drop(c);
     assert_eq!(applog::consumers(&log).unwrap()[0].next_seq, 1000);
 }
+
+/// On btrfs the writer writes with `pwrite`: a write that fails (here injected, as a full
+/// disk past the reserved blocks would) fails that append alone. It leaves nothing a later
+/// append could publish by mistake, and does not poison the writer, even when writing
+/// failed again right after.
+#[test]
+fn a_failed_pwrite_of_one_append_fails_that_append_alone() {
+    use applog::internals::{Call, Fault, FaultFs};
+    let _serial = serial();
+    let Some(m) = mount_btrfs() else { return };
+    let log = m.dir.join("log");
+    std::fs::create_dir(&log).unwrap();
+    let fs = std::sync::Arc::new(FaultFs::new(&log).unwrap());
+    let opts = Options::new().segment_pages(16).file_system(fs.clone());
+    let mut w = Writer::open(&log, opts).unwrap();
+    append_synced(&mut w, 0, 3, 300);
+    let next = fs.calls_of(Call::WriteAt) + 1;
+    fs.inject(Call::WriteAt, next, Fault::Fail(28));
+    fs.inject(Call::WriteAt, next + 1, Fault::Fail(28));
+    for _ in 0..2 {
+        let err = w.append(&payload(3, 300)).unwrap_err();
+        assert!(err.is_no_space(), "{err:?}");
+    }
+    append_synced(&mut w, 3, 3, 300);
+    drop(w);
+    let got = read_all(&log);
+    assert_eq!(got.len(), 6);
+    for (seq, data) in &got {
+        assert_eq!(data, &payload(*seq, 300));
+    }
+}
