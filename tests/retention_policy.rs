@@ -100,19 +100,22 @@ fn a_consumer_past_the_lag_cap_is_parked_and_retention_goes_on() {
 #[test]
 fn an_idle_consumer_is_parked_after_the_idle_limit() {
     let d = tempfile::tempdir().unwrap();
-    let opts = Options::new().segment_pages(2).retention(
-        Retention::new()
-            .max_bytes(32 << 10)
-            .park_idle(Duration::from_millis(50)),
-    );
-    let mut w = Writer::open(d.path(), opts).unwrap();
+    let policy = |idle| {
+        Options::new()
+            .segment_pages(2)
+            .retention(Retention::new().max_bytes(32 << 10).park_idle(idle))
+    };
+    // Idle for less than the limit (an hour): held back.
+    let mut w = Writer::open(d.path(), policy(Duration::from_secs(3600))).unwrap();
     w.append(&payload(0, 100)).unwrap();
     drop(Consumer::open(d.path(), "gone").unwrap());
     for seq in 1..400u64 {
         w.append(&payload(seq, 100)).unwrap();
     }
-    // Not idle long enough yet: held back.
     assert_eq!(applog::verify(d.path()).unwrap().first_seq, 0);
+    drop(w);
+    // Idle for longer than the limit: parked at the next rollover, and retention goes on.
+    let mut w = Writer::open(d.path(), policy(Duration::from_millis(50))).unwrap();
     // The coarse clock ticks every few ms: wait well past the limit.
     std::thread::sleep(Duration::from_millis(200));
     for seq in 400..1000u64 {
