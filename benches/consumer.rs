@@ -163,6 +163,33 @@ fn fresh_consumer(dir: &Path, name: &str) -> Consumer {
     Consumer::open(dir, name).expect("open consumer")
 }
 
+/// Benchmarks reading the log in `dir` (of `n` records) with a `Reader` from the start, again
+/// and again, doing `after` after each record.
+fn reader_loop(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    dir: &Path,
+    n: u64,
+    id: &str,
+    mut after: impl FnMut(&Reader),
+) {
+    group.bench_function(id, |b| {
+        let mut r = Reader::open(dir).expect("reader");
+        b.iter_custom(|iters| {
+            chunked(
+                &mut r,
+                iters,
+                n,
+                Reader::position,
+                |r| r.seek(0).expect("seek"),
+                |r| {
+                    black_box(r.next().expect("next").expect("record").data()[0]);
+                    after(r);
+                },
+            )
+        })
+    });
+}
+
 /// Benchmarks `per_record` on a consumer named `name` that reads the log in `dir` (of `n`
 /// records) from the start, again and again.
 fn consumer_loop(
@@ -227,21 +254,7 @@ fn commit_benches(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("consumer_commit");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("reader_next", |b| {
-        let mut r = Reader::open(&dir).expect("reader");
-        b.iter_custom(|iters| {
-            chunked(
-                &mut r,
-                iters,
-                n,
-                Reader::position,
-                |r| r.seek(0).expect("seek"),
-                |r| {
-                    black_box(r.next().expect("next").expect("record").data()[0]);
-                },
-            )
-        })
-    });
+    reader_loop(&mut group, &dir, n, "reader_next", |_| {});
     consumer_loop(
         &mut group,
         &dir,
@@ -263,41 +276,15 @@ fn commit_benches(c: &mut Criterion) {
             c.commit().expect("commit");
         },
     );
-    group.bench_function("reader_next_pwrite", |b| {
-        let file = position_file(peers.path());
-        let mut r = Reader::open(&dir).expect("reader");
-        b.iter_custom(|iters| {
-            chunked(
-                &mut r,
-                iters,
-                n,
-                Reader::position,
-                |r| r.seek(0).expect("seek"),
-                |r| {
-                    black_box(r.next().expect("next").expect("record").data()[0]);
-                    file.write_at(&r.position().to_le_bytes(), 64)
-                        .expect("pwrite");
-                },
-            )
-        })
+    let file = position_file(peers.path());
+    reader_loop(&mut group, &dir, n, "reader_next_pwrite", |r| {
+        file.write_at(&r.position().to_le_bytes(), 64)
+            .expect("pwrite");
     });
-    group.bench_function("reader_next_mmap_store", |b| {
-        let map = PosMap::new(peers.path());
-        let w = map.word();
-        let mut r = Reader::open(&dir).expect("reader");
-        b.iter_custom(|iters| {
-            chunked(
-                &mut r,
-                iters,
-                n,
-                Reader::position,
-                |r| r.seek(0).expect("seek"),
-                |r| {
-                    black_box(r.next().expect("next").expect("record").data()[0]);
-                    w.store(r.position(), Ordering::Release);
-                },
-            )
-        })
+    let map = PosMap::new(peers.path());
+    let w = map.word();
+    reader_loop(&mut group, &dir, n, "reader_next_mmap_store", |r| {
+        w.store(r.position(), Ordering::Release);
     });
     group.finish();
 

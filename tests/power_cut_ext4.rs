@@ -67,20 +67,7 @@ fn power_cut_of_an_ext4_loop_device() {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        let out = child.stdout.take().unwrap();
-        let (first_sync, synced_once) = std::sync::mpsc::channel();
-        let lines = std::thread::spawn(move || {
-            let mut synced = 0u64;
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                let line = line.rsplit_once("... ").map_or(&line[..], |(_, l)| l);
-                if let Some(n) = line.strip_prefix("s ") {
-                    synced = n.parse().unwrap();
-                    let _ = first_sync.send(());
-                }
-            }
-            synced
-        });
+        let (synced_once, lines) = last_reported(child.stdout.take().unwrap(), "s ");
         // Once the log exists and has synced once, let it run, then freeze it and copy the
         // device's bytes.
         synced_once
@@ -207,20 +194,7 @@ fn a_durable_consumer_commit_survives_a_power_cut() {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        let out = child.stdout.take().unwrap();
-        let (first, once) = std::sync::mpsc::channel();
-        let lines = std::thread::spawn(move || {
-            let mut durable = 0u64;
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                let line = line.rsplit_once("... ").map_or(&line[..], |(_, l)| l);
-                if let Some(n) = line.strip_prefix("c ") {
-                    durable = n.parse().unwrap();
-                    let _ = first.send(());
-                }
-            }
-            durable
-        });
+        let (once, lines) = last_reported(child.stdout.take().unwrap(), "c ");
         once.recv_timeout(Duration::from_secs(60))
             .expect("the child never committed");
         std::thread::sleep(Duration::from_millis(50 + rng.below(500)));
@@ -256,6 +230,29 @@ fn a_durable_consumer_commit_survives_a_power_cut() {
         assert_eq!(c.position(), info.next_seq, "{what}");
         eprintln!("{what}: resumes at {}", info.next_seq);
     }
+}
+
+/// Reads the child's output lines `<prefix>N` on a thread: a receiver that hears of the first
+/// one, and the thread, which returns the last N once the output ends.
+fn last_reported(
+    out: std::process::ChildStdout,
+    prefix: &'static str,
+) -> (std::sync::mpsc::Receiver<()>, std::thread::JoinHandle<u64>) {
+    let (first, once) = std::sync::mpsc::channel();
+    let lines = std::thread::spawn(move || {
+        let mut last = 0u64;
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            // The test harness may print "test ... " before a child's first line.
+            let line = line.rsplit_once("... ").map_or(&line[..], |(_, l)| l);
+            if let Some(n) = line.strip_prefix(prefix) {
+                last = n.parse().unwrap();
+                let _ = first.send(());
+            }
+        }
+        last
+    });
+    (once, lines)
 }
 
 /// Copies the image of a mounted loop device as it is at one instant: while the copy runs,
