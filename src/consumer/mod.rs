@@ -159,6 +159,15 @@ impl Consumer {
         })
     }
 
+    /// Makes the consumer deliver only **durable** records (see
+    /// [`Reader::durable_only`](crate::Reader::durable_only)): it waits until a record is
+    /// synced before delivering it. For consumers that pass records off the machine.
+    #[must_use]
+    pub fn durable_only(mut self) -> Consumer {
+        self.tailer.reader_mut().set_durable_only(true);
+        self
+    }
+
     /// Sets how [`next`](Self::next) waits for new records.
     #[must_use]
     pub fn wait_strategy(mut self, wait: WaitStrategy) -> Consumer {

@@ -1,0 +1,229 @@
+//! `applog ship` into real nats-server processes: a three-node JetStream cluster with an R3
+//! stream, and a single node for the error cases.
+//!
+//! Pass criterion throughout: the stream holds the log's durable records exactly once each,
+//! in seq order (stream sequence i+1 holds record i), byte-identical, with `Applog-Seq`,
+//! `Applog-Log` and `Nats-Msg-Id` headers; what was not durable was not shipped.
+#![cfg(unix)]
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use applog::{Options, Writer};
+use async_nats::jetstream;
+use common::cli::*;
+use common::nats::Nats;
+
+/// Record `i`'s bytes: varied lengths, content that names the record.
+fn record(i: u64) -> Vec<u8> {
+    let len = usize::try_from((i * 37) % 700).unwrap();
+    let mut v = format!("record {i}:").into_bytes();
+    v.extend((0..len).map(|j| u8::try_from((i as usize + j) % 251).unwrap()));
+    v
+}
+
+fn write_records(w: &mut Writer, from: u64, to: u64) {
+    for i in from..to {
+        assert_eq!(w.append(&record(i)).unwrap(), i);
+    }
+}
+
+fn ship(log: &Path, urls: &str, stream: &str, extra: &[&str]) -> Run {
+    let mut cmd = applog();
+    cmd.arg("ship")
+        .arg(log)
+        .args(["--nats", urls, "--stream", stream])
+        .args(extra);
+    Run::from(cmd.output().unwrap())
+}
+
+/// Every message of the stream: (stream sequence, Applog-Seq, Applog-Log, Nats-Msg-Id, payload).
+fn stream_content(urls: &str, stream: &str) -> Vec<(u64, u64, String, String, Vec<u8>)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let addrs: Vec<async_nats::ServerAddr> =
+            urls.split(',').map(|u| u.parse().unwrap()).collect();
+        let client = async_nats::connect(addrs).await.unwrap();
+        let js = jetstream::new(client);
+        let mut s = js.get_stream(stream).await.unwrap();
+        let info = s.info().await.unwrap().clone();
+        let mut out = Vec::new();
+        for seq in info.state.first_sequence..=info.state.last_sequence {
+            if info.state.messages == 0 {
+                break;
+            }
+            let m = s.get_raw_message(seq).await.unwrap();
+            let h = |n: &str| {
+                m.headers
+                    .get(n)
+                    .map(|v| v.as_str().to_owned())
+                    .unwrap_or_else(|| panic!("no {n} in message {seq}: {:?}", m.headers))
+            };
+            out.push((
+                m.sequence,
+                h("Applog-Seq").parse().unwrap(),
+                h("Applog-Log"),
+                m.headers
+                    .get(async_nats::header::NATS_MESSAGE_ID)
+                    .map(|v| v.as_str().to_owned())
+                    .unwrap(),
+                m.payload.to_vec(),
+            ));
+        }
+        out
+    })
+}
+
+/// The stream holds exactly records `0..n` of the log, once each, in order.
+#[track_caller]
+fn assert_exactly(log: &Path, urls: &str, stream: &str, n: u64) {
+    let id = applog::log_id(log).unwrap();
+    let content = stream_content(urls, stream);
+    let seqs: Vec<u64> = content.iter().map(|c| c.1).collect();
+    assert_eq!(
+        seqs,
+        (0..n).collect::<Vec<_>>(),
+        "record seqs in the stream"
+    );
+    for (i, (sseq, seq, log_id, msg_id, data)) in content.into_iter().enumerate() {
+        assert_eq!(sseq, i as u64 + 1);
+        assert_eq!(log_id, id);
+        assert_eq!(msg_id, format!("{id}-{seq}"));
+        assert!(data == record(seq), "record {seq}'s bytes differ");
+    }
+}
+
+#[test]
+fn ships_durable_records_exactly_once_into_an_r3_stream() {
+    let Some(nats) = Nats::cluster() else { return };
+    let urls = nats.urls();
+    let d = tempfile::tempdir().unwrap();
+    let log = d.path().join("log");
+    let mut w = Writer::open(&log, Options::new()).unwrap();
+    write_records(&mut w, 0, 500);
+    w.sync().unwrap();
+
+    let r = ship(&log, &urls, "EVENTS", &["--replicas", "3"]);
+    assert_eq!(r.code, 0, "{r:?}\n{}", nats.logs());
+    assert!(r.stdout.contains("shipped 500 records"), "{r:?}");
+    assert_exactly(&log, &urls, "EVENTS", 500);
+
+    // Records appended but not synced are not shipped; once synced they are, after the rest.
+    write_records(&mut w, 500, 800);
+    let r = ship(&log, &urls, "EVENTS", &["--replicas", "3"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("shipped 0 records"), "{r:?}");
+    assert_exactly(&log, &urls, "EVENTS", 500);
+    w.sync().unwrap();
+    // Through one node only: the stream's leader may be elsewhere.
+    let r = ship(&log, &nats.nodes[2].url(), "EVENTS", &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("shipped 300 records"), "{r:?}");
+    assert_exactly(&log, &urls, "EVENTS", 800);
+
+    // The shipper's consumer is at the end of what it shipped.
+    let consumers = applog::consumers(&log).unwrap();
+    let c = consumers.iter().find(|c| c.name == "ship-EVENTS").unwrap();
+    assert_eq!(c.next_seq, 800, "{c:?}");
+}
+
+#[test]
+fn a_stream_resumes_from_its_own_content_not_the_local_position() {
+    let Some(nats) = Nats::single() else { return };
+    let urls = nats.urls();
+    let d = tempfile::tempdir().unwrap();
+    let log = d.path().join("log");
+    let mut w = Writer::open(&log, Options::new()).unwrap();
+    write_records(&mut w, 0, 100);
+    w.sync().unwrap();
+    ship(&log, &urls, "S", &[]).succeeded();
+    // The local position is moved back: the stream says where to go on.
+    applog::reset_consumer(&log, "ship-S", 10).unwrap();
+    write_records(&mut w, 100, 150);
+    w.sync().unwrap();
+    let r = ship(&log, &urls, "S", &[]);
+    assert!(r.succeeded().contains("shipped 50 records"), "{r:?}");
+    assert_exactly(&log, &urls, "S", 150);
+}
+
+#[test]
+fn a_stream_changed_by_someone_else_is_an_error() {
+    let Some(nats) = Nats::single() else { return };
+    let urls = nats.urls();
+    let d = tempfile::tempdir().unwrap();
+    let log = d.path().join("log");
+    let mut w = Writer::open(&log, Options::new()).unwrap();
+    write_records(&mut w, 0, 10);
+    w.sync().unwrap();
+    ship(&log, &urls, "S", &[]).succeeded();
+    // Someone else publishes on the stream's subject.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let js = jetstream::new(async_nats::connect(&urls).await.unwrap());
+        js.publish("applog.S", "intruder".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    });
+    write_records(&mut w, 10, 20);
+    w.sync().unwrap();
+    let r = ship(&log, &urls, "S", &["--retry-for", "5"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("changed by someone else") && r.stderr.contains("stream S"),
+        "{r:?}"
+    );
+    // Nothing of the log was added after the intruder.
+    let messages = rt.block_on(async {
+        let js = jetstream::new(async_nats::connect(&urls).await.unwrap());
+        let mut s = js.get_stream("S").await.unwrap();
+        s.info().await.unwrap().state.messages
+    });
+    assert_eq!(messages, 11);
+}
+
+#[test]
+fn another_logs_stream_is_an_error() {
+    let Some(nats) = Nats::single() else { return };
+    let urls = nats.urls();
+    let d = tempfile::tempdir().unwrap();
+    for name in ["a", "b"] {
+        let mut w = Writer::open(d.path().join(name), Options::new()).unwrap();
+        write_records(&mut w, 0, 5);
+        w.sync().unwrap();
+    }
+    ship(&d.path().join("a"), &urls, "S", &[]).succeeded();
+    let r = ship(&d.path().join("b"), &urls, "S", &[]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("another log"), "{r:?}");
+}
+
+#[test]
+fn an_unreachable_server_is_an_error_naming_it() {
+    let d = tempfile::tempdir().unwrap();
+    let log = d.path().join("log");
+    let mut w = Writer::open(&log, Options::new()).unwrap();
+    write_records(&mut w, 0, 5);
+    w.sync().unwrap();
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("nats://127.0.0.1:{port}");
+    let started = std::time::Instant::now();
+    let r = ship(&log, &url, "S", &["--retry-for", "2"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains(&url), "{r:?}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
