@@ -280,7 +280,12 @@ pub async fn ship(dir: impl AsRef<Path>, opts: &ShipOptions) -> Result<ShipRepor
     js.set_timeout(opts.ack_timeout);
     let stream = ensure_stream(&ctx, &js, opts).await?;
 
-    let mut consumer: Option<AsyncConsumer> = None;
+    let mut consumer = {
+        let dir = ctx.dir.clone();
+        let name = ctx.consumer_name.clone();
+        let c = crate::tokio::blocking(move || Consumer::open(dir, &name)).await?;
+        AsyncConsumer::from_consumer(c.durable_only())
+    };
     let target = if opts.follow {
         u64::MAX
     } else {
@@ -296,13 +301,10 @@ pub async fn ship(dir: impl AsRef<Path>, opts: &ShipOptions) -> Result<ShipRepor
             if next >= target {
                 return Ok(next);
             }
-            let c = consumer
-                .as_mut()
-                .ok_or_else(|| ShipError::Usage("internal: the consumer is not open".to_owned()))?;
             run(
                 &ctx,
                 &js,
-                c,
+                &mut consumer,
                 next,
                 resume.last_stream_seq,
                 target,
@@ -314,9 +316,7 @@ pub async fn ship(dir: impl AsRef<Path>, opts: &ShipOptions) -> Result<ShipRepor
         };
         match attempt.await {
             Ok(next) => {
-                if let Some(c) = consumer.as_mut() {
-                    c.sync().await?;
-                }
+                consumer.sync().await?;
                 return Ok(ShipReport {
                     shipped,
                     next_seq: next,
@@ -541,64 +541,31 @@ async fn resync(ctx: &Ctx, stream: &stream::Stream) -> Result<Resume, Step> {
     })
 }
 
-/// Opens (or moves) the shipper's consumer at the record after the stream's last one, or at
-/// its committed position for an empty stream. Returns the seq of the next record to ship.
-async fn position(
-    ctx: &Ctx,
-    consumer: &mut Option<AsyncConsumer>,
-    next: Option<u64>,
-) -> Result<u64, Step> {
-    if let (Some(c), Some(n)) = (consumer.as_ref(), next) {
-        if c.position() == n {
-            return Ok(n);
-        }
+/// Moves the shipper's consumer to the record after the stream's last one, or to its
+/// committed position for an empty stream. Returns the seq of the next record to ship. The
+/// consumer stays open from the start to the end of [`ship`]: its name is held all along.
+async fn position(ctx: &Ctx, consumer: &mut AsyncConsumer, next: Option<u64>) -> Result<u64, Step> {
+    let committed = consumer.committed();
+    let n = next.unwrap_or(committed);
+    if n == consumer.position() && n >= committed {
+        return Ok(n);
     }
-    if next.is_none() && consumer.is_some() {
-        if let Some(c) = consumer.as_ref() {
-            if c.position() == c.committed() {
-                return Ok(c.position());
-            }
-        }
-    }
-    // Close it before moving it: the name is held while it is open.
-    *consumer = None;
-    let dir = ctx.dir.clone();
-    let name = ctx.consumer_name.clone();
-    let opened = crate::tokio::blocking(move || {
-        let c = Consumer::open(&dir, &name)?;
-        let committed = c.committed();
-        let Some(n) = next else {
-            return Ok((c, committed, None));
-        };
-        drop(c);
-        let durable = crate::durable_seq(&dir)?;
-        if n > durable {
-            return Ok((Consumer::open(&dir, &name)?, committed, Some((n, durable))));
-        }
-        if n < committed {
-            // The stream is behind what this consumer committed (it was restored or
-            // trimmed): ship again from where the stream ends.
-            crate::reset_consumer(&dir, &name, n)?;
-        }
-        Ok((Consumer::open_at(&dir, &name, n)?, committed, None))
-    })
-    .await?;
-    let (c, committed, ahead) = opened;
-    if let Some((n, durable)) = ahead {
+    let durable = crate::tokio::durable_seq(&ctx.dir).await?;
+    if n > durable {
         return Err(Step::Fatal(ctx.diverged(format!(
             "the stream holds records up to seq {} but the log's durable records end before \
              seq {durable} (the log lost records it had shipped, or the stream is another \
              log's)",
-            n - 1
+            n.saturating_sub(1)
         ))));
     }
-    if next.is_some_and(|n| n < committed) {
-        tracing::warn!(stream = %ctx.stream, "the stream ends before the consumer's committed position {committed}: shipping again from there");
+    if n < committed {
+        // The stream is behind what this consumer committed (restored, or trimmed by
+        // someone): ship again from where the stream ends.
+        tracing::warn!(stream = %ctx.stream, "the stream ends before the consumer's committed position {committed}: shipping again from seq {n}");
     }
-    let c = c.durable_only();
-    let start = c.position();
-    *consumer = Some(AsyncConsumer::from_consumer(c));
-    Ok(start)
+    consumer.reposition(n, true).await?;
+    Ok(n)
 }
 
 /// Publishes records from `next` until `target` (or forever), pipelined; commits each one

@@ -290,6 +290,21 @@ impl Consumer {
         self.store(next_seq, NO_HINT, NO_HINT)
     }
 
+    /// Moves the delivery position to `seq` while the consumer stays open (what
+    /// [`open_at`](Self::open_at) does at opening); with `rewind`, also moves the committed
+    /// position back to `seq` when it is past it. For the shipper, whose position is the
+    /// stream's.
+    #[cfg(feature = "ship")]
+    pub(crate) fn reposition(&mut self, seq: u64, rewind: bool) -> Result<()> {
+        if seq != self.tailer.position() {
+            self.tailer.reader_mut().seek(seq)?;
+        }
+        if rewind && seq < self.committed {
+            self.store(seq, NO_HINT, NO_HINT)?;
+        }
+        Ok(())
+    }
+
     #[inline]
     fn store(&mut self, seq: u64, base: u64, off: u64) -> Result<()> {
         self.check_parked()?;
