@@ -275,17 +275,18 @@ pub async fn ship(dir: impl AsRef<Path>, opts: &ShipOptions) -> Result<ShipRepor
         stream: opts.stream.clone(),
         server_error: Arc::new(Mutex::new(None)),
     };
-    let client = connect(&ctx, opts).await?;
-    let mut js = jetstream::new(client);
-    js.set_timeout(opts.ack_timeout);
-    let stream = ensure_stream(&ctx, &js, opts).await?;
-
+    // First, so that a second shipper under the same name is refused at once.
     let mut consumer = {
         let dir = ctx.dir.clone();
         let name = ctx.consumer_name.clone();
         let c = crate::tokio::blocking(move || Consumer::open(dir, &name)).await?;
         AsyncConsumer::from_consumer(c.durable_only())
     };
+    let client = connect(&ctx, opts).await?;
+    let mut js = jetstream::new(client);
+    js.set_timeout(opts.ack_timeout);
+    let stream = ensure_stream(&ctx, &js, opts).await?;
+
     let target = if opts.follow {
         u64::MAX
     } else {

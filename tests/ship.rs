@@ -368,7 +368,15 @@ fn two_shippers_at_once_neither_duplicate_nor_reorder() {
     let mut a = spawn_ship(&log, &nats.nodes[0].url(), "TWO", &["--name", "a"]);
     let mut b = spawn_ship(&log, &nats.nodes[2].url(), "TWO", &["--name", "b"]);
     // A third under the first one's name is refused, saying why.
-    std::thread::sleep(Duration::from_millis(500));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !applog::consumers(&log)
+        .unwrap()
+        .iter()
+        .any(|c| c.name == "a" && c.next_seq > 0)
+    {
+        assert!(std::time::Instant::now() < deadline, "{}", nats.logs());
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let r = ship(&log, &nats.nodes[1].url(), "TWO", &["--name", "a"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("consumer"), "{r:?}");
