@@ -268,15 +268,36 @@ fn writer_thread(log: &Path, n: u64) -> std::thread::JoinHandle<()> {
     })
 }
 
-fn spawn_ship(log: &Path, urls: &str, stream: &str, extra: &[&str]) -> std::process::Child {
+/// A shipper process, killed (SIGKILL) when dropped: a failing test leaves none behind.
+struct Shipper(Option<std::process::Child>);
+
+impl Shipper {
+    /// SIGKILL; returns its output.
+    fn kill(&mut self) -> std::process::Output {
+        let mut c = self.0.take().unwrap();
+        c.kill().unwrap();
+        c.wait_with_output().unwrap()
+    }
+}
+
+impl Drop for Shipper {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn spawn_ship(log: &Path, urls: &str, stream: &str, extra: &[&str]) -> Shipper {
     let mut cmd = applog();
     cmd.arg("ship")
         .arg(log)
-        .args(["--nats", urls, "--stream", stream, "--replicas", "3", "-f"])
+        .args(["--nats", urls, "--stream", stream, "-f"])
         .args(extra)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
-    cmd.spawn().unwrap()
+    Shipper(Some(cmd.spawn().unwrap()))
 }
 
 /// Fault model: the shipper dies by SIGKILL at arbitrary moments (connecting, with publishes in
@@ -294,10 +315,9 @@ fn kill_9_rounds_against_changing_nodes_ship_each_record_once() {
     let mut rng = Lcg::new();
     for round in 0..24 {
         let node = &nats.nodes[round % 3];
-        let mut child = spawn_ship(&log, &node.url(), "KILLS", &[]);
+        let mut child = spawn_ship(&log, &node.url(), "KILLS", &["--replicas", "3"]);
         std::thread::sleep(Duration::from_millis(50 + rng.below(700)));
-        child.kill().unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = child.kill();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!stderr.contains("applog: error"), "round {round}: {stderr}");
     }
@@ -319,7 +339,7 @@ fn a_node_restarted_while_shipping_loses_and_duplicates_nothing() {
     drop(Writer::open(&log, Options::new()).unwrap());
     let writer = writer_thread(&log, N);
     let urls = nats.urls();
-    let mut child = spawn_ship(&log, &urls, "RESTARTS", &[]);
+    let mut child = spawn_ship(&log, &urls, "RESTARTS", &["--replicas", "3"]);
     for node in [0, 1] {
         std::thread::sleep(Duration::from_millis(400));
         nats.kill(node);
@@ -343,8 +363,7 @@ fn a_node_restarted_while_shipping_loses_and_duplicates_nothing() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    child.kill().unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = child.kill();
     assert!(
         !String::from_utf8_lossy(&out.stderr).contains("applog: error"),
         "{out:?}"
@@ -365,8 +384,18 @@ fn two_shippers_at_once_neither_duplicate_nor_reorder() {
     const N: u64 = 3000;
     drop(Writer::open(&log, Options::new()).unwrap());
     let writer = writer_thread(&log, N);
-    let mut a = spawn_ship(&log, &nats.nodes[0].url(), "TWO", &["--name", "a"]);
-    let mut b = spawn_ship(&log, &nats.nodes[2].url(), "TWO", &["--name", "b"]);
+    let mut a = spawn_ship(
+        &log,
+        &nats.nodes[0].url(),
+        "TWO",
+        &["--name", "a", "--replicas", "3"],
+    );
+    let mut b = spawn_ship(
+        &log,
+        &nats.nodes[2].url(),
+        "TWO",
+        &["--name", "b", "--replicas", "3"],
+    );
     // A third under the first one's name is refused, saying why.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while !applog::consumers(&log)
@@ -387,8 +416,53 @@ fn two_shippers_at_once_neither_duplicate_nor_reorder() {
         std::thread::sleep(Duration::from_millis(200));
     }
     for child in [&mut a, &mut b] {
-        child.kill().unwrap();
-        child.wait().unwrap();
+        child.kill();
     }
     assert_exactly(&log, &nats.urls(), "TWO", N);
+}
+
+/// The stream's message count, or 0 while it does not exist.
+fn stream_len(urls: &str, stream: &str) -> u64 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let js = jetstream::new(async_nats::connect(urls).await.unwrap());
+        match js.get_stream(stream).await {
+            Ok(mut s) => s.info().await.unwrap().state.messages,
+            Err(_) => 0,
+        }
+    })
+}
+
+/// Power-loss model: a power cut loses the records appended since the last sync that
+/// returned. A following shipper never ships those: at every point the stream holds only
+/// records that were synced, so whatever a cut takes from the log was never shipped.
+#[test]
+fn records_a_power_cut_could_lose_are_never_shipped() {
+    let Some(nats) = Nats::single() else { return };
+    let urls = nats.urls();
+    let d = tempfile::tempdir().unwrap();
+    let log = d.path().join("log");
+    let mut w = Writer::open(&log, Options::new()).unwrap();
+    let mut child = spawn_ship(&log, &urls, "CUTS", &["--replicas", "1"]);
+    let mut synced = 0;
+    let mut next = 0;
+    for round in 0..5 {
+        // Appended, not synced: a cut now would lose them, so none may leave.
+        write_records(&mut w, next, next + 200);
+        next += 200;
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(stream_len(&urls, "CUTS"), synced, "round {round}");
+        w.sync().unwrap();
+        synced = next;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while stream_len(&urls, "CUTS") < synced {
+            assert!(std::time::Instant::now() < deadline, "round {round}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    child.kill();
+    assert_exactly(&log, &urls, "CUTS", synced);
 }
