@@ -466,3 +466,75 @@ fn records_a_power_cut_could_lose_are_never_shipped() {
     child.kill();
     assert_exactly(&log, &urls, "CUTS", synced);
 }
+
+/// Creates stream `name` as someone else would, with `config` changed from the defaults.
+fn create_stream(urls: &str, config: jetstream::stream::Config) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let js = jetstream::new(async_nats::connect(urls).await.unwrap());
+        js.create_stream(config).await.unwrap();
+    });
+}
+
+#[test]
+fn a_full_stream_is_an_error_not_a_retry_loop() {
+    let Some(nats) = Nats::single() else { return };
+    let urls = nats.urls();
+    create_stream(
+        &urls,
+        jetstream::stream::Config {
+            name: "FULL".into(),
+            subjects: vec!["applog.FULL".into()],
+            max_messages: 10,
+            discard: jetstream::stream::DiscardPolicy::New,
+            ..Default::default()
+        },
+    );
+    let d = tempfile::tempdir().unwrap();
+    let log = d.path().join("log");
+    let mut w = Writer::open(&log, Options::new()).unwrap();
+    write_records(&mut w, 0, 20);
+    w.sync().unwrap();
+    let started = std::time::Instant::now();
+    let r = ship(&log, &urls, "FULL", &[]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("stream FULL") && r.stderr.contains("full"),
+        "{r:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30), "{r:?}");
+    assert_exactly(&log, &urls, "FULL", 10);
+    // The consumer holds the records the stream did not take.
+    let c = applog::consumers(&log).unwrap();
+    assert_eq!(c[0].next_seq, 10, "{c:?}");
+}
+
+#[test]
+fn a_stream_of_the_wrong_shape_is_an_error() {
+    let Some(nats) = Nats::single() else { return };
+    let urls = nats.urls();
+    create_stream(
+        &urls,
+        jetstream::stream::Config {
+            name: "OTHER".into(),
+            subjects: vec!["elsewhere.>".into()],
+            ..Default::default()
+        },
+    );
+    let d = tempfile::tempdir().unwrap();
+    let log = d.path().join("log");
+    let mut w = Writer::open(&log, Options::new()).unwrap();
+    write_records(&mut w, 0, 3);
+    w.sync().unwrap();
+    let r = ship(&log, &urls, "OTHER", &[]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("stream OTHER")
+            && r.stderr.contains("does not take subject applog.OTHER"),
+        "{r:?}"
+    );
+    assert!(r.stderr.contains(&urls), "{r:?}");
+}
