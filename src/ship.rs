@@ -17,8 +17,11 @@
 //!   at once; the consumer commits each record once the stream acknowledged it.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, context::PublishErrorKind, stream};
@@ -249,11 +252,30 @@ impl Ctx {
 /// durable when it started is acknowledged; with it, runs until an error.
 ///
 /// # Errors
+/// As [`ship_until`].
+pub async fn ship(dir: impl AsRef<Path>, opts: &ShipOptions) -> Result<ShipReport, ShipError> {
+    ship_until(dir, opts, std::future::pending()).await
+}
+
+/// [`ship`], stopping early once `stop` completes: it publishes nothing more, waits for the
+/// acknowledgements of what it published, commits them and returns (a shipper that is
+/// dropped or killed instead loses nothing either: the next one resumes from the stream).
+///
+/// # Errors
 /// [`ShipError`]: the log or its consumer (another shipper holds the consumer:
 /// [`Error::ConsumerBusy`]), a server unreachable, the stream missing and not creatable or of
 /// the wrong shape, the stream changed by someone else, the stream full, permission denied,
 /// or failures retried for longer than [`ShipOptions::retry_for`].
-pub async fn ship(dir: impl AsRef<Path>, opts: &ShipOptions) -> Result<ShipReport, ShipError> {
+pub async fn ship_until(
+    dir: impl AsRef<Path>,
+    opts: &ShipOptions,
+    stop: impl Future<Output = ()> + Send,
+) -> Result<ShipReport, ShipError> {
+    let stop = std::pin::pin!(stop);
+    let mut stop = Stopper {
+        fut: stop,
+        stopped: false,
+    };
     let dir = dir.as_ref().to_owned();
     let consumer_name = opts.consumer_name();
     crate::validate_consumer_name(&consumer_name).map_err(|_| {
@@ -282,10 +304,22 @@ pub async fn ship(dir: impl AsRef<Path>, opts: &ShipOptions) -> Result<ShipRepor
         let c = crate::tokio::blocking(move || Consumer::open(dir, &name)).await?;
         AsyncConsumer::from_consumer(c.durable_only())
     };
-    let client = connect(&ctx, opts).await?;
+    let stopped = ShipReport {
+        shipped: 0,
+        next_seq: consumer.committed(),
+    };
+    let Some(client) = stop.or_stop(connect(&ctx, opts)).await.transpose()? else {
+        return Ok(stopped);
+    };
     let mut js = jetstream::new(client);
     js.set_timeout(opts.ack_timeout);
-    let stream = ensure_stream(&ctx, &js, opts).await?;
+    let Some(stream) = stop
+        .or_stop(ensure_stream(&ctx, &js, opts))
+        .await
+        .transpose()?
+    else {
+        return Ok(stopped);
+    };
 
     let target = if opts.follow {
         u64::MAX
@@ -312,6 +346,7 @@ pub async fn ship(dir: impl AsRef<Path>, opts: &ShipOptions) -> Result<ShipRepor
                 opts.in_flight.max(1),
                 &mut shipped,
                 &mut last_progress,
+                &mut stop,
             )
             .await
         };
@@ -332,7 +367,13 @@ pub async fn ship(dir: impl AsRef<Path>, opts: &ShipOptions) -> Result<ShipRepor
                     )));
                 }
                 tracing::warn!(stream = %ctx.stream, servers = %ctx.servers, "ship: {why}; retrying in {backoff:?}");
-                tokio::time::sleep(backoff).await;
+                if stop.or_stop(tokio::time::sleep(backoff)).await.is_none() {
+                    consumer.sync().await?;
+                    return Ok(ShipReport {
+                        shipped,
+                        next_seq: consumer.committed(),
+                    });
+                }
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
@@ -542,6 +583,29 @@ async fn resync(ctx: &Ctx, stream: &stream::Stream) -> Result<Resume, Step> {
     })
 }
 
+/// The caller's stop signal: a future that completes when the shipper is to stop.
+struct Stopper<'a> {
+    fut: Pin<&'a mut (dyn Future<Output = ()> + Send)>,
+    stopped: bool,
+}
+
+impl Stopper<'_> {
+    /// `fut`'s output, or `None` once the stop signal has completed (checked first).
+    async fn or_stop<T>(&mut self, fut: impl Future<Output = T>) -> Option<T> {
+        let mut fut = std::pin::pin!(fut);
+        std::future::poll_fn(|cx| {
+            if !self.stopped && self.fut.as_mut().poll(cx).is_ready() {
+                self.stopped = true;
+            }
+            if self.stopped {
+                return Poll::Ready(None);
+            }
+            fut.as_mut().poll(cx).map(Some)
+        })
+        .await
+    }
+}
+
 /// Moves the shipper's consumer to the record after the stream's last one, or to its
 /// committed position for an empty stream. Returns the seq of the next record to ship. The
 /// consumer stays open from the start to the end of [`ship`]: its name is held all along.
@@ -582,9 +646,15 @@ async fn run(
     window: usize,
     shipped: &mut u64,
     last_progress: &mut Instant,
+    stop: &mut Stopper<'_>,
 ) -> Result<u64, Step> {
+    let mut target = target;
     let mut in_flight: VecDeque<(u64, u64, jetstream::context::PublishAckFuture)> = VecDeque::new();
     loop {
+        if stop.or_stop(std::future::ready(())).await.is_none() {
+            // Publish nothing more; what is in flight is still acknowledged and committed.
+            target = next;
+        }
         if next >= target && in_flight.is_empty() {
             return Ok(next);
         }
@@ -592,7 +662,10 @@ async fn run(
         // when nothing is in flight.
         while next < target && in_flight.len() < window {
             let record = if in_flight.is_empty() {
-                consumer.next().await?
+                match stop.or_stop(consumer.next()).await {
+                    Some(r) => r?,
+                    None => return Ok(next),
+                }
             } else {
                 match tokio::time::timeout(Duration::ZERO, consumer.next()).await {
                     Ok(r) => r?,

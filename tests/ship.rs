@@ -272,6 +272,14 @@ fn writer_thread(log: &Path, n: u64) -> std::thread::JoinHandle<()> {
 struct Shipper(Option<std::process::Child>);
 
 impl Shipper {
+    /// SIGTERM; waits for it to exit and returns its output.
+    fn terminate(&mut self) -> std::process::Output {
+        let c = self.0.take().unwrap();
+        let pid = rustix::process::Pid::from_raw(i32::try_from(c.id()).unwrap()).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+        c.wait_with_output().unwrap()
+    }
+
     /// SIGKILL; returns its output.
     fn kill(&mut self) -> std::process::Output {
         let mut c = self.0.take().unwrap();
@@ -537,4 +545,32 @@ fn a_stream_of_the_wrong_shape_is_an_error() {
         "{r:?}"
     );
     assert!(r.stderr.contains(&urls), "{r:?}");
+}
+
+#[test]
+fn sigterm_stops_a_follower_cleanly() {
+    let Some(nats) = Nats::single() else { return };
+    let urls = nats.urls();
+    let d = tempfile::tempdir().unwrap();
+    let log = d.path().join("log");
+    let mut w = Writer::open(&log, Options::new()).unwrap();
+    write_records(&mut w, 0, 300);
+    w.sync().unwrap();
+    let mut child = spawn_ship(&log, &urls, "TERM", &[]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !applog::consumers(&log)
+        .unwrap()
+        .iter()
+        .any(|c| c.name == "ship-TERM" && c.next_seq == 300)
+    {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.terminate();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("shipped 300 records"),
+        "{out:?}"
+    );
+    assert_exactly(&log, &urls, "TERM", 300);
 }

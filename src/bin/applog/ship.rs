@@ -16,7 +16,8 @@ use crate::{Failure, Out};
 /// consumer `ship-<STREAM>` of the log (see `applog consumers`), so retention keeps the records
 /// the stream has not acknowledged. Exit 0 once the stream acknowledged every record that was
 /// durable at the start (with -f: keeps shipping new records as they become durable); 1 when
-/// it fails (the message names the server and the stream).
+/// it fails (the message names the server and the stream). SIGINT or SIGTERM stops it: it
+/// publishes nothing more, waits for the acknowledgements of what it published, and exits 0.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The log directory.
@@ -60,7 +61,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             source: e,
         })?;
     let report = runtime
-        .block_on(applog::ship::ship(&args.log, &opts))
+        .block_on(applog::ship::ship_until(&args.log, &opts, terminated()))
         .map_err(|e| match e {
             ShipError::Log(e) => Failure::Log(e),
             other => Failure::Msg(other.to_string()),
@@ -72,4 +73,23 @@ pub fn run(args: Args) -> Result<(), Failure> {
         report.shipped, report.next_seq
     )?;
     out.finish()
+}
+
+/// Completes at the first SIGINT or SIGTERM (never, if they cannot be caught).
+async fn terminated() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    std::future::poll_fn(|cx| {
+        if int.poll_recv(cx).is_ready() || term.poll_recv(cx).is_ready() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
 }
