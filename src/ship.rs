@@ -93,8 +93,23 @@ impl ShipOptions {
             .unwrap_or_else(|| format!("ship-{}", self.stream))
     }
 
+    /// The servers for messages: comma-separated, without credentials.
     fn server_list(&self) -> String {
-        self.servers.join(",")
+        self.servers
+            .iter()
+            .flat_map(|s| s.split(','))
+            .map(|url| {
+                let url = url.trim();
+                match (url.find("://"), url.rfind('@')) {
+                    (Some(scheme), Some(at)) if at > scheme => {
+                        format!("{}{}", &url[..scheme + 3], &url[at + 1..])
+                    }
+                    (None, Some(at)) => url[at + 1..].to_owned(),
+                    _ => url.to_owned(),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }
 
@@ -399,7 +414,16 @@ async fn connect(ctx: &Ctx, opts: &ShipOptions) -> Result<async_nats::Client, Sh
     let mut backoff = Duration::from_millis(100);
     loop {
         let errors = Arc::clone(&ctx.server_error);
-        let options = async_nats::ConnectOptions::new()
+        // Credentials in a URL (`nats://user:password@host:port`): the client does not take
+        // them from there itself.
+        let mut options = async_nats::ConnectOptions::new();
+        if let Some((user, pass)) = addrs
+            .iter()
+            .find_map(|a| Some((a.username()?.to_owned(), a.password()?.to_owned())))
+        {
+            options = options.user_and_password(user, pass);
+        }
+        let options = options
             .name(format!("applog ship {}", ctx.consumer_name))
             .connection_timeout(opts.ack_timeout)
             .request_timeout(Some(opts.ack_timeout))
@@ -415,7 +439,16 @@ async fn connect(ctx: &Ctx, opts: &ShipOptions) -> Result<async_nats::Client, Sh
             });
         match options.connect(addrs.as_slice()).await {
             Ok(client) => return Ok(client),
-            Err(e) if started.elapsed() < opts.retry_for => {
+            Err(e)
+                if started.elapsed() < opts.retry_for
+                    && !matches!(
+                        e.kind(),
+                        async_nats::ConnectErrorKind::AuthorizationViolation
+                            | async_nats::ConnectErrorKind::Authentication
+                            | async_nats::ConnectErrorKind::ServerParse
+                            | async_nats::ConnectErrorKind::Tls
+                    ) =>
+            {
                 tracing::warn!(servers = %ctx.servers, "cannot connect: {e}; retrying in {backoff:?}");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -423,7 +456,7 @@ async fn connect(ctx: &Ctx, opts: &ShipOptions) -> Result<async_nats::Client, Sh
             Err(e) => {
                 return Err(ShipError::Connect {
                     servers: ctx.servers.clone(),
-                    detail: format!("{e} (tried for {:?})", opts.retry_for),
+                    detail: format!("{e} (for {:?})", started.elapsed()),
                 })
             }
         }
@@ -715,6 +748,23 @@ async fn run(
 }
 
 fn classify(ctx: &Ctx, e: &jetstream::context::PublishError) -> Step {
+    // A publish the server refuses for permissions is dropped, never acknowledged: the only
+    // word on it is the error the server sent on the connection.
+    let denied = ctx
+        .server_error
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_ref()
+        .is_some_and(|text| {
+            let text = text.to_ascii_lowercase();
+            text.contains("permissions violation")
+                && text.contains(&ctx.subject.to_ascii_lowercase())
+        });
+    if denied {
+        return Step::Fatal(
+            ctx.publish_err(format!("permission denied on subject {}", ctx.subject)),
+        );
+    }
     match e.kind() {
         PublishErrorKind::TimedOut
         | PublishErrorKind::BrokenPipe

@@ -574,3 +574,48 @@ fn sigterm_stops_a_follower_cleanly() {
     );
     assert_exactly(&log, &urls, "TERM", 300);
 }
+
+#[test]
+fn permission_denied_is_an_error_quoting_the_server() {
+    // User "shipper" may use the JetStream API but not publish on the records' subject.
+    let conf = r#"
+authorization {
+  users = [
+    { user: admin, password: admin }
+    { user: shipper, password: shipper, permissions: { publish: { deny: ["applog.>"] } } }
+  ]
+}
+"#;
+    let Some(nats) = Nats::single_with_config(conf) else {
+        return;
+    };
+    let port = nats.nodes[0].url().rsplit(':').next().unwrap().to_owned();
+    let d = tempfile::tempdir().unwrap();
+    let log = d.path().join("log");
+    let mut w = Writer::open(&log, Options::new()).unwrap();
+    write_records(&mut w, 0, 3);
+    w.sync().unwrap();
+    let url = format!("nats://shipper:shipper@127.0.0.1:{port}");
+    let started = std::time::Instant::now();
+    let r = ship(&log, &url, "DENIED", &["--retry-for", "20"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("stream DENIED") && r.stderr.contains("ermission"),
+        "{r:?}"
+    );
+    // Refused at once, not after the retries; the password is not shown.
+    assert!(started.elapsed() < Duration::from_secs(15), "{r:?}");
+    assert!(!r.stderr.contains("shipper:shipper"), "{r:?}");
+
+    // A wrong password: refused at connection, at once.
+    let url = format!("nats://shipper:wrong@127.0.0.1:{port}");
+    let started = std::time::Instant::now();
+    let r = ship(&log, &url, "DENIED", &["--retry-for", "20"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("cannot connect") && r.stderr.contains("authorization"),
+        "{r:?}"
+    );
+    assert!(!r.stderr.contains("shipper:wrong"), "{r:?}");
+    assert!(started.elapsed() < Duration::from_secs(15), "{r:?}");
+}

@@ -47,6 +47,8 @@ struct NodeSpec {
     cluster_port: Option<u16>,
     routes: Vec<u16>,
     store: PathBuf,
+    /// A configuration file (`-c`), for what the command line cannot say (users).
+    config: Option<PathBuf>,
 }
 
 #[derive(Debug)]
@@ -73,6 +75,9 @@ impl Node {
         assert!(self.child.is_none(), "{} already running", self.spec.name);
         let s = &self.spec;
         let mut cmd = Command::new(bin);
+        if let Some(c) = &s.config {
+            cmd.arg("-c").arg(c);
+        }
         cmd.args(["-js", "-a", "127.0.0.1", "-n", &s.name])
             .arg("-sd")
             .arg(&s.store)
@@ -163,15 +168,20 @@ pub struct Nats {
 impl Nats {
     /// One node with JetStream, or `None` (after `skip`) when there is no nats-server.
     pub fn single() -> Option<Nats> {
-        Self::start(1)
+        Self::start(1, None)
+    }
+
+    /// One node with JetStream and this configuration file text (users, permissions).
+    pub fn single_with_config(config: &str) -> Option<Nats> {
+        Self::start(1, Some(config))
     }
 
     /// A three-node JetStream cluster, or `None` (after `skip`) when there is no nats-server.
     pub fn cluster() -> Option<Nats> {
-        Self::start(3)
+        Self::start(3, None)
     }
 
-    fn start(n: usize) -> Option<Nats> {
+    fn start(n: usize, config: Option<&str>) -> Option<Nats> {
         let bin = match server_binary() {
             Ok(b) => b,
             Err(why) => {
@@ -180,6 +190,11 @@ impl Nats {
             }
         };
         let dir = tempfile::tempdir().unwrap();
+        let config = config.map(|text| {
+            let p = dir.path().join("nats.conf");
+            std::fs::write(&p, text).unwrap();
+            p
+        });
         let cluster_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let mut nodes = Vec::new();
         for i in 0..n {
@@ -201,6 +216,7 @@ impl Nats {
                     Vec::new()
                 },
                 store,
+                config: config.clone(),
             };
             nodes.push(Node {
                 log: dir.path().join(format!("n{}.log", i + 1)),
