@@ -233,11 +233,16 @@ struct Lcg(u64);
 
 impl Lcg {
     fn new() -> Lcg {
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64;
-        eprintln!("kill-point seed {seed}");
+        let seed = std::env::var("APPLOG_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+            });
+        eprintln!("kill-point seed {seed} (APPLOG_SEED replays it)");
         Lcg(seed | 1)
     }
 
@@ -252,6 +257,11 @@ impl Lcg {
 
 /// Appends records `0..n` in another thread, syncing every few records, with short pauses.
 fn writer_thread(log: &Path, n: u64) -> std::thread::JoinHandle<()> {
+    paced_writer_thread(log, n, Duration::from_millis(10))
+}
+
+/// As [`writer_thread`], pausing `pause` every 50 records.
+fn paced_writer_thread(log: &Path, n: u64, pause: Duration) -> std::thread::JoinHandle<()> {
     let log = log.to_owned();
     std::thread::spawn(move || {
         let mut w = Writer::open(&log, Options::new()).unwrap();
@@ -261,7 +271,7 @@ fn writer_thread(log: &Path, n: u64) -> std::thread::JoinHandle<()> {
                 w.sync().unwrap();
             }
             if i % 50 == 49 {
-                std::thread::sleep(Duration::from_millis(10));
+                std::thread::sleep(pause);
             }
         }
         w.sync().unwrap();
@@ -310,21 +320,39 @@ fn spawn_ship(log: &Path, urls: &str, stream: &str, extra: &[&str]) -> Shipper {
 
 /// Fault model: the shipper dies by SIGKILL at arbitrary moments (connecting, with publishes in
 /// flight, between an acknowledgement and its commit) while a writer appends and syncs, and is
-/// started again against another node of the cluster each time.
+/// started again against another node of the cluster each time; in some rounds another node
+/// is killed and restarted while the shipper runs. 24 rounds (`APPLOG_SOAK` multiplies them),
+/// from a printed seed.
 #[test]
 fn kill_9_rounds_against_changing_nodes_ship_each_record_once() {
-    let Some(nats) = Nats::cluster() else { return };
+    let Some(mut nats) = Nats::cluster() else {
+        return;
+    };
     let d = tempfile::tempdir().unwrap();
     let log = d.path().join("log");
-    const N: u64 = 4000;
-    // The log exists before the first shipper starts.
+    let soak: usize = std::env::var("APPLOG_SOAK")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let rounds = 24 * soak;
+    let n: u64 = 4000 * soak as u64;
+    // The log exists before the first shipper starts; the writer goes on for most rounds.
     drop(Writer::open(&log, Options::new()).unwrap());
-    let writer = writer_thread(&log, N);
+    let writer = paced_writer_thread(&log, n, Duration::from_millis(100));
     let mut rng = Lcg::new();
-    for round in 0..24 {
-        let node = &nats.nodes[round % 3];
-        let mut child = spawn_ship(&log, &node.url(), "KILLS", &["--replicas", "3"]);
+    for round in 0..rounds {
+        let target = round % 3;
+        let url = nats.nodes[target].url();
+        let mut child = spawn_ship(&log, &url, "KILLS", &["--replicas", "3"]);
         std::thread::sleep(Duration::from_millis(50 + rng.below(700)));
+        if round % 8 == 4 {
+            // Another node goes down and comes back while this shipper runs.
+            let other = (target + 1 + usize::try_from(rng.below(2)).unwrap()) % 3;
+            nats.kill(other);
+            std::thread::sleep(Duration::from_millis(rng.below(500)));
+            nats.restart(other);
+        }
         let out = child.kill();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!stderr.contains("applog: error"), "round {round}: {stderr}");
@@ -332,7 +360,7 @@ fn kill_9_rounds_against_changing_nodes_ship_each_record_once() {
     writer.join().unwrap();
     let r = ship(&log, &nats.nodes[1].url(), "KILLS", &[]);
     assert_eq!(r.code, 0, "{r:?}\n{}", nats.logs());
-    assert_exactly(&log, &nats.urls(), "KILLS", N);
+    assert_exactly(&log, &nats.urls(), "KILLS", n);
 }
 
 /// A node of the cluster is killed and started again, twice, while a shipper follows the log.
