@@ -646,6 +646,10 @@ async fn position(ctx: &Ctx, consumer: &mut AsyncConsumer, next: Option<u64>) ->
     let committed = consumer.committed();
     let n = next.unwrap_or(committed);
     if n == consumer.position() && n >= committed {
+        if n > committed {
+            // Stored, though their acknowledgements were lost.
+            consumer.commit_to(n)?;
+        }
         return Ok(n);
     }
     let durable = crate::tokio::durable_seq(&ctx.dir).await?;
@@ -663,6 +667,11 @@ async fn position(ctx: &Ctx, consumer: &mut AsyncConsumer, next: Option<u64>) ->
         tracing::warn!(stream = %ctx.stream, "the stream ends before the consumer's committed position {committed}: shipping again from seq {n}");
     }
     consumer.reposition(n, true).await?;
+    if n > committed {
+        // The stream holds records this consumer had not committed (a shipper stopped between
+        // an acknowledgement and its commit): they need not be kept any longer.
+        consumer.commit_to(n)?;
+    }
     Ok(n)
 }
 

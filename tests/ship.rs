@@ -647,3 +647,23 @@ authorization {
     assert!(!r.stderr.contains("shipper:wrong"), "{r:?}");
     assert!(started.elapsed() < Duration::from_secs(15), "{r:?}");
 }
+
+/// A shipper stopped between the stream's acknowledgement and its commit: the next one finds
+/// the records in the stream, ships nothing again, and commits them (retention may take them).
+#[test]
+fn records_in_the_stream_but_not_committed_are_committed_not_reshipped() {
+    let Some(nats) = Nats::single() else { return };
+    let urls = nats.urls();
+    let d = tempfile::tempdir().unwrap();
+    let log = d.path().join("log");
+    let mut w = Writer::open(&log, Options::new()).unwrap();
+    write_records(&mut w, 0, 50);
+    w.sync().unwrap();
+    ship(&log, &urls, "C", &[]).succeeded();
+    applog::reset_consumer(&log, "ship-C", 20).unwrap();
+    let r = ship(&log, &urls, "C", &[]);
+    assert!(r.succeeded().contains("shipped 0 records"), "{r:?}");
+    let c = applog::consumers(&log).unwrap();
+    assert_eq!(c[0].next_seq, 50, "{c:?}");
+    assert_exactly(&log, &urls, "C", 50);
+}
