@@ -474,14 +474,13 @@ async fn ensure_stream(
     let mut backoff = Duration::from_millis(100);
     loop {
         let failure = match js.get_stream(&ctx.stream).await {
-            Ok(mut s) => {
-                let info = s
-                    .info()
-                    .await
-                    .map_err(|e| ctx.stream_err(format!("cannot read its configuration: {e}")))?;
-                check_shape(ctx, &info.config, opts)?;
-                return Ok(s);
-            }
+            Ok(mut s) => match s.info().await {
+                Ok(info) => {
+                    check_shape(ctx, &info.config, opts)?;
+                    return Ok(s);
+                }
+                Err(e) => format!("cannot read its configuration: {e}"),
+            },
             Err(e) => match e.kind() {
                 jetstream::context::GetStreamErrorKind::JetStream(je)
                     if je.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND =>
@@ -503,9 +502,8 @@ async fn ensure_stream(
                         Err(e) => format!("cannot create it: {e}"),
                     }
                 }
-                jetstream::context::GetStreamErrorKind::JetStream(je) => {
-                    return Err(ctx.stream_err(format!("cannot read it: {je}")));
-                }
+                // Others pass (a cluster electing a leader answers "temporarily
+                // unavailable"): retried like the rest.
                 _ => format!("cannot read it: {e}"),
             },
         };
