@@ -99,6 +99,7 @@ mod fault_fs;
 pub mod format;
 #[cfg(not(feature = "fault-injection"))]
 mod format;
+mod identity;
 mod io;
 mod mapping;
 /// The writer/reader wake-up protocol. Public only with the `fault-injection` feature, so that
@@ -114,6 +115,8 @@ mod recovery;
 mod retention;
 mod segment;
 mod shared;
+#[cfg(feature = "ship")]
+pub mod ship;
 mod tailer;
 #[cfg(feature = "tokio")]
 pub mod tokio;
@@ -127,6 +130,7 @@ pub use copy::{copy, copy_cancellable, staging_dir, CopyReport, STAGING_MARK};
 pub use dir::{segment_name, LOCK_FILE};
 pub use durable::durable_seq;
 pub use error::{Error, Result};
+pub use identity::{log_id, LOG_ID_FILE};
 pub use options::{Options, SyncPolicy};
 pub use reader::{Reader, Record};
 pub use recovery::{

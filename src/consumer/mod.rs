@@ -159,6 +159,15 @@ impl Consumer {
         })
     }
 
+    /// Makes the consumer deliver only **durable** records (see
+    /// [`Reader::durable_only`](crate::Reader::durable_only)): it waits until a record is
+    /// synced before delivering it. For consumers that pass records off the machine.
+    #[must_use]
+    pub fn durable_only(mut self) -> Consumer {
+        self.tailer.reader_mut().set_durable_only(true);
+        self
+    }
+
     /// Sets how [`next`](Self::next) waits for new records.
     #[must_use]
     pub fn wait_strategy(mut self, wait: WaitStrategy) -> Consumer {
@@ -279,6 +288,21 @@ impl Consumer {
             return self.commit();
         }
         self.store(next_seq, NO_HINT, NO_HINT)
+    }
+
+    /// Moves the delivery position to `seq` while the consumer stays open (what
+    /// [`open_at`](Self::open_at) does at opening); with `rewind`, also moves the committed
+    /// position back to `seq` when it is past it. For the shipper, whose position is the
+    /// stream's.
+    #[cfg(feature = "ship")]
+    pub(crate) fn reposition(&mut self, seq: u64, rewind: bool) -> Result<()> {
+        if seq != self.tailer.position() {
+            self.tailer.reader_mut().seek(seq)?;
+        }
+        if rewind && seq < self.committed {
+            self.store(seq, NO_HINT, NO_HINT)?;
+        }
+        Ok(())
     }
 
     #[inline]

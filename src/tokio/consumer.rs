@@ -141,6 +141,20 @@ impl AsyncConsumer {
         super::blocking(move || c.lock().unwrap_or_else(PoisonError::into_inner).sync()).await
     }
 
+    /// Moves the consumer while it stays open (see `Consumer::reposition`), on a blocking
+    /// thread.
+    #[cfg(feature = "ship")]
+    pub(crate) async fn reposition(&mut self, seq: u64, rewind: bool) -> Result<()> {
+        cancel(&mut self.slot);
+        let c = Arc::clone(&self.consumer);
+        super::blocking(move || {
+            c.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .reposition(seq, rewind)
+        })
+        .await
+    }
+
     /// [`commit`](Self::commit), then [`sync`](Self::sync).
     ///
     /// # Errors

@@ -31,7 +31,9 @@ use crate::error::{Error, Result};
 use crate::recovery::{RecoveryMode, RecoveryReport, VerifyReport};
 
 /// Runs `f` on tokio's blocking threads.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
     match ::tokio::task::spawn_blocking(f).await {
         Ok(r) => r,
         Err(e) => Err(Error::io(

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod fixture;
 pub mod harness;
 pub mod mount;
+pub mod nats;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //!
 //! A thin layer over the library: `main` parses the command line and dispatches to one small
 //! module per command (`append`, `tail`, `verify`, `info`, `recover`, `copy`, `consumers`,
-//! `trim`), each with a `run` function; `tail --name` lives in `tail_named`. Shared
+//! `trim`, `ship`), each with a `run` function; `tail --name` lives in `tail_named`. Shared
 //! pieces live beside them: `Failure` (what a command can end with), `Out` (standard output,
 //! where a closed pipe is a quiet stop), and `encode` (JSON strings, base64, hex dumps).
 //!
@@ -24,13 +24,15 @@ mod encode;
 mod info;
 mod problems;
 mod recover;
+mod ship;
 mod tail;
 mod tail_named;
 mod trim;
 mod verify;
 
 /// Append to, follow, check, recover, describe and copy applog logs; read them with named
-/// consumers that resume where they stopped, list and reset those, and trim old segments.
+/// consumers that resume where they stopped, list and reset those, trim old segments, and ship
+/// logs into NATS JetStream streams.
 ///
 /// A log is a directory of segment files (`<20-digit first seq>.seg`), a lock file, and a
 /// `consumers` directory once it has named consumers (`applog tail --name`).
@@ -56,6 +58,7 @@ enum Command {
     Copy(copy::Args),
     Consumers(consumers::Args),
     Trim(trim::Args),
+    Ship(ship::Args),
 }
 
 fn main() -> ExitCode {
@@ -79,6 +82,7 @@ fn main() -> ExitCode {
         Command::Copy(args) => copy::run(args),
         Command::Consumers(args) => consumers::run(args),
         Command::Trim(args) => trim::run(args),
+        Command::Ship(args) => ship::run(args),
     };
     match result {
         Ok(()) | Err(Failure::Closed) => ExitCode::SUCCESS,
