@@ -13,7 +13,8 @@ pub const LOG_ID_FILE: &str = "log-id";
 const ID_LEN: usize = 32;
 
 /// The identity of the log in `dir`: 32 lowercase hex digits, the same for the life of the
-/// log. Created on the first call (a log made before identities existed gets one then),
+/// log. A [`Writer`](crate::Writer) creates it with the log; a log made before identities
+/// existed gets one on the first call or the first writer's open,
 /// durably and once: concurrent first calls, in any processes, all return the same id.
 ///
 /// # Errors
@@ -58,6 +59,20 @@ pub fn log_id(dir: impl AsRef<Path>) -> Result<String> {
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io("could not sync log directory", dir, e))?;
     read_id(&path).map_err(|e| Error::io("could not read log id", &path, e))
+}
+
+/// The identity of the log in `dir` if it has one yet, without creating it (for tools that
+/// only look).
+///
+/// # Errors
+/// [`Error::Io`] when the file cannot be read or does not hold an id (`InvalidData`).
+pub fn existing_log_id(dir: impl AsRef<Path>) -> Result<Option<String>> {
+    let path = dir.as_ref().join(LOG_ID_FILE);
+    match read_id(&path) {
+        Ok(id) => Ok(Some(id)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("could not read log id", &path, e)),
+    }
 }
 
 fn read_id(path: &Path) -> io::Result<String> {

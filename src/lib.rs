@@ -130,7 +130,7 @@ pub use copy::{copy, copy_cancellable, staging_dir, CopyReport, STAGING_MARK};
 pub use dir::{segment_name, LOCK_FILE};
 pub use durable::durable_seq;
 pub use error::{Error, Result};
-pub use identity::{log_id, LOG_ID_FILE};
+pub use identity::{existing_log_id, log_id, LOG_ID_FILE};
 pub use options::{Options, SyncPolicy};
 pub use reader::{Reader, Record};
 pub use recovery::{

@@ -144,6 +144,12 @@ impl Writer {
             elapsed_us = micros(started.elapsed()),
             "recovered"
         );
+        // The log's identity, created with the log (or on the first open by a version that
+        // has identities). A damaged identity file does not stop the writer: what needs the
+        // identity (shipping) reports it.
+        if let Err(e) = crate::identity::log_id(&dir) {
+            tracing::warn!(dir = %dir.display(), "no log identity: {e}");
+        }
         let (seg, pos) = if let Some(active) = rec.active {
             active
         } else {

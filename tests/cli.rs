@@ -655,9 +655,13 @@ fn info_describes_segments_and_the_lock() {
     assert!(n > 1, "{report:?}");
     let page = report.segments[0].reservation;
 
+    let id = applog::existing_log_id(&log)
+        .expect("read identity")
+        .expect("the writer created the identity");
     let out = run(&[OsStr::new("info"), log_arg(&log)]);
     let text = out.ok();
     for line in [
+        format!("identity   {id}\n"),
         "locked     no\n".to_string(),
         format!("page size  {page} bytes\n"),
         format!("segments   {n}\n"),
@@ -709,6 +713,7 @@ fn info_describes_segments_and_the_lock() {
         r#""clean":true"#.to_string(),
         format!(r#""segments":[{{"file":"{SEG0}","first_seq":0,"#),
         format!(r#""reservation":{page},"pages":1,"page_size":{page}"#),
+        format!(r#""log_id":"{id}""#),
     ] {
         assert!(json.contains(&field), "{field} missing from {json}");
     }

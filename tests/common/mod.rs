@@ -7,6 +7,8 @@ pub mod fixture;
 pub mod harness;
 pub mod mount;
 pub mod nats;
+#[cfg(feature = "ship")]
+pub mod stream;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -51,6 +51,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     // verify first: it tells "not a log" apart from other errors.
     let report = applog::verify(&args.log)?;
     let locked = applog::is_locked(&args.log)?;
+    let id = applog::existing_log_id(&args.log)?;
     let segments: Vec<Segment<'_>> = report
         .segments
         .iter()
@@ -67,8 +68,22 @@ pub fn run(args: Args) -> Result<(), Failure> {
         .rev()
         .find_map(|s| s.header.map(|h| h.page_size));
     let printed = match args.format {
-        ReportFormat::Text => print_text(&args.log, &report, &segments, page_size, locked),
-        ReportFormat::Json => print_json(&args.log, &report, &segments, page_size, locked),
+        ReportFormat::Text => print_text(
+            &args.log,
+            &report,
+            &segments,
+            page_size,
+            locked,
+            id.as_deref(),
+        ),
+        ReportFormat::Json => print_json(
+            &args.log,
+            &report,
+            &segments,
+            page_size,
+            locked,
+            id.as_deref(),
+        ),
     };
     if !report.is_clean() {
         return Err(corrupt_failure(&args.log, &report));
@@ -82,9 +97,15 @@ fn print_text(
     segments: &[Segment<'_>],
     page_size: Option<u32>,
     locked: bool,
+    id: Option<&str>,
 ) -> Result<(), Failure> {
     let mut out = Out::new();
     writeln!(out, "log        {}", log.display())?;
+    writeln!(
+        out,
+        "identity   {}",
+        id.unwrap_or("none yet (the next writer creates it)")
+    )?;
     let writer = if locked {
         "yes (a writer has the log open)"
     } else {
@@ -141,6 +162,7 @@ fn print_json(
     segments: &[Segment<'_>],
     page_size: Option<u32>,
     locked: bool,
+    id: Option<&str>,
 ) -> Result<(), Failure> {
     let opt = |v: Option<u32>| v.map_or("null".to_string(), |v| v.to_string());
     let items: Vec<String> = segments
@@ -165,7 +187,7 @@ fn print_json(
     let mut out = Out::new();
     writeln!(
         out,
-        r#"{{"log":{},"locked":{locked},"page_size":{},"first_seq":{},"next_seq":{},"records":{},"bytes":{},"clean":{},"torn_tail":{},"corruptions":{},"segments":[{}]}}"#,
+        r#"{{"log":{},"locked":{locked},"page_size":{},"first_seq":{},"next_seq":{},"records":{},"bytes":{},"clean":{},"torn_tail":{},"corruptions":{},"segments":[{}],"log_id":{}}}"#,
         json_path(log),
         opt(page_size),
         r.first_seq,
@@ -176,6 +198,7 @@ fn print_json(
         torn_tail_json(r.torn_tail.as_ref()),
         corruptions_json(&r.corruptions),
         items.join(","),
+        id.map_or("null".to_string(), json_str),
     )?;
     out.finish()
 }

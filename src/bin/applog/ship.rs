@@ -10,7 +10,7 @@ use crate::{Failure, Out};
 /// Ship every durable record of a log, in seq order, into a NATS JetStream stream.
 ///
 /// One message per record: the payload is the record's bytes, header `Applog-Seq` its seq,
-/// `Applog-Log` the log's identity (the file `log-id` in the log, created on the first ship)
+/// `Applog-Log` the log's identity (the file `log-id` in the log, created with it)
 /// and `Nats-Msg-Id` both. The stream is created when missing. The shipper resumes after the
 /// stream's last record, so records are shipped once each whatever stops it; it is the named
 /// consumer `ship-<STREAM>` of the log (see `applog consumers`), so retention keeps the records
