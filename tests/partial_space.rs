@@ -15,6 +15,7 @@
 mod common;
 
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use applog::{Options, Writer};
@@ -108,7 +109,12 @@ fn new_log_on_nearly_full_tmpfs_uses_every_free_page() {
     let mut w = Writer::open(&log, Options::new().segment_pages(1000)).unwrap_or_else(|e| {
         panic!("opening a writer with {free} bytes free: {e:?}");
     });
-    let next = append_until_no_space(&mut w, &mount.dir, 0, free);
+    // Creating the log also wrote its identity file, which takes a page of its own.
+    let identity = std::fs::metadata(log.join(applog::LOG_ID_FILE))
+        .unwrap()
+        .blocks()
+        * 512;
+    let next = append_until_no_space(&mut w, &mount.dir, 0, free - identity);
     w.sync().unwrap();
     drop(w);
     check_log(&log, next);
