@@ -1,7 +1,7 @@
 //! The publishing loop: positioning the consumer, pipelined guarded publishes, commits.
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_nats::jetstream;
 
@@ -83,9 +83,9 @@ pub(super) async fn run(
                     None => return Ok(next),
                 }
             } else {
-                match tokio::time::timeout(Duration::ZERO, consumer.next()).await {
-                    Ok(r) => r?,
-                    Err(_) => break,
+                match consumer.try_next()? {
+                    Some(r) => r,
+                    None => break,
                 }
             };
             let seq = record.seq();

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use super::tail::{cancel, poll_read, OwnedRecord};
+use super::tail::{cancel, poll_read, read_into, OwnedRecord};
 use super::waiter::Slot;
 use crate::consumer::Consumer;
 use crate::error::Result;
@@ -113,6 +113,21 @@ impl AsyncConsumer {
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => Poll::Pending,
         }
+    }
+
+    /// The next record if there is one now, without waiting (as [`Consumer::try_next`]).
+    ///
+    /// # Errors
+    /// As [`Consumer::next`].
+    pub fn try_next(&mut self) -> Result<Option<OwnedRecord>> {
+        if let Some(e) = self.deferred.take() {
+            return Err(e);
+        }
+        let mut c = self.consumer.lock().unwrap_or_else(PoisonError::into_inner);
+        c.check_parked()?;
+        let mut out = Vec::with_capacity(1);
+        read_into(c.reader_mut(), &mut out, 1, &mut self.deferred)?;
+        Ok(out.pop())
     }
 
     /// Commits every record delivered so far, as [`Consumer::commit`] (no system call).

@@ -39,7 +39,7 @@ impl OwnedRecord {
 /// Reads what is there now into `out`, up to `max` records. An error after some records were
 /// read is kept in `deferred` for the next call: the reader has moved past those records, so
 /// they must be handed out now, and the error after them.
-fn read_into(
+pub(super) fn read_into(
     reader: &mut Reader,
     out: &mut Vec<OwnedRecord>,
     max: usize,
