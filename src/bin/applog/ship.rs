@@ -44,6 +44,12 @@ pub struct Args {
     /// Seconds to keep retrying without progress before giving up.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     retry_for: u64,
+    /// Messages that may wait for their acknowledgement at once.
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    in_flight: u64,
+    /// Seconds to wait for one acknowledgement (or one request) before retrying.
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = positive_secs)]
+    ack_timeout: Duration,
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
@@ -53,6 +59,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
     opts.follow = args.follow;
     opts.name = args.name;
     opts.retry_for = Duration::from_secs(args.retry_for);
+    opts.in_flight = usize::try_from(args.in_flight).unwrap_or(usize::MAX);
+    opts.ack_timeout = args.ack_timeout;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -73,6 +81,15 @@ pub fn run(args: Args) -> Result<(), Failure> {
         report.shipped, report.next_seq
     )?;
     out.finish()
+}
+
+/// A positive number of seconds (`0.5`, `5`).
+fn positive_secs(text: &str) -> Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{text:?} is not a positive number of seconds"))
 }
 
 /// Completes at the first SIGINT or SIGTERM (never, if they cannot be caught).
