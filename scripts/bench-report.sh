@@ -36,19 +36,19 @@ mkdir -p "$BENCH_DIR"
 run filesystem "$(df --output=fstype "$BENCH_DIR" | tail -1)"
 run load_before "$(cut -d' ' -f1-3 /proc/loadavg)"
 
-cargo bench --no-run
-cargo build --release --example bench_report
+cargo bench -p applog-bench --no-run
+cargo build --release -p applog-bench --bin bench_report
 
-cargo bench --bench append -- "${SHORT[@]}"
-cargo bench --bench durable_latency -- "${SHORT[@]}"
+cargo bench -p applog-bench --bench append -- "${SHORT[@]}"
+cargo bench -p applog-bench --bench durable_latency -- "${SHORT[@]}"
 # Group commit by thread count, where the tree has it.
-if [ -f benches/durable.rs ]; then
-  cargo bench --bench durable -- "${SHORT[@]}"
+if [ -f bench/benches/durable.rs ]; then
+  cargo bench -p applog-bench --bench durable -- "${SHORT[@]}"
 fi
-cargo bench --bench tail -- "${SHORT[@]}"
-cargo bench --bench scan -- "${SHORT[@]}"
+cargo bench -p applog-bench --bench tail -- "${SHORT[@]}"
+cargo bench -p applog-bench --bench scan -- "${SHORT[@]}"
 
 run load_after "$(cut -d' ' -f1-3 /proc/loadavg)"
 run finished "$(date -u '+%Y-%m-%d %H:%M')"
-cargo run --quiet --release --example bench_report -- "$RES" "$OUT"
+cargo run --quiet --release -p applog-bench --bin bench_report -- "$RES" "$OUT"
 echo "wrote $OUT/results.md, $OUT/append_throughput.svg, $OUT/latency_percentiles.svg"

@@ -17,7 +17,7 @@
 //!
 //! The child process is this bench binary itself, started with `APPLOG_BENCH_CHILD` set. Logs
 //! live in fresh temporary directories (one pair per measurement batch), 64 MiB segments.
-//! Run: `cargo bench --bench tail` (add `-- --warm-up-time 1 --measurement-time 3` to shorten).
+//! Run: `cargo bench -p applog-bench --bench tail` (add `-- --warm-up-time 1 --measurement-time 3` to shorten).
 
 #[path = "support/mod.rs"]
 mod support;
@@ -447,7 +447,7 @@ fn percentiles(n: u64) {
             at(99),
             v.len()
         );
-        // For the report command (benches/support/mod.rs), in ns.
+        // For the report command (bench/benches/support/mod.rs), in ns.
         let key = format!("tail_oneway/{}", name.replace(' ', "_"));
         support::record(&key, "p50_ns", at(50) * 1e3);
         support::record(&key, "p99_ns", at(99) * 1e3);

@@ -13,7 +13,7 @@
 //!
 //! Writer and tailer run in one process (in separate threads): the wake-ups cross the same
 //! futex on the shared file mapping as across processes. Logs go to `bench_root()`.
-//! Run: `cargo bench --features tokio --bench async_tail`.
+//! Run: `cargo bench -p applog-bench --bench async_tail`.
 
 #[path = "support/mod.rs"]
 mod support;

@@ -15,12 +15,12 @@
 //!   latency from above.
 //!
 //! Needs `nats-server` on the PATH (or `NATS_SERVER`). Run:
-//! `cargo bench --features ship --bench ship`.
+//! `cargo bench -p applog-bench --bench ship`.
 
 #[path = "support/mod.rs"]
 mod support;
 
-#[path = "../tests/common/nats.rs"]
+#[path = "../../tests/common/nats.rs"]
 #[allow(dead_code)]
 mod nats;
 

@@ -21,7 +21,7 @@
 //! records them for the report. A reader maps one segment at a time and unmaps it when it
 //! moves on, so its resident set stays near one segment's size however large the log is.
 //!
-//! Run: `cargo bench --bench scan` (add `-- --warm-up-time 1 --measurement-time 2` to shorten;
+//! Run: `cargo bench -p applog-bench --bench scan` (add `-- --warm-up-time 1 --measurement-time 2` to shorten;
 //! `APPLOG_BENCH_SCAN_MIB=256` for a smaller log).
 
 #[path = "support/mod.rs"]

@@ -51,8 +51,8 @@
 //! # How to run
 //!
 //! ```text
-//! cargo bench --bench append                  # everything, a few minutes
-//! cargo bench --bench append -- append/128B   # one group (criterion filter)
+//! cargo bench -p applog-bench --bench append                  # everything, a few minutes
+//! cargo bench -p applog-bench --bench append -- append/128B   # one group (criterion filter)
 //! ```
 //!
 //! Files go to `$APPLOG_BENCH_DIR` when set, else to cargo's per-target temporary directory
@@ -499,7 +499,7 @@ impl Drop for MmapLog {
 /// (okaywal frames and checksums each chunk and buffers its writes); the entry is committed
 /// (which syncs) only when the log is retired, outside the timing, so that no variant of this
 /// bench syncs. okaywal has no way to append without a sync per committed entry: its durable
-/// commit is measured by `benches/durable.rs`.
+/// commit is measured by `bench/benches/durable.rs`.
 struct OkayLog {
     dirs: LogDirs,
     wal: Option<okaywal::WriteAheadLog>,

@@ -49,7 +49,7 @@
 //!   follower's last record), how long the follower took to finish after the writer did, and
 //!   the largest lag it saw (sampled every 4,096 records).
 //!
-//! Run: `cargo bench --bench consumer -- --warm-up-time 1 --measurement-time 2` (about 3
+//! Run: `cargo bench -p applog-bench --bench consumer -- --warm-up-time 1 --measurement-time 2` (about 3
 //! minutes). `APPLOG_BENCH_CONSUMER_SEGMENTS=16,64` for smaller resume logs;
 //! `APPLOG_BENCH_FOLLOW=0` skips the follower; `APPLOG_BENCH_FOLLOW_ONLY=1` runs only it.
 

@@ -23,8 +23,8 @@
 //! anything is timed.
 //!
 //! ```text
-//! cargo bench --bench durable -- --warm-up-time 1 --measurement-time 3
-//! cargo bench --bench durable -- durable/16       # one thread count
+//! cargo bench -p applog-bench --bench durable -- --warm-up-time 1 --measurement-time 3
+//! cargo bench -p applog-bench --bench durable -- durable/16       # one thread count
 //! ```
 //!
 //! Files go to `$APPLOG_BENCH_DIR` when set, else to cargo's per-target temporary directory
@@ -115,7 +115,7 @@ fn report(name: &str, lat: &Mutex<Vec<u64>>) {
         p(0.5),
         p(0.99)
     );
-    // For the report command (benches/support/mod.rs), in ns.
+    // For the report command (bench/benches/support/mod.rs), in ns.
     support::record(name, "p50_ns", p(0.5) * 1e3);
     support::record(name, "p99_ns", p(0.99) * 1e3);
     support::record(name, "samples", v.len() as f64);

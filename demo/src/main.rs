@@ -1,4 +1,4 @@
-//! A tour of applog in a few seconds: `cargo run --release --example demo`.
+//! A tour of applog in a few seconds: `cargo run --release -p applog-demo`.
 //!
 //! 1. Appends records across several segments and syncs them.
 //! 2. Reads them back from a second process (this program, started again as `read <dir>`).

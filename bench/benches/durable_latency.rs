@@ -3,7 +3,7 @@
 //!
 //! `durable_latency/<size>/<variant>` (128 B and 4 KiB records; criterion's time is the mean
 //! per durable append). Each call is also timed on its own, and p50, p99 and p99.9 are printed
-//! (and recorded for the report command, see `benches/support/mod.rs`).
+//! (and recorded for the report command, see `bench/benches/support/mod.rs`).
 //! - `applog`: `Writer::append` then `Writer::sync` (what `SyncPolicy::Always` does): the
 //!   frame is copied into the mapping, then msync(MS_SYNC) of the dirty page(s).
 //! - `applog_grow16`: the same with `Options::grow_pages(16)` (fewer, larger growth steps).
@@ -19,8 +19,8 @@
 //! append (from `/sys/dev/block/<dev>/stat`, so run it on a quiet machine), which shows the
 //! write amplification a format or growth change brings.
 //!
-//! Group commit (many threads sharing syncs) is measured by `benches/durable.rs`.
-//! Run: `cargo bench --bench durable_latency` (a minute or so; add
+//! Group commit (many threads sharing syncs) is measured by `bench/benches/durable.rs`.
+//! Run: `cargo bench -p applog-bench --bench durable_latency` (a minute or so; add
 //! `-- --warm-up-time 1 --measurement-time 2` to shorten).
 
 #[path = "support/mod.rs"]
