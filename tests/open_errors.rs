@@ -113,6 +113,39 @@ fn directory_of_other_files_is_not_a_log() {
 }
 
 #[test]
+fn a_stray_file_is_ignored_but_a_misnamed_segment_is_named_in_the_error() {
+    let d = tempfile::tempdir().unwrap();
+    let mut w = Writer::open(d.path(), Options::new()).unwrap();
+    w.append(b"kept").unwrap();
+    w.sync().unwrap();
+    drop(w);
+    // Another program's file: ignored by everyone, never changed.
+    std::fs::write(d.path().join("notes.txt"), b"hello").unwrap();
+    drop(Writer::open(d.path(), Options::new()).unwrap());
+    assert_eq!(applog::verify(d.path()).unwrap().records, 1);
+    assert_eq!(std::fs::read(d.path().join("notes.txt")).unwrap(), b"hello");
+    // A `.seg` file that is not named like a segment: an error naming it, for every reader
+    // and the writer, and nothing changed.
+    std::fs::write(d.path().join("7.seg"), b"").unwrap();
+    let before = snapshot(d.path());
+    let errors = [
+        Writer::open(d.path(), Options::new())
+            .map(drop)
+            .unwrap_err(),
+        Reader::open(d.path()).map(drop).unwrap_err(),
+        applog::verify(d.path()).map(drop).unwrap_err(),
+    ];
+    for err in errors {
+        assert!(
+            matches!(&err, Error::NotALog { path, .. } if path.ends_with("7.seg")),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("7.seg"), "{err}");
+    }
+    assert_eq!(snapshot(d.path()), before);
+}
+
+#[test]
 fn regular_file_and_missing_path() {
     let d = tempfile::tempdir().unwrap();
     let file = d.path().join("file");
