@@ -189,6 +189,17 @@ pub struct ReadmeDoctests;
 /// # Errors
 /// [`Error::Io`] (`NotFound`) when `dir` does not exist; [`Error::NotALog`] when it is not a
 /// directory.
+///
+/// # Example
+/// ```
+/// # fn main() -> applog::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// let writer = applog::Writer::open(dir.path(), applog::Options::default())?;
+/// assert!(applog::is_locked(dir.path())?); // e.g. before running `applog recover`
+/// drop(writer);
+/// assert!(!applog::is_locked(dir.path())?);
+/// # Ok(()) }
+/// ```
 pub fn is_locked(dir: impl AsRef<std::path::Path>) -> Result<bool> {
     dir::Lock::is_held(dir.as_ref())
 }
