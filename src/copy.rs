@@ -47,6 +47,25 @@ pub struct CopyReport {
 /// [`Error::Corrupt`] when the source is damaged (nothing is made); [`Error::Copy`] when the
 /// source changed under the copy, the copy did not verify, or `dest` appeared meanwhile;
 /// [`Error::Io`] (`AlreadyExists` when `dest` exists), [`Error::NoSpace`].
+///
+/// # Example
+/// ```
+/// use applog::{Options, Reader, Writer};
+/// # fn main() -> applog::Result<()> {
+/// # let tmp = tempfile::tempdir().unwrap();
+/// let (log_dir, backup) = (tmp.path().join("events"), tmp.path().join("backup"));
+/// let mut log = Writer::open(&log_dir, Options::default())?;
+/// log.append_batch(&[&b"a"[..], b"b"])?;
+///
+/// let report = applog::copy(&log_dir, &backup)?; // while the writer goes on
+/// assert_eq!(report.next_seq, 2);
+/// log.append(b"c")?; // not in the copy
+///
+/// let mut copied = Reader::open(&backup)?; // a log of its own, durable and verified
+/// assert_eq!(copied.next()?.unwrap().data(), b"a");
+/// assert!(applog::copy(&log_dir, &backup).is_err()); // never over an existing directory
+/// # Ok(()) }
+/// ```
 pub fn copy(log: impl AsRef<Path>, dest: impl AsRef<Path>) -> Result<CopyReport> {
     copy_cancellable(log, dest, &AtomicBool::new(false))
 }

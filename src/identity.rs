@@ -20,6 +20,22 @@ const ID_LEN: usize = 32;
 /// # Errors
 /// [`Error::Io`] when the directory cannot be read or written, or when the file exists but
 /// does not hold an id (`InvalidData`).
+///
+/// # Example
+/// ```
+/// # fn main() -> applog::Result<()> {
+/// # let tmp = tempfile::tempdir().unwrap();
+/// # let (dir, copy) = (tmp.path().join("log"), tmp.path().join("copy"));
+/// let writer = applog::Writer::open(&dir, applog::Options::default())?; // creates the id
+/// let id = applog::log_id(&dir)?;
+/// assert!(id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()));
+/// drop(writer);
+/// assert_eq!(applog::log_id(&dir)?, id); // the same for the life of the log
+///
+/// applog::copy(&dir, &copy)?;
+/// assert_ne!(applog::log_id(&copy)?, id); // a copy is another log
+/// # Ok(()) }
+/// ```
 pub fn log_id(dir: impl AsRef<Path>) -> Result<String> {
     let dir = dir.as_ref();
     let path = dir.join(LOG_ID_FILE);

@@ -45,6 +45,69 @@
 //! # Ok(()) }
 //! ```
 //!
+//! ## Replaying the log on restart
+//!
+//! Open the writer first: opening it recovers the log (it cuts what a crash left half
+//! written), so the records you then read are the ones the log keeps, and new ones go after
+//! them. Then replay with a [`Reader`], from the first record or from a position you stored
+//! with your own state ([`Reader::seek`]); or let a named [`Consumer`] keep the position: it
+//! resumes after its last [`commit`](Consumer::commit) by itself.
+//!
+//! ```
+//! use applog::{Consumer, Options, Reader, Writer};
+//! # fn main() -> applog::Result<()> {
+//! # let tmp = tempfile::tempdir().unwrap();
+//! # let dir = tmp.path();
+//! # Writer::open(dir, Options::default())?.append_batch(&[&b"a"[..], b"b", b"c"])?;
+//! let mut log = Writer::open(dir, Options::default())?; // recovers what a crash left
+//!
+//! let mut reader = Reader::open(dir)?;
+//! reader.seek(1)?; // the first seq your stored state does not include
+//! let mut replayed = Vec::new();
+//! while let Some(rec) = reader.next()? {
+//!     replayed.push(rec.seq()); // apply rec.data() to your state
+//! }
+//! assert_eq!(replayed, [1, 2]);
+//!
+//! let mut projector = Consumer::open(dir, "projector")?; // new: from the first record
+//! while let Some(rec) = projector.try_next()? {
+//!     assert!(!rec.data().is_empty()); // apply it to your state
+//! }
+//! projector.commit()?; // the next restart resumes at seq 3
+//! log.append(b"d")?;
+//! # assert_eq!(projector.committed(), 3);
+//! # Ok(()) }
+//! ```
+//!
+//! A position stored with your state is only as durable as the records behind it: see below.
+//!
+//! ## Readers see records before they are durable
+//!
+//! `append` publishes a record to readers at once, before any sync. A crash of the writer's
+//! process does not take it back, but a power cut or a kernel crash before the next
+//! successful [`Writer::sync`] can: the log comes back shorter, and the next writer gives the
+//! lost seqs to new records. A reader that passed such a record on (to another machine, as an
+//! acknowledgement, into state kept elsewhere) acted on a record that no longer exists, and a
+//! position stored from it now lies past the end of the log ([`Consumer::open`] refuses it
+//! with [`Error::ConsumerPosition`]; [`Reader::seek`] would wait there and skip the records
+//! that reuse those seqs).
+//!
+//! Readers that must not see such records read **durable records only**:
+//! [`Reader::durable_only`] (which has an example), [`Tailer::durable_only`],
+//! [`Consumer::durable_only`], and with the `tokio` feature `AsyncTailer::durable_only`. They
+//! return a record once a sync made it durable. [`durable_seq`] tells any process where the
+//! durable records end. `applog ship` ships durable records only.
+//!
+//! ## Batches and power cuts
+//!
+//! [`Writer::append_batch`] publishes the records that land in one segment together: a
+//! reader sees all of them or none. On disk a batch is **not** all or nothing: until a sync
+//! covers it, a power cut or a kernel crash can keep any prefix of it (none, some or all of
+//! its records), because pages reach the disk in any order and recovery keeps the records up
+//! to the first one missing. Once a sync returned Ok, the whole batch survives. A crash of the
+//! process after `append_batch` returned loses none of it. [`Writer::append_batch`] says what
+//! a crash during the call keeps, and how to apply a batch all or nothing.
+//!
 //! The on-disk format is described in `docs/format.md`.
 #![deny(missing_docs)]
 #![warn(clippy::pedantic)]
@@ -189,6 +252,17 @@ pub struct ReadmeDoctests;
 /// # Errors
 /// [`Error::Io`] (`NotFound`) when `dir` does not exist; [`Error::NotALog`] when it is not a
 /// directory.
+///
+/// # Example
+/// ```
+/// # fn main() -> applog::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// let writer = applog::Writer::open(dir.path(), applog::Options::default())?;
+/// assert!(applog::is_locked(dir.path())?); // e.g. before running `applog recover`
+/// drop(writer);
+/// assert!(!applog::is_locked(dir.path())?);
+/// # Ok(()) }
+/// ```
 pub fn is_locked(dir: impl AsRef<std::path::Path>) -> Result<bool> {
     dir::Lock::is_held(dir.as_ref())
 }

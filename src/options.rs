@@ -10,6 +10,30 @@ use crate::io::FileSystem;
 pub(crate) const DEFAULT_SEGMENT_PAGES: u32 = 1000;
 
 /// When the writer makes appended records durable on its own.
+///
+/// # Example
+/// ```
+/// use applog::{Options, SharedWriter, SyncPolicy, Writer};
+/// use std::time::Duration;
+/// # fn main() -> applog::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// // Always: every append returns only once it is durable.
+/// let mut log = Writer::open(dir.path(), Options::new().sync(SyncPolicy::Always))?;
+/// log.append(b"paid")?;
+/// assert_eq!(applog::durable_seq(dir.path())?, 1);
+/// drop(log);
+///
+/// // Interval needs a thread of its own: a SharedWriter has one, a Writer refuses it.
+/// let every = Options::new().sync(SyncPolicy::Interval(Duration::from_millis(10)));
+/// let err = Writer::open(dir.path(), every.clone()).unwrap_err();
+/// assert!(matches!(err, applog::Error::InvalidOptions(_)));
+/// let shared = SharedWriter::open(dir.path(), every)?;
+/// let seq = shared.append(b"later")?; // durable within about 10 ms, without a call:
+/// while shared.durable_seq() <= seq {
+///     std::thread::sleep(Duration::from_millis(1));
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SyncPolicy {
@@ -31,7 +55,28 @@ pub enum SyncPolicy {
     Interval(std::time::Duration),
 }
 
-/// Options for [`Writer::open`](crate::Writer::open).
+/// Options for [`Writer::open`](crate::Writer::open) (and
+/// [`SharedWriter::open`](crate::SharedWriter::open)): a builder, each method taking and
+/// returning the options.
+///
+/// # Example
+/// ```
+/// use applog::{Options, Retention, SyncPolicy, Writer};
+/// # fn main() -> applog::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// let opts = Options::new()
+///     .segment_pages(256) // pages per segment file: 1 MiB with 4 KiB pages
+///     .sync(SyncPolicy::EveryBytes(64 << 10)) // a checkpoint every 64 KiB appended
+///     .grow_pages(16) // grow files 16 pages at a time
+///     .retention(Retention::new().max_bytes(64 << 20)); // keep about 64 MiB
+/// let log = Writer::open(dir.path(), opts)?;
+/// assert_eq!(log.segment_pages(), 256);
+/// drop(log);
+///
+/// // The segment size belongs to the log: later writers keep it unless told otherwise.
+/// assert_eq!(Writer::open(dir.path(), Options::default())?.segment_pages(), 256);
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Options {
     pub(crate) segment_pages: Option<u32>,

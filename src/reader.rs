@@ -39,12 +39,20 @@ impl<'a> Record<'a> {
 /// ```
 /// # fn main() -> applog::Result<()> {
 /// # let dir = tempfile::tempdir().unwrap();
-/// # let mut w = applog::Writer::open(dir.path(), applog::Options::default())?;
-/// # w.append(b"a")?; w.append(b"b")?;
-/// let mut reader = applog::Reader::open(dir.path())?;
+/// let mut writer = applog::Writer::open(dir.path(), applog::Options::default())?;
+/// writer.append_batch(&[&b"a"[..], b"b"])?;
+///
+/// let mut reader = applog::Reader::open(dir.path())?; // no lock: any process can
+/// let mut seen = Vec::new();
 /// while let Some(rec) = reader.next()? {
-///     println!("{}: {:?}", rec.seq(), rec.data());
+///     seen.push((rec.seq(), rec.data().to_vec())); // data() borrows the mapping
 /// }
+/// assert_eq!(seen, [(0, b"a".to_vec()), (1, b"b".to_vec())]);
+///
+/// writer.append(b"c")?; // Ok(None) meant "nothing more yet"
+/// assert_eq!(reader.next()?.map(|r| r.seq()), Some(2));
+/// reader.seek(1)?; // back (or ahead) to any seq still in the log
+/// assert_eq!(reader.next()?.unwrap().data(), b"b");
 /// # Ok(()) }
 /// ```
 pub struct Reader {
@@ -155,6 +163,24 @@ impl Reader {
     /// power cut (it ends at or below its segment's synced mark, which the writer stores after
     /// each checkpoint), and [`next`](Self::next) says `Ok(None)` for records appended but not
     /// yet durable. For anything that leaves the machine (see [`durable_seq`](crate::durable_seq)).
+    ///
+    /// # Example
+    /// ```
+    /// use applog::{Options, Reader, Writer};
+    /// # fn main() -> applog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let mut log = Writer::open(dir.path(), Options::default())?;
+    /// log.append(b"not synced yet")?;
+    ///
+    /// let mut all = Reader::open(dir.path())?;
+    /// let mut durable = Reader::open(dir.path())?.durable_only();
+    /// assert!(all.next()?.is_some()); // a power cut could still take this one back
+    /// assert!(durable.next()?.is_none()); // not durable: not yet
+    ///
+    /// log.sync()?;
+    /// assert_eq!(durable.next()?.unwrap().data(), b"not synced yet");
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn durable_only(mut self) -> Reader {
         self.durable_only = true;

@@ -21,6 +21,29 @@ use crate::io::FileSystem;
 /// time the log rolls to a new segment) or pass it to [`trim`]. Records are removed by whole
 /// segments, oldest first, and never while a consumer that is not parked has not committed
 /// them: a limit is a target the log shrinks to as its consumers move on.
+///
+/// # Example
+/// ```
+/// use applog::{Consumer, Options, Retention, Writer};
+/// # fn main() -> applog::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// // Keep as little as possible: the newest segment (always kept) and what consumers need.
+/// let policy = Retention::new().max_bytes(0);
+/// let mut log = Writer::open(dir.path(), Options::new().segment_pages(1).retention(policy))?;
+/// let record = vec![0u8; log.max_record_len() as usize / 2 + 8]; // one per segment
+/// let mut slow = Consumer::open(dir.path(), "slow")?; // registered at seq 0
+/// for _ in 0..4 {
+///     log.append(&record)?; // from the second on, each rolls over and applies the policy
+/// }
+/// assert_eq!(log.first_seq(), 0); // "slow" has not committed record 0 yet
+///
+/// slow.next()?;
+/// slow.next()?;
+/// slow.commit()?; // done with records 0 and 1
+/// log.append(&record)?;
+/// assert_eq!(log.first_seq(), 2);
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Retention {
     pub(crate) max_bytes: Option<u64>,
@@ -138,6 +161,30 @@ impl Trim {
 /// # Errors
 /// [`Error::Io`] when a file cannot be removed or the directory synced; as
 /// [`consumers`](crate::consumers).
+///
+/// # Example
+/// ```
+/// use applog::{Consumer, Options, Trim, Writer};
+/// # fn main() -> applog::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// let mut log = Writer::open(dir.path(), Options::new().segment_pages(1))?;
+/// let record = vec![0u8; log.max_record_len() as usize / 2 + 8]; // one per segment
+/// for _ in 0..4 {
+///     log.append(&record)?;
+/// }
+/// log.sync()?; // trim removes only segments whose seal is durable
+///
+/// // Another process (no writer lock needed): what would go below seq 2?
+/// let plan = applog::trim(dir.path(), &Trim::new().before(2).dry_run(true))?;
+/// assert_eq!((plan.removed.len(), plan.first_seq), (2, 2));
+///
+/// // Without a target, trim goes as far as the slowest consumer.
+/// let mut archiver = Consumer::open(dir.path(), "archiver")?;
+/// archiver.next()?;
+/// archiver.commit()?; // record 0 is archived
+/// assert_eq!(applog::trim(dir.path(), &Trim::new())?.first_seq, 1);
+/// # Ok(()) }
+/// ```
 pub fn trim(dir: impl AsRef<Path>, trim: &Trim) -> Result<TrimReport> {
     let dir = dir.as_ref();
     let fs = crate::io::real();

@@ -241,6 +241,23 @@ impl SharedWriter {
     /// [`Error::SeqNotAppended`] when `seq` was not appended yet. The error of a failed flush
     /// (the writer is then poisoned); [`Error::Poisoned`] when an earlier one failed,
     /// including for callers that were waiting on the flush that failed.
+    ///
+    /// # Example
+    /// ```
+    /// # fn main() -> applog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let log = applog::SharedWriter::open(dir.path(), applog::Options::default())?;
+    /// let seq = log.append(b"order 17")?; // readers see it now
+    /// assert_eq!(log.durable_seq(), 0); // not durable yet
+    ///
+    /// log.wait_durable(seq)?; // one msync, shared with every thread waiting meanwhile
+    /// assert!(log.durable_seq() > seq); // now it is safe to acknowledge the order
+    ///
+    /// // A seq not appended yet is an error, not a wait.
+    /// let too_far = log.wait_durable(seq + 1);
+    /// assert!(matches!(too_far, Err(applog::Error::SeqNotAppended { .. })));
+    /// # Ok(()) }
+    /// ```
     pub fn wait_durable(&self, seq: u64) -> Result<()> {
         let st = self.core().lock();
         let next_seq = st.w.next_seq();

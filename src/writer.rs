@@ -36,9 +36,12 @@ const MARK_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// # fn main() -> applog::Result<()> {
 /// let dir = tempfile::tempdir().unwrap();
 /// let mut log = applog::Writer::open(dir.path(), applog::Options::default())?;
-/// assert_eq!(log.append(b"hello")?, 0);
+/// assert_eq!(log.append(b"hello")?, 0); // readers see it now
 /// assert_eq!(log.append(b"world")?, 1);
-/// log.sync()?; // both records are durable now
+/// assert_eq!(applog::durable_seq(dir.path())?, 0); // but a power cut could take both
+/// log.sync()?;
+/// assert_eq!(applog::durable_seq(dir.path())?, 2); // both records are durable now
+/// log.close()?; // sync, then release the lock
 /// # Ok(()) }
 /// ```
 pub struct Writer {
@@ -99,6 +102,24 @@ impl Writer {
     /// - [`Error::Corrupt`] when a frame inside data that had been synced is damaged (nothing
     ///   is changed);
     /// - [`Error::InvalidOptions`], [`Error::Io`], [`Error::NoSpace`].
+    ///
+    /// # Example
+    /// ```
+    /// use applog::{Error, Options, Writer};
+    /// # fn main() -> applog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let mut log = Writer::open(dir.path(), Options::default())?; // creates the log
+    /// log.append(b"a")?;
+    ///
+    /// // One writer per log: a second one, in this process or another, is refused at once.
+    /// let second = Writer::open(dir.path(), Options::default());
+    /// assert!(matches!(second, Err(Error::Locked { .. })));
+    ///
+    /// drop(log); // releases the lock (without a sync)
+    /// let mut log = Writer::open(dir.path(), Options::default())?; // recovers the log
+    /// assert_eq!(log.append(b"b")?, 1); // and appends after its last record
+    /// # Ok(()) }
+    /// ```
     pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<Writer> {
         if let SyncPolicy::Interval(_) = opts.sync {
             return Err(Error::InvalidOptions(
@@ -289,12 +310,47 @@ impl Writer {
 
     /// Appends many records and returns their seqs. Records that land in the same segment are
     /// written with one growth step and published together with one release store, so a reader
-    /// sees either none or all of them.
+    /// sees either none or all of them. A batch that spans a rollover is published in one
+    /// piece per segment.
+    ///
+    /// # Crashes and power cuts
+    /// A batch is **not** a transaction on disk. Until a sync covers it ([`sync`](Self::sync),
+    /// the [`SyncPolicy`], [`SharedWriter::wait_durable`](crate::SharedWriter::wait_durable)),
+    /// a power cut or a kernel crash can leave **any prefix** of it: none, some or all of its
+    /// records. The kernel writes dirty pages back in any order, and recovery keeps the records
+    /// up to the first one that did not reach the disk and cuts the rest. Once a sync returned
+    /// Ok, the whole batch survives.
+    ///
+    /// A crash of this process (`kill -9`, a panic) after `append_batch` returned loses none
+    /// of it. During the call, a batch whose records all land in one segment survives whole or
+    /// not at all; one that spans a rollover can keep the records it published in the segments
+    /// before.
+    ///
+    /// To apply a batch all or nothing after a power cut, put it in one record, or end it with
+    /// a record of your own that marks it complete and ignore an unfinished batch on replay.
     ///
     /// # Errors
     /// As [`append`](Self::append). Sizes are checked before anything is written; if growing
     /// or rolling fails midway, the records before the failure are appended (see
     /// [`next_seq`](Self::next_seq)) and the rest are not.
+    ///
+    /// # Example
+    /// ```
+    /// use applog::{Options, Reader, Writer};
+    /// # fn main() -> applog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let mut log = Writer::open(dir.path(), Options::default())?;
+    /// log.append(b"begin")?;
+    /// let lines = vec!["one".to_string(), "two".into(), "three".into()]; // any AsRef<[u8]>
+    /// let seqs = log.append_batch(&lines)?;
+    /// assert_eq!(seqs, 1..4);
+    /// log.sync()?; // the whole batch survives a power cut from here on
+    ///
+    /// let mut reader = Reader::open(dir.path())?;
+    /// reader.seek(seqs.start)?;
+    /// assert_eq!(reader.next()?.unwrap().data(), b"one");
+    /// # Ok(()) }
+    /// ```
     pub fn append_batch<B: AsRef<[u8]>>(&mut self, records: &[B]) -> Result<Range<u64>> {
         self.check_poisoned()?;
         for r in records {
@@ -363,6 +419,24 @@ impl Writer {
     /// [`Error::Io`] when a file cannot be removed (those before it are gone) or the directory
     /// cannot be listed or fsynced; a failed directory fsync poisons the writer, like a failed
     /// sync. [`Error::Poisoned`] after a failed sync.
+    ///
+    /// # Example
+    /// ```
+    /// use applog::{Error, Options, Reader, Writer};
+    /// # fn main() -> applog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let mut log = Writer::open(dir.path(), Options::new().segment_pages(1))?;
+    /// let record = vec![0u8; log.max_record_len() as usize / 2 + 8]; // one per segment
+    /// for _ in 0..4 {
+    ///     log.append(&record)?;
+    /// }
+    /// assert_eq!(log.truncate_front(3)?, 3); // records 0, 1 and 2 are gone
+    ///
+    /// let mut reader = Reader::open(dir.path())?; // starts at the first record left
+    /// assert_eq!(reader.next()?.map(|r| r.seq()), Some(3));
+    /// assert!(matches!(reader.seek(0), Err(Error::SeqBeforeStart { first_seq: 3, .. })));
+    /// # Ok(()) }
+    /// ```
     pub fn truncate_front(&mut self, seq: u64) -> Result<u64> {
         self.retain(Some(seq), &crate::Retention::new())
     }

@@ -43,20 +43,21 @@ use state::{Slot, NO_HINT};
 ///
 /// # Example
 /// ```
+/// use applog::{Consumer, Error, Options, Writer};
 /// # fn main() -> applog::Result<()> {
 /// # let dir = tempfile::tempdir().unwrap();
-/// let mut writer = applog::Writer::open(dir.path(), applog::Options::default())?;
-/// for r in [&b"a"[..], b"b", b"c"] {
-///     writer.append(r)?;
-/// }
-/// let mut consumer = applog::Consumer::open(dir.path(), "indexer")?;
-/// let first = consumer.try_next()?.map(|r| r.seq());
-/// assert_eq!(first, Some(0));
-/// consumer.commit()?; // record 0 is done
+/// let mut writer = Writer::open(dir.path(), Options::default())?;
+/// writer.append_batch(&[&b"a"[..], b"b", b"c"])?;
+///
+/// let mut consumer = Consumer::open(dir.path(), "indexer")?; // new: at the first record
+/// assert_eq!(consumer.next()?.seq(), 0); // next() waits for a record; try_next() does not
+/// consumer.commit()?; // record 0 is done: a store into a mapped page, no system call
+/// consumer.sync()?; // the commit survives a power cut too
+/// assert!(matches!(Consumer::open(dir.path(), "indexer"), Err(Error::ConsumerBusy { .. })));
 /// drop(consumer);
 ///
 /// // A restart resumes after the last commit.
-/// let mut consumer = applog::Consumer::open(dir.path(), "indexer")?;
+/// let mut consumer = Consumer::open(dir.path(), "indexer")?;
 /// assert_eq!(consumer.try_next()?.map(|r| r.seq()), Some(1));
 /// # Ok(()) }
 /// ```
@@ -369,6 +370,23 @@ impl Drop for Consumer {
 /// # Errors
 /// [`Error::ConsumerCorrupt`] for a damaged consumer file; as
 /// [`Reader::open`](crate::Reader::open).
+///
+/// # Example
+/// ```
+/// use applog::{Consumer, ConsumerState, Options, Writer};
+/// # fn main() -> applog::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// let mut log = Writer::open(dir.path(), Options::default())?;
+/// log.append_batch(&[&b"a"[..], b"b", b"c"])?;
+/// let mut indexer = Consumer::open(dir.path(), "indexer")?;
+/// indexer.next()?;
+/// indexer.commit()?;
+///
+/// let all = applog::consumers(dir.path())?;
+/// assert_eq!((all[0].name.as_str(), all[0].next_seq, all[0].lag), ("indexer", 1, 2));
+/// assert!(matches!(all[0].state, ConsumerState::Active { .. })); // held right now
+/// # Ok(()) }
+/// ```
 pub fn consumers(dir: impl AsRef<Path>) -> Result<Vec<ConsumerInfo>> {
     let dir = dir.as_ref();
     let end = registry::log_end(dir)?;

@@ -71,6 +71,23 @@ impl VerifyReport {
 /// # Errors
 /// `NotALog` for a directory or file that is not applog's, `Io` when a file cannot be read.
 /// Corruption is not an error here: it is in the report.
+///
+/// # Example
+/// ```
+/// # fn main() -> applog::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// let mut log = applog::Writer::open(dir.path(), applog::Options::default())?;
+/// log.append_batch(&[&b"a"[..], b"b"])?;
+///
+/// let report = applog::verify(dir.path())?; // no lock taken: the writer goes on
+/// assert!(report.is_clean() && report.torn_tail.is_none());
+/// assert_eq!((report.records, report.next_seq), (2, 2));
+/// assert!(report.writer_active);
+/// for c in &report.corruptions {
+///     eprintln!("{} at byte {}: {}", c.segment.display(), c.offset, c.reason);
+/// }
+/// # Ok(()) }
+/// ```
 pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
     let dir = dir.as_ref();
     // While a writer runs, its rollovers and retention change the directory under the scan

@@ -273,6 +273,22 @@ impl Ctx {
 ///
 /// # Errors
 /// As [`ship_until`].
+///
+/// # Example
+/// Not run here: it needs a NATS server with `JetStream` (`nats-server -js`).
+/// ```no_run
+/// use applog::ship::{ship, ShipOptions};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), applog::ship::ShipError> {
+/// let opts = ShipOptions::new(vec!["nats://127.0.0.1:4222".into()], "events");
+/// let report = ship("/var/lib/myapp/events", &opts).await?; // what is durable now, once
+/// println!("shipped {}; the stream holds seqs below {}", report.shipped, report.next_seq);
+///
+/// // Or run beside the writer, shipping each record once it is durable, until an error:
+/// let follow = ShipOptions { follow: true, ..opts };
+/// ship("/var/lib/myapp/events", &follow).await?;
+/// # Ok(()) }
+/// ```
 pub async fn ship(dir: impl AsRef<Path>, opts: &ShipOptions) -> Result<ShipReport, ShipError> {
     ship_until(dir, opts, std::future::pending()).await
 }

@@ -26,9 +26,11 @@ use crate::error::Result;
 /// let writer = applog::tokio::AsyncWriter::open(dir.path(), applog::Options::default()).await?;
 /// writer.append(b"job 1")?;
 /// let mut consumer = applog::tokio::AsyncConsumer::open(dir.path(), "worker").await?;
-/// let record = consumer.next().await?;
+/// let record = consumer.next().await?; // waits without a thread of its own
 /// assert_eq!(record.data(), b"job 1");
 /// consumer.commit()?; // done with it: a restart resumes after it
+/// consumer.sync().await?; // even after a power cut (an msync, on a blocking thread)
+/// assert_eq!(consumer.committed(), 1);
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]
