@@ -11,16 +11,18 @@
 //! `results.md`, `append_throughput.svg` and `latency_percentiles.svg`. Only what the run
 //! measured is shown; every figure is criterion's median (or a percentile of individually
 //! timed calls, where the table says so).
-
 //!
 //! `sections` writes the tables of `results.md`, `plots` draws the SVG plots; this file reads
-//! the run.
+//! the run. A missing or unreadable RESULTS_DIR, criterion output that is not JSON or lacks the
+//! fields read here, or an output that cannot be written is an error that names the file, and
+//! exit status 1; `extra.tsv` and `run.tsv` may be absent.
 
 mod plots;
 mod sections;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use serde_json::Value;
 
@@ -55,38 +57,64 @@ const APPEND_SIZES: [(&str, f64); 5] = [
     ("64KiB", 65536.0),
 ];
 
-fn main() {
+fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     if args.len() != 3 {
         eprintln!("usage: bench_report RESULTS_DIR OUT_DIR");
-        std::process::exit(2);
+        return ExitCode::from(2);
     }
-    let results = PathBuf::from(&args[1]);
-    let out = PathBuf::from(&args[2]);
-    let mut benches = Vec::new();
-    load_benches(&results.join("criterion"), &mut benches);
-    benches.sort_by(|a, b| (natural(&a.group), &a.function).cmp(&(natural(&b.group), &b.function)));
-    let extra = load_tsv(&results.join("extra.tsv"));
-    let run = load_run(&results.join("run.tsv"));
-    std::fs::create_dir_all(&out).expect("create the output directory");
+    match run(Path::new(&args[1]), Path::new(&args[2])) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench_report: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
-    let md = sections::results_md(&benches, &extra, &run);
-    std::fs::write(out.join("results.md"), md).expect("write results.md");
-    std::fs::write(
-        out.join("append_throughput.svg"),
-        plots::append_svg(&benches),
-    )
-    .expect("write append_throughput.svg");
-    std::fs::write(
-        out.join("latency_percentiles.svg"),
-        plots::latency_svg(&extra),
-    )
-    .expect("write latency_percentiles.svg");
+/// Reads the run in `results` and writes the report into `out`. The errors name the file.
+fn run(results: &Path, out: &Path) -> Result<(), String> {
+    let meta = std::fs::metadata(results)
+        .map_err(|e| format!("RESULTS_DIR {}: {e}", results.display()))?;
+    if !meta.is_dir() {
+        return Err(format!(
+            "RESULTS_DIR {}: not a directory",
+            results.display()
+        ));
+    }
+    let criterion = results.join("criterion");
+    if !criterion.is_dir() {
+        return Err(format!(
+            "{}: no criterion output (CRITERION_HOME) in RESULTS_DIR",
+            criterion.display()
+        ));
+    }
+    let mut benches = Vec::new();
+    load_benches(&criterion, &mut benches)?;
+    if benches.is_empty() {
+        return Err(format!(
+            "{}: no benchmark results (no */new/benchmark.json)",
+            criterion.display()
+        ));
+    }
+    benches.sort_by(|a, b| (natural(&a.group), &a.function).cmp(&(natural(&b.group), &b.function)));
+    let extra = load_tsv(&results.join("extra.tsv"))?;
+    let run = load_run(&results.join("run.tsv"))?;
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+
+    let write = |name: &str, text: String| {
+        let path = out.join(name);
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    write("results.md", sections::results_md(&benches, &extra, &run))?;
+    write("append_throughput.svg", plots::append_svg(&benches))?;
+    write("latency_percentiles.svg", plots::latency_svg(&extra))?;
     eprintln!(
         "bench_report: {} benchmarks -> {}",
         benches.len(),
         out.join("results.md").display()
     );
+    Ok(())
 }
 
 /// A sort key that puts `durable/4` before `durable/16`: numbers compare as numbers.
@@ -99,48 +127,73 @@ fn natural(s: &str) -> Vec<(u64, String)> {
         .collect()
 }
 
-fn load_benches(dir: &Path, out: &mut Vec<Bench>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
+/// Every `new/` directory under `dir` (criterion's latest result of one benchmark), skipping
+/// criterion's `report/` directories.
+fn load_benches(dir: &Path, out: &mut Vec<Bench>) -> Result<(), String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for e in entries {
+        let p = e.map_err(|e| format!("{}: {e}", dir.display()))?.path();
         if !p.is_dir() {
             continue;
         }
         if p.file_name().is_some_and(|n| n == "new") {
-            if let Some(b) = load_bench(&p) {
-                out.push(b);
-            }
+            out.push(load_bench(&p)?);
         } else if p.file_name().is_none_or(|n| n != "report") {
-            load_benches(&p, out);
+            load_benches(&p, out)?;
         }
     }
+    Ok(())
 }
 
-fn load_bench(dir: &Path) -> Option<Bench> {
-    let read = |f: &str| -> Option<Value> {
-        serde_json::from_str(&std::fs::read_to_string(dir.join(f)).ok()?).ok()
+/// One benchmark from criterion's `benchmark.json` (its id and throughput) and
+/// `estimates.json` (the median).
+fn load_bench(dir: &Path) -> Result<Bench, String> {
+    let read = |f: &str| -> Result<(PathBuf, Value), String> {
+        let path = dir.join(f);
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let json = serde_json::from_str(&text)
+            .map_err(|e| format!("{}: not valid JSON: {e}", path.display()))?;
+        Ok((path, json))
     };
-    let meta = read("benchmark.json")?;
-    let est = read("estimates.json")?;
-    let group = meta["group_id"].as_str()?.to_owned();
+    let (meta_path, meta) = read("benchmark.json")?;
+    let (est_path, est) = read("estimates.json")?;
+    let group = meta["group_id"]
+        .as_str()
+        .ok_or_else(|| format!("{}: no \"group_id\" string", meta_path.display()))?
+        .to_owned();
     let mut function = meta["function_id"].as_str().unwrap_or("").to_owned();
     if let Some(v) = meta["value_str"].as_str() {
         function = format!("{function}/{v}");
     }
-    Some(Bench {
+    let median = est["median"]["point_estimate"].as_f64().ok_or_else(|| {
+        format!(
+            "{}: no \"median\".\"point_estimate\" number",
+            est_path.display()
+        )
+    })?;
+    Ok(Bench {
         group,
         function,
-        median: est["median"]["point_estimate"].as_f64()?,
+        median,
         bytes: meta["throughput"]["Bytes"].as_f64(),
     })
 }
 
+/// A file the benches or the script may not have written: absent is empty, any other error
+/// is one.
+fn read_optional(path: &Path) -> Result<String, String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
 /// `name <TAB> key <TAB> value` lines; a later line replaces an earlier one.
-fn load_tsv(path: &Path) -> BTreeMap<(String, String), f64> {
+fn load_tsv(path: &Path) -> Result<BTreeMap<(String, String), f64>, String> {
     let mut m = BTreeMap::new();
-    for line in std::fs::read_to_string(path).unwrap_or_default().lines() {
+    for line in read_optional(path)?.lines() {
         let f: Vec<&str> = line.split('\t').collect();
         if let [name, key, value] = f[..] {
             if let Ok(v) = value.parse() {
@@ -148,18 +201,18 @@ fn load_tsv(path: &Path) -> BTreeMap<(String, String), f64> {
             }
         }
     }
-    m
+    Ok(m)
 }
 
 /// `key <TAB> value` lines of the run description.
-fn load_run(path: &Path) -> BTreeMap<String, String> {
+fn load_run(path: &Path) -> Result<BTreeMap<String, String>, String> {
     let mut m = BTreeMap::new();
-    for line in std::fs::read_to_string(path).unwrap_or_default().lines() {
+    for line in read_optional(path)?.lines() {
         if let Some((k, v)) = line.split_once('\t') {
             m.insert(k.to_owned(), v.to_owned());
         }
     }
-    m
+    Ok(m)
 }
 
 fn find<'a>(benches: &'a [Bench], group: &str, function: &str) -> Option<(usize, &'a Bench)> {
