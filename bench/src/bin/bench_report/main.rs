@@ -107,8 +107,11 @@ fn run(results: &Path, out: &Path) -> Result<(), String> {
         std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
     };
     write("results.md", sections::results_md(&benches, &extra, &run))?;
-    write("append_throughput.svg", plots::append_svg(&benches))?;
-    write("latency_percentiles.svg", plots::latency_svg(&extra))?;
+    let plot = |name: &str, svg: Result<String, Box<dyn std::error::Error>>| {
+        write(name, svg.map_err(|e| format!("drawing {name}: {e}"))?)
+    };
+    plot("append_throughput.svg", plots::append_svg(&benches))?;
+    plot("latency_percentiles.svg", plots::latency_svg(&extra))?;
     eprintln!(
         "bench_report: {} benchmarks -> {}",
         benches.len(),
