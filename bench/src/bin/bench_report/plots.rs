@@ -364,3 +364,35 @@ fn scaled(v: f64, units: &[(f64, &str)], base: &str) -> String {
         format!("{x} {unit}")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn axes_span_whole_decades() {
+        assert_eq!(decades([].into_iter()), None);
+        assert_eq!(decades([0.0, f64::NAN].into_iter()), None);
+        assert_eq!(
+            decades([350.0, 42_000.0].into_iter()),
+            Some((100.0, 100_000.0))
+        );
+        // One value still gets a decade.
+        assert_eq!(decades([1000.0].into_iter()), Some((1000.0, 10_000.0)));
+        assert_eq!(powers_of_ten(100.0, 10_000.0), [100.0, 1000.0, 10_000.0]);
+    }
+
+    #[test]
+    fn tick_labels() {
+        assert_eq!(bytes_per_s(1e7), "10 MB/s");
+        assert_eq!(bytes_per_s(1e9), "1 GB/s");
+        assert_eq!(bytes_per_s(100.0), "100 B/s");
+        assert_eq!(duration_label(100.0), "100 ns");
+        assert_eq!(duration_label(1e3), "1 µs");
+        assert_eq!(duration_label(1e7), "10 ms");
+        assert_eq!(size_label(0.0), "16B");
+        assert_eq!(size_label(4.0), "64KiB");
+        assert_eq!(size_label(0.5), "");
+        assert_eq!(size_label(5.0), "");
+    }
+}
