@@ -13,9 +13,9 @@
 //! timed calls, where the table says so).
 //!
 //! `sections` writes the tables of `results.md`, `plots` draws the SVG plots; this file reads
-//! the run. A missing or unreadable RESULTS_DIR, criterion output that is not JSON or lacks the
-//! fields read here, or an output that cannot be written is an error that names the file, and
-//! exit status 1; `extra.tsv` and `run.tsv` may be absent.
+//! the run. A missing or unreadable RESULTS_DIR, no criterion results in it, criterion output
+//! that is not JSON or lacks the fields read here, or an output that cannot be written is an
+//! error that names the file, and exit status 1; `extra.tsv` and `run.tsv` may be absent.
 
 mod plots;
 mod sections;
