@@ -1,0 +1,226 @@
+//! Turns one benchmark run into `results.md` and SVG plots: what `scripts/bench-report.sh`
+//! runs after the benches.
+//!
+//! ```text
+//! cargo run --release -p applog-bench --bin bench_report -- RESULTS_DIR OUT_DIR
+//! ```
+//!
+//! RESULTS_DIR holds `criterion/` (criterion's output, `CRITERION_HOME`), `extra.tsv` (the
+//! percentiles and memory figures the benches record, see `bench/benches/support/mod.rs`) and
+//! `run.tsv` (machine, command, load, dates, written by the script). OUT_DIR gets
+//! `results.md`, `append_throughput.svg` and `latency_percentiles.svg`. Only what the run
+//! measured is shown; every figure is criterion's median (or a percentile of individually
+//! timed calls, where the table says so).
+//!
+//! `sections` writes the tables of `results.md`, `plots` draws the SVG plots; this file reads
+//! the run. A missing or unreadable RESULTS_DIR, no criterion results in it, criterion output
+//! that is not JSON or lacks the fields read here, or an output that cannot be written is an
+//! error that names the file, and exit status 1; `extra.tsv` and `run.tsv` may be absent.
+
+mod plots;
+mod sections;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use serde_json::Value;
+
+/// One criterion benchmark.
+#[derive(Clone, Debug)]
+struct Bench {
+    group: String,
+    function: String,
+    /// Median time per iteration, ns.
+    median: f64,
+    /// Bytes per iteration, when the bench declared a byte throughput.
+    bytes: Option<f64>,
+}
+
+/// The append variants, in the order tables and plots show them, with their descriptions.
+const APPEND_VARIANTS: [(&str, &str); 9] = [
+    ("applog", "applog, default options"),
+    ("applog_grow16", "applog, `grow_pages(16)`"),
+    ("bufwriter", "`BufWriter<File>` log, same framing"),
+    ("okaywal", "okaywal `write_chunk` (no commit)"),
+    ("commitlog", "commitlog `append_msg` (no flush)"),
+    ("mmap_presized", "naive mmap log, pre-sized file"),
+    ("mmap_presized_populate", "the same, `MAP_POPULATE`"),
+    ("mmap_presized_hugepage", "the same, `MADV_HUGEPAGE`"),
+    ("memcpy", "memcpy into faulted memory (limit)"),
+];
+const APPEND_SIZES: [(&str, f64); 5] = [
+    ("16B", 16.0),
+    ("128B", 128.0),
+    ("1KiB", 1024.0),
+    ("4KiB", 4096.0),
+    ("64KiB", 65536.0),
+];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() != 3 {
+        eprintln!("usage: bench_report RESULTS_DIR OUT_DIR");
+        return ExitCode::from(2);
+    }
+    match run(Path::new(&args[1]), Path::new(&args[2])) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench_report: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Reads the run in `results` and writes the report into `out`. The errors name the file.
+fn run(results: &Path, out: &Path) -> Result<(), String> {
+    let meta = std::fs::metadata(results)
+        .map_err(|e| format!("RESULTS_DIR {}: {e}", results.display()))?;
+    if !meta.is_dir() {
+        return Err(format!(
+            "RESULTS_DIR {}: not a directory",
+            results.display()
+        ));
+    }
+    let criterion = results.join("criterion");
+    if !criterion.is_dir() {
+        return Err(format!(
+            "{}: no criterion output (CRITERION_HOME) in RESULTS_DIR",
+            criterion.display()
+        ));
+    }
+    let mut benches = Vec::new();
+    load_benches(&criterion, &mut benches)?;
+    if benches.is_empty() {
+        return Err(format!(
+            "{}: no benchmark results (no */new/benchmark.json)",
+            criterion.display()
+        ));
+    }
+    benches.sort_by(|a, b| (natural(&a.group), &a.function).cmp(&(natural(&b.group), &b.function)));
+    let extra = load_tsv(&results.join("extra.tsv"))?;
+    let run = load_run(&results.join("run.tsv"))?;
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+
+    let write = |name: &str, text: String| {
+        let path = out.join(name);
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    write("results.md", sections::results_md(&benches, &extra, &run))?;
+    let plot = |name: &str, svg: Result<String, Box<dyn std::error::Error>>| {
+        write(name, svg.map_err(|e| format!("drawing {name}: {e}"))?)
+    };
+    plot("append_throughput.svg", plots::append_svg(&benches))?;
+    plot("latency_percentiles.svg", plots::latency_svg(&extra))?;
+    eprintln!(
+        "bench_report: {} benchmarks -> {}",
+        benches.len(),
+        out.join("results.md").display()
+    );
+    Ok(())
+}
+
+/// A sort key that puts `durable/4` before `durable/16`: numbers compare as numbers.
+fn natural(s: &str) -> Vec<(u64, String)> {
+    s.split('/')
+        .map(|part| match part.parse::<u64>() {
+            Ok(n) => (n, String::new()),
+            Err(_) => (u64::MAX, part.to_owned()),
+        })
+        .collect()
+}
+
+/// Every `new/` directory under `dir` (criterion's latest result of one benchmark), skipping
+/// criterion's `report/` directories.
+fn load_benches(dir: &Path, out: &mut Vec<Bench>) -> Result<(), String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for e in entries {
+        let p = e.map_err(|e| format!("{}: {e}", dir.display()))?.path();
+        if !p.is_dir() {
+            continue;
+        }
+        if p.file_name().is_some_and(|n| n == "new") {
+            out.push(load_bench(&p)?);
+        } else if p.file_name().is_none_or(|n| n != "report") {
+            load_benches(&p, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// One benchmark from criterion's `benchmark.json` (its id and throughput) and
+/// `estimates.json` (the median).
+fn load_bench(dir: &Path) -> Result<Bench, String> {
+    let read = |f: &str| -> Result<(PathBuf, Value), String> {
+        let path = dir.join(f);
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let json = serde_json::from_str(&text)
+            .map_err(|e| format!("{}: not valid JSON: {e}", path.display()))?;
+        Ok((path, json))
+    };
+    let (meta_path, meta) = read("benchmark.json")?;
+    let (est_path, est) = read("estimates.json")?;
+    let group = meta["group_id"]
+        .as_str()
+        .ok_or_else(|| format!("{}: no \"group_id\" string", meta_path.display()))?
+        .to_owned();
+    let mut function = meta["function_id"].as_str().unwrap_or("").to_owned();
+    if let Some(v) = meta["value_str"].as_str() {
+        function = format!("{function}/{v}");
+    }
+    let median = est["median"]["point_estimate"].as_f64().ok_or_else(|| {
+        format!(
+            "{}: no \"median\".\"point_estimate\" number",
+            est_path.display()
+        )
+    })?;
+    Ok(Bench {
+        group,
+        function,
+        median,
+        bytes: meta["throughput"]["Bytes"].as_f64(),
+    })
+}
+
+/// A file the benches or the script may not have written: absent is empty, any other error
+/// is one.
+fn read_optional(path: &Path) -> Result<String, String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+/// `name <TAB> key <TAB> value` lines; a later line replaces an earlier one.
+fn load_tsv(path: &Path) -> Result<BTreeMap<(String, String), f64>, String> {
+    let mut m = BTreeMap::new();
+    for line in read_optional(path)?.lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        if let [name, key, value] = f[..] {
+            if let Ok(v) = value.parse() {
+                m.insert((name.to_owned(), key.to_owned()), v);
+            }
+        }
+    }
+    Ok(m)
+}
+
+/// `key <TAB> value` lines of the run description.
+fn load_run(path: &Path) -> Result<BTreeMap<String, String>, String> {
+    let mut m = BTreeMap::new();
+    for line in read_optional(path)?.lines() {
+        if let Some((k, v)) = line.split_once('\t') {
+            m.insert(k.to_owned(), v.to_owned());
+        }
+    }
+    Ok(m)
+}
+
+fn find<'a>(benches: &'a [Bench], group: &str, function: &str) -> Option<(usize, &'a Bench)> {
+    benches
+        .iter()
+        .enumerate()
+        .find(|(_, b)| b.group == group && b.function == function)
+}
