@@ -1458,14 +1458,8 @@ fn unreadable_files_are_refused_by_every_command() {
         "{}: Permission denied",
         log.join(applog::LOCK_FILE).display()
     );
-    // The unprivileged user may not reach the checkout (a clone in a 0700 home directory):
-    // it runs a copy of the binary from a directory open to it.
-    let bin_dir = tempfile::tempdir().expect("tempdir");
-    let bin = bin_dir.path().join("applog");
-    std::fs::set_permissions(bin_dir.path(), std::fs::Permissions::from_mode(0o755))
-        .expect("chmod");
-    std::fs::copy(env!("CARGO_BIN_EXE_applog"), &bin).expect("copy the binary");
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    // The unprivileged user may not reach the checkout: it runs a copy of the binary.
+    let bin = BinaryForAnyone::new();
     let before = snapshot(&log);
     for (args, expect) in [
         (&["tail"][..], &reading),
@@ -1475,17 +1469,15 @@ fn unreadable_files_are_refused_by_every_command() {
         (&["append", "x"], &locking),
         (&["recover"], &locking),
     ] {
-        let mut cmd = std::process::Command::new(&bin);
-        cmd.env_remove("RUST_LOG")
+        let out: Run = bin
+            .command_as(as_user)
             .arg(args[0])
             .arg(&log)
             .args(&args[1..])
-            .stdin(Stdio::null());
-        if let Some(uid) = as_user {
-            use std::os::unix::process::CommandExt;
-            cmd.uid(uid).gid(uid);
-        }
-        let out: Run = cmd.output().expect("run").into();
+            .stdin(Stdio::null())
+            .output()
+            .expect("run")
+            .into();
         assert!(out.failed().contains(expect.as_str()), "{args:?}: {out:?}");
     }
     assert_eq!(snapshot(&log), before, "nothing changed");

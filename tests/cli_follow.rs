@@ -61,11 +61,10 @@ impl Follower {
 
     /// `tail -f` run as the user `uid` (when given).
     fn spawn_as(log: &Path, extra: &[&str], uid: Option<u32>) -> Follower {
-        let mut cmd = applog();
-        if let Some(uid) = uid {
-            use std::os::unix::process::CommandExt;
-            cmd.uid(uid).gid(uid);
-        }
+        // Another user may not reach the checkout: it runs a copy of the binary, which may
+        // go once the child has started.
+        let copy = uid.map(|_| BinaryForAnyone::new());
+        let mut cmd = copy.as_ref().map_or_else(applog, |bin| bin.command_as(uid));
         let mut child = cmd
             .arg("tail")
             .arg(log)

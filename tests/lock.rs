@@ -17,7 +17,6 @@ mod common;
 
 use std::ffi::OsStr;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -217,9 +216,9 @@ fn a_writer_in_a_btrfs_snapshot_does_not_lock_its_twin() {
 // ------------------------------------------------- a reader who may not open the lock file
 
 fn run_as_nobody(args: &[&OsStr]) -> Run {
-    cli::applog()
-        .uid(NOBODY)
-        .gid(NOBODY)
+    // Nobody may not reach the checkout: it runs a copy of the binary.
+    cli::BinaryForAnyone::new()
+        .command_as(Some(NOBODY))
         .args(args)
         .stdin(Stdio::null())
         .output()

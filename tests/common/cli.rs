@@ -17,6 +17,36 @@ pub fn applog() -> Command {
     cmd
 }
 
+/// A copy of the `applog` binary in a directory anyone may enter, for running it as another
+/// user, who may not reach the checkout (a clone in a 0700 home directory or in `mktemp -d`).
+pub struct BinaryForAnyone {
+    dir: tempfile::TempDir,
+}
+
+impl BinaryForAnyone {
+    pub fn new() -> BinaryForAnyone {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        let bin = dir.path().join("applog");
+        std::fs::copy(env!("CARGO_BIN_EXE_applog"), &bin).expect("copy the binary");
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        BinaryForAnyone { dir }
+    }
+
+    /// The copy, run as user and group `uid` (as root when `None`).
+    pub fn command_as(&self, uid: Option<u32>) -> Command {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = Command::new(self.dir.path().join("applog"));
+        cmd.env_remove("RUST_LOG");
+        if let Some(uid) = uid {
+            cmd.uid(uid).gid(uid);
+        }
+        cmd
+    }
+}
+
 /// A finished run of the tool.
 #[derive(Debug)]
 pub struct Run {
