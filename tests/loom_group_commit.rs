@@ -297,6 +297,12 @@ struct Config {
 }
 
 fn model(config: Config) -> std::sync::Arc<Explored> {
+    // One model at a time: loom maps a fresh stack for every thread of every execution, and
+    // two models side by side spend their time contending in the kernel for that.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let explored = std::sync::Arc::new(Explored::default());
     let counts = explored.clone();
     let mut builder = loom::model::Builder::new();
@@ -429,21 +435,31 @@ fn a_failed_first_flush_poisons_every_waiter() {
 /// must see the poison, whether a leader or the sync thread (after a handoff) ran the flush
 /// that failed.
 #[test]
-fn a_failed_later_flush_poisons_the_waiters_it_left_and_the_sync_thread() {
-    let mut failed_handoffs = 0;
-    for fail in [1, 2] {
-        let explored = model(Config {
-            appenders: 2,
-            rounds: 2,
-            preemptions: None,
-            fail: Some(fail),
-            handoff_min_pending: 1,
-            over_claim: false,
-        });
-        assert!(count(&explored.failures) > 0, "flush {fail} never failed");
-        failed_handoffs += count(&explored.failed_handoffs);
-    }
-    assert!(failed_handoffs > 0, "no handed-off flush failed");
+fn a_failed_second_flush_poisons_the_waiters_it_left_and_the_sync_thread() {
+    failed_later_flush(2);
+}
+
+#[test]
+fn a_failed_third_flush_poisons_the_waiters_it_left_and_the_sync_thread() {
+    failed_later_flush(3);
+}
+
+/// Flush `fail` (counted from 1) fails, in every interleaving of two appenders with two
+/// records each; some handed-off flush is among the failures.
+fn failed_later_flush(fail: u32) {
+    let explored = model(Config {
+        appenders: 2,
+        rounds: 2,
+        preemptions: None,
+        fail: Some(fail - 1),
+        handoff_min_pending: 1,
+        over_claim: false,
+    });
+    assert!(count(&explored.failures) > 0, "flush {fail} never failed");
+    assert!(
+        count(&explored.failed_handoffs) > 0,
+        "no handed-off flush failed when flush {fail} did"
+    );
 }
 
 /// The model has teeth: with plans that claim one record more than they flush, loom finds an

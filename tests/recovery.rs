@@ -194,7 +194,13 @@ fn a_rolled_segment_whose_header_never_reached_the_disk_is_a_torn_tail_until_a_c
         w.append(&[1u8; 300]).unwrap();
         w.sync().unwrap();
         let mut n = 1;
-        while std::fs::read_dir(&dir).unwrap().count() < 3 {
+        let segments = |dir: &std::path::Path| {
+            std::fs::read_dir(dir)
+                .unwrap()
+                .filter(|e| e.as_ref().unwrap().path().extension() == Some("seg".as_ref()))
+                .count()
+        };
+        while segments(&dir) < 2 {
             w.append(&[7u8; 300]).unwrap(); // fills segment 0, then rolls
             n += 1;
         }
