@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use applog::{Options, Writer};
@@ -29,6 +29,16 @@ fn write_records(w: &mut Writer, from: u64, to: u64) {
     for i in from..to {
         assert_eq!(w.append(&record(i)).unwrap(), i);
     }
+}
+
+/// A new log holding records `0..n`, synced, and its writer.
+fn synced_log(n: u64) -> (tempfile::TempDir, PathBuf, Writer) {
+    let d = tempfile::tempdir().unwrap();
+    let log = d.path().join("log");
+    let mut w = Writer::open(&log, Options::new()).unwrap();
+    write_records(&mut w, 0, n);
+    w.sync().unwrap();
+    (d, log, w)
 }
 
 fn ship(log: &Path, urls: &str, stream: &str, extra: &[&str]) -> Run {
@@ -63,11 +73,7 @@ fn assert_exactly(log: &Path, urls: &str, stream: &str, n: u64) {
 fn ships_durable_records_exactly_once_into_an_r3_stream() {
     let Some(nats) = Nats::cluster() else { return };
     let urls = nats.urls();
-    let d = tempfile::tempdir().unwrap();
-    let log = d.path().join("log");
-    let mut w = Writer::open(&log, Options::new()).unwrap();
-    write_records(&mut w, 0, 500);
-    w.sync().unwrap();
+    let (_d, log, mut w) = synced_log(500);
 
     let r = ship(&log, &urls, "EVENTS", &["--replicas", "3"]);
     assert_eq!(r.code, 0, "{r:?}\n{}", nats.logs());
@@ -97,11 +103,7 @@ fn ships_durable_records_exactly_once_into_an_r3_stream() {
 fn a_stream_resumes_from_its_own_content_not_the_local_position() {
     let Some(nats) = Nats::single() else { return };
     let urls = nats.urls();
-    let d = tempfile::tempdir().unwrap();
-    let log = d.path().join("log");
-    let mut w = Writer::open(&log, Options::new()).unwrap();
-    write_records(&mut w, 0, 100);
-    w.sync().unwrap();
+    let (_d, log, mut w) = synced_log(100);
     ship(&log, &urls, "S", &[]).succeeded();
     // The local position is moved back: the stream says where to go on.
     applog::reset_consumer(&log, "ship-S", 10).unwrap();
@@ -116,11 +118,7 @@ fn a_stream_resumes_from_its_own_content_not_the_local_position() {
 fn a_stream_changed_by_someone_else_is_an_error() {
     let Some(nats) = Nats::single() else { return };
     let urls = nats.urls();
-    let d = tempfile::tempdir().unwrap();
-    let log = d.path().join("log");
-    let mut w = Writer::open(&log, Options::new()).unwrap();
-    write_records(&mut w, 0, 10);
-    w.sync().unwrap();
+    let (_d, log, mut w) = synced_log(10);
     ship(&log, &urls, "S", &[]).succeeded();
     // Someone else publishes on the stream's subject.
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -170,11 +168,7 @@ fn another_logs_stream_is_an_error() {
 
 #[test]
 fn an_unreachable_server_is_an_error_naming_it() {
-    let d = tempfile::tempdir().unwrap();
-    let log = d.path().join("log");
-    let mut w = Writer::open(&log, Options::new()).unwrap();
-    write_records(&mut w, 0, 5);
-    w.sync().unwrap();
+    let (_d, log, _w) = synced_log(5);
     // A port nobody listens on.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -490,11 +484,7 @@ fn a_full_stream_is_an_error_not_a_retry_loop() {
             ..Default::default()
         },
     );
-    let d = tempfile::tempdir().unwrap();
-    let log = d.path().join("log");
-    let mut w = Writer::open(&log, Options::new()).unwrap();
-    write_records(&mut w, 0, 20);
-    w.sync().unwrap();
+    let (_d, log, _w) = synced_log(20);
     let started = std::time::Instant::now();
     let r = ship(&log, &urls, "FULL", &[]);
     assert_eq!(r.code, 1, "{r:?}");
@@ -521,11 +511,7 @@ fn a_stream_of_the_wrong_shape_is_an_error() {
             ..Default::default()
         },
     );
-    let d = tempfile::tempdir().unwrap();
-    let log = d.path().join("log");
-    let mut w = Writer::open(&log, Options::new()).unwrap();
-    write_records(&mut w, 0, 3);
-    w.sync().unwrap();
+    let (_d, log, _w) = synced_log(3);
     let r = ship(&log, &urls, "OTHER", &[]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(
@@ -540,11 +526,7 @@ fn a_stream_of_the_wrong_shape_is_an_error() {
 fn sigterm_stops_a_follower_cleanly() {
     let Some(nats) = Nats::single() else { return };
     let urls = nats.urls();
-    let d = tempfile::tempdir().unwrap();
-    let log = d.path().join("log");
-    let mut w = Writer::open(&log, Options::new()).unwrap();
-    write_records(&mut w, 0, 300);
-    w.sync().unwrap();
+    let (_d, log, _w) = synced_log(300);
     let mut child = spawn_ship(&log, &urls, "TERM", &[]);
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while !applog::consumers(&log)
@@ -579,11 +561,7 @@ authorization {
         return;
     };
     let port = nats.nodes[0].url().rsplit(':').next().unwrap().to_owned();
-    let d = tempfile::tempdir().unwrap();
-    let log = d.path().join("log");
-    let mut w = Writer::open(&log, Options::new()).unwrap();
-    write_records(&mut w, 0, 3);
-    w.sync().unwrap();
+    let (_d, log, _w) = synced_log(3);
     let url = format!("nats://shipper:shipper@127.0.0.1:{port}");
     let started = std::time::Instant::now();
     let r = ship(&log, &url, "DENIED", &["--retry-for", "20"]);
@@ -615,11 +593,7 @@ authorization {
 fn records_in_the_stream_but_not_committed_are_committed_not_reshipped() {
     let Some(nats) = Nats::single() else { return };
     let urls = nats.urls();
-    let d = tempfile::tempdir().unwrap();
-    let log = d.path().join("log");
-    let mut w = Writer::open(&log, Options::new()).unwrap();
-    write_records(&mut w, 0, 50);
-    w.sync().unwrap();
+    let (_d, log, _w) = synced_log(50);
     ship(&log, &urls, "C", &[]).succeeded();
     applog::reset_consumer(&log, "ship-C", 20).unwrap();
     let r = ship(&log, &urls, "C", &[]);

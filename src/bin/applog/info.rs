@@ -67,24 +67,18 @@ pub fn run(args: Args) -> Result<(), Failure> {
         .iter()
         .rev()
         .find_map(|s| s.header.map(|h| h.page_size));
-    let printed = match args.format {
-        ReportFormat::Text => print_text(
-            &args.log,
-            &report,
-            &segments,
-            page_size,
-            locked,
-            id.as_deref(),
-        ),
-        ReportFormat::Json => print_json(
-            &args.log,
-            &report,
-            &segments,
-            page_size,
-            locked,
-            id.as_deref(),
-        ),
+    let print = match args.format {
+        ReportFormat::Text => print_text,
+        ReportFormat::Json => print_json,
     };
+    let printed = print(
+        &args.log,
+        &report,
+        &segments,
+        page_size,
+        locked,
+        id.as_deref(),
+    );
     if !report.is_clean() {
         return Err(corrupt_failure(&args.log, &report));
     }
