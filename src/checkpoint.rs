@@ -4,6 +4,7 @@
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::io::FileSystem;
@@ -27,6 +28,8 @@ pub(crate) struct SyncPlan {
     pub(crate) unsynced_bytes: u64,
     pub(crate) injected: Option<io::Error>,
     pub(crate) started: std::time::Instant,
+    /// How long [`run`](SyncPlan::run) took (zero until it ran).
+    pub(crate) flushed_in: Duration,
 }
 
 impl SyncPlan {
@@ -39,6 +42,13 @@ impl SyncPlan {
     /// of the directory, then the synced marks: each sealed segment's (and its header), then
     /// the active segment's (and its header, when due).
     pub(crate) fn run(&mut self) -> Result<()> {
+        let started = Instant::now();
+        let outcome = self.run_inner();
+        self.flushed_in = started.elapsed();
+        outcome
+    }
+
+    fn run_inner(&mut self) -> Result<()> {
         if let Some(e) = self.injected.take() {
             return Err(Error::io("could not sync segment", &self.active.path, e));
         }
@@ -59,6 +69,25 @@ impl SyncPlan {
             sealed.mark_synced()?;
         }
         self.active.mark_synced()
+    }
+
+    /// Whether the flush took longer than `limit` ([`Options::slow_sync`](crate::Options));
+    /// if so, says so with `tracing::warn!`: how long, how many bytes, which file.
+    pub(crate) fn was_slow(&self, limit: Duration, ok: bool) -> bool {
+        if self.flushed_in <= limit {
+            return false;
+        }
+        tracing::warn!(
+            segment = %self.active.path.display(),
+            sealed_segments = self.sealed.len(),
+            bytes = self.unsynced_bytes,
+            elapsed_ms = u64::try_from(self.flushed_in.as_millis()).unwrap_or(u64::MAX),
+            limit_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+            ok,
+            "slow sync: msync took {:?}",
+            self.flushed_in
+        );
+        true
     }
 }
 

@@ -122,6 +122,11 @@ pub trait CommitLog {
     /// Step 3: records the outcome of [`run`](CommitPlan::run); an `Err` poisons the writer
     /// and is returned.
     fn publish_sync(&mut self, plan: Self::Plan, outcome: Result<()>) -> Result<()>;
+    /// A flush ended with `waiters` threads waiting for it (for metrics; nothing by default).
+    #[inline]
+    fn flushed(&mut self, waiters: u64) {
+        let _ = waiters;
+    }
 }
 
 /// A checkpoint captured by [`CommitLog::capture_sync`].
@@ -175,6 +180,11 @@ impl CommitLog for WriterLog {
     fn publish_sync(&mut self, plan: SyncPlan, outcome: Result<()>) -> Result<()> {
         self.0.publish_sync(plan, outcome)
     }
+
+    #[inline]
+    fn flushed(&mut self, waiters: u64) {
+        self.0.metrics.flush_waiters(waiters);
+    }
 }
 
 impl CommitPlan for SyncPlan {
@@ -213,6 +223,8 @@ pub struct State<W> {
     covers: u64,
     /// Flushes that completed.
     syncs: u64,
+    /// Threads asleep on `flushed[0]` and `flushed[1]`: the waiters of a flush.
+    sleeping: [u64; 2],
     /// The sync thread must stop.
     stop: bool,
     hook: Option<SyncHook>,
@@ -265,6 +277,7 @@ impl<P: Primitives, W: CommitLog> Group<P, W> {
                 gen: 0,
                 covers: u64::MAX,
                 syncs: 0,
+                sleeping: [0; 2],
                 stop: false,
                 hook: None,
             }),
@@ -303,16 +316,24 @@ impl<P: Primitives, W: CommitLog> Group<P, W> {
                 } else {
                     st.gen + 1
                 };
-                st = P::wait(&self.flushed[(gen % 2) as usize], st);
+                let parity = (gen % 2) as usize;
+                st.sleeping[parity] += 1;
+                st = P::wait(&self.flushed[parity], st);
+                st.sleeping[parity] -= 1;
             } else {
-                st = self.lead(st)?;
+                st = self.lead(st, true)?;
             }
         }
     }
 
     /// Runs one checkpoint of everything appended so far: capture under the lock, flush
-    /// without it, publish under it again. The caller has checked that no flush runs.
-    fn lead<'a>(&'a self, mut st: P::Guard<'a, State<W>>) -> Result<P::Guard<'a, State<W>>> {
+    /// without it, publish under it again. The caller has checked that no flush runs; `waits`
+    /// says whether it waits for the flush itself (a leader does, the sync thread does not).
+    fn lead<'a>(
+        &'a self,
+        mut st: P::Guard<'a, State<W>>,
+        waits: bool,
+    ) -> Result<P::Guard<'a, State<W>>> {
         st.flushing = true;
         st.covers = u64::MAX;
         // Threads that the last flush woke are about to append their next records: give them
@@ -321,14 +342,18 @@ impl<P: Primitives, W: CommitLog> Group<P, W> {
         // `flushing` keeps other waiters from leading.
         drop(st);
         P::yield_now();
-        self.flush(self.lock())
+        self.flush(self.lock(), waits)
     }
 
     /// [`lead`](Self::lead) once `flushing` is set. When waiters remain whose records this
     /// flush did not cover (they appended while it ran), hands the next flush to the sync
     /// thread, which is idle and starts it at once: the leader's own caller returns now, and no
     /// flush waits for one of the woken waiters to be scheduled and take the lead.
-    fn flush<'a>(&'a self, mut st: P::Guard<'a, State<W>>) -> Result<P::Guard<'a, State<W>>> {
+    fn flush<'a>(
+        &'a self,
+        mut st: P::Guard<'a, State<W>>,
+        waits: bool,
+    ) -> Result<P::Guard<'a, State<W>>> {
         let mut plan = match st.w.capture_sync() {
             Ok(Some(plan)) => plan,
             other => {
@@ -359,6 +384,10 @@ impl<P: Primitives, W: CommitLog> Group<P, W> {
         }
         let done = st.gen;
         st.gen += 1;
+        if published.is_ok() {
+            let waiters = st.sleeping[(done % 2) as usize] + u64::from(waits);
+            st.w.flushed(waiters);
+        }
         if published.is_ok()
             && st.wanted > st.durable
             && st.w.next_seq() >= st.durable.saturating_add(self.handoff_min_pending)
@@ -402,7 +431,7 @@ impl<P: Primitives, W: CommitLog> Group<P, W> {
             }
             if st.handoff {
                 st.handoff = false;
-                st = match self.flush(st) {
+                st = match self.flush(st, false) {
                     Ok(st) => st,
                     Err(e) => return stopped(&e),
                 };
@@ -415,7 +444,7 @@ impl<P: Primitives, W: CommitLog> Group<P, W> {
                     if now >= at {
                         due = every.map(|e| now + e);
                         if !st.flushing {
-                            st = match self.lead(st) {
+                            st = match self.lead(st, false) {
                                 Ok(st) => st,
                                 Err(e) => return stopped(&e),
                             };

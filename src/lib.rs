@@ -165,6 +165,7 @@ mod format;
 mod identity;
 mod io;
 mod mapping;
+mod metrics;
 /// The writer/reader wake-up protocol. Public only with the `fault-injection` feature, so that
 /// the loom model test (tests/loom_notify.rs) checks the crate's own code; not part of the API.
 #[cfg(feature = "fault-injection")]

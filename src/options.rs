@@ -1,6 +1,7 @@
 //! Options for opening a writer.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::format::{HEADER_LEN, MAX_RESERVATION};
@@ -83,8 +84,12 @@ pub struct Options {
     pub(crate) sync: SyncPolicy,
     pub(crate) grow_pages: u32,
     pub(crate) retention: Option<crate::Retention>,
+    pub(crate) slow_sync: Duration,
     pub(crate) fs: Fs,
 }
+
+/// A flush slower than this is logged (see [`Options::slow_sync`]).
+pub(crate) const DEFAULT_SLOW_SYNC: Duration = Duration::from_secs(1);
 
 /// The I/O seam a writer uses (see `crate::io`); equal when it is the same instance.
 #[derive(Clone, Debug)]
@@ -105,6 +110,7 @@ impl Default for Options {
             sync: SyncPolicy::Manual,
             grow_pages: 1,
             retention: None,
+            slow_sync: DEFAULT_SLOW_SYNC,
             fs: Fs(crate::io::real()),
         }
     }
@@ -169,6 +175,20 @@ impl Options {
     /// limits and every consumer has committed their records (or was parked).
     pub fn retention(mut self, policy: crate::Retention) -> Self {
         self.retention = Some(policy);
+        self
+    }
+
+    /// How long one sync's flush (its msync calls and directory fsync) may take before the
+    /// writer reports it as slow: a `tracing::warn!` event with the duration, the bytes
+    /// appended since the previous sync and the segment file, counted by
+    /// [`Writer::slow_syncs`](crate::Writer::slow_syncs) (and, with the `metrics` feature,
+    /// `applog_slow_syncs_total`). A flush that slow means the device, or the writeback queue
+    /// in front of it, is overloaded: every durable append waits that long. A failed flush
+    /// counts too when it was slow. `Duration::MAX` turns the warning off.
+    ///
+    /// Default: 1 second (etcd warns at the same point for its WAL fsync).
+    pub fn slow_sync(mut self, limit: Duration) -> Self {
+        self.slow_sync = limit;
         self
     }
 

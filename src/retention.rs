@@ -240,6 +240,14 @@ pub(crate) fn run(
         ..TrimReport::default()
     };
     let err = run_into(dir, fs, pass, &mut report).err();
+    if !pass.dry_run {
+        crate::metrics::retention_ran(
+            dir,
+            report.removed.len() as u64,
+            report.records,
+            report.bytes,
+        );
+    }
     (report, err)
 }
 
@@ -332,6 +340,7 @@ fn run_into(
                 Err(Error::UnknownConsumer { .. }) => continue,
                 Err(e) => return Err(e),
             };
+            crate::metrics::consumer_lag(dir, &name, info.lag, Some(info.lag_bytes));
             if matches!(info.state, ConsumerState::Parked { .. }) {
                 continue;
             }

@@ -334,6 +334,12 @@ impl SharedWriter {
         self.core().lock().syncs()
     }
 
+    /// How many flushes took longer than [`Options::slow_sync`] since the writer was opened
+    /// (see [`Writer::slow_syncs`]).
+    pub fn slow_syncs(&self) -> u64 {
+        self.core().lock().w.slow_syncs()
+    }
+
     /// The log directory.
     pub fn dir(&self) -> &Path {
         &self.core().dir

@@ -68,6 +68,8 @@ pub struct Tailer {
     wait: WaitStrategy,
     /// Whether the last wait of a `Block` tailer polled for want of its wake word.
     polling: bool,
+    /// The wake-up counter (feature `metrics`; empty without it).
+    metrics: crate::metrics::TailerMetrics,
 }
 
 impl Tailer {
@@ -81,16 +83,13 @@ impl Tailer {
     pub fn open(dir: impl AsRef<Path>, from_seq: u64) -> Result<Tailer> {
         let mut reader = Reader::open(dir)?;
         reader.seek(from_seq)?;
-        Ok(Tailer {
-            reader,
-            wait: WaitStrategy::default(),
-            polling: false,
-        })
+        Ok(Tailer::from_reader(reader))
     }
 
     /// A tailer over `reader`, from where it stands.
     pub(crate) fn from_reader(reader: Reader) -> Tailer {
         Tailer {
+            metrics: crate::metrics::TailerMetrics::new(reader.dir()),
             reader,
             wait: WaitStrategy::default(),
             polling: false,
@@ -206,6 +205,7 @@ impl Tailer {
                     (Some((base, word)), Some((armed_base, token))) if base == armed_base => {
                         self.polling = false;
                         notify::wait(word, token, left.min(MAX_SLEEP));
+                        self.metrics.woke();
                         armed = None;
                     }
                     // Announce the wait, then look once more before sleeping (the loop).

@@ -72,6 +72,10 @@ pub struct Writer {
     dir_synced_gen: u64,
     poisoned: Option<PoisonCause>,
     injected_sync_error: Option<io::Error>,
+    /// Flushes slower than `Options::slow_sync`.
+    slow_syncs: u64,
+    /// Metric handles (feature `metrics`; empty without it).
+    pub(crate) metrics: crate::metrics::WriterMetrics,
     _lock: Lock,
 }
 
@@ -165,6 +169,8 @@ impl Writer {
             elapsed_us = micros(started.elapsed()),
             "recovered"
         );
+        crate::metrics::recovered(&dir, started.elapsed(), rec.cut.as_ref().map(|c| c.1));
+        let metrics = crate::metrics::WriterMetrics::new(&dir, rec.next_seq);
         // The log's identity, created with the log (or on the first open by a version that
         // has identities). A damaged identity file does not stop the writer: what needs the
         // identity (shipping) reports it.
@@ -175,10 +181,9 @@ impl Writer {
             active
         } else {
             let path = dir.join(dir::segment_name(rec.next_seq));
-            (
-                WriteSegment::create(&path, rec.next_seq, pages, &fs, true)?,
-                HEADER_LEN,
-            )
+            let seg = WriteSegment::create(&path, rec.next_seq, pages, &fs, true)?;
+            metrics.segment_created();
+            (seg, HEADER_LEN)
         };
         let mut seg = seg;
         seg.set_grow_pages(opts.grow_pages);
@@ -213,6 +218,8 @@ impl Writer {
             dir_synced_gen: 0,
             poisoned: None,
             injected_sync_error: None,
+            slow_syncs: 0,
+            metrics,
             _lock: lock,
         })
     }
@@ -303,6 +310,7 @@ impl Writer {
         self.pos = end;
         self.next_seq = seq + 1;
         self.unsynced_bytes += flen;
+        self.metrics.appended(1, record.len() as u64);
         tracing::debug!(seq, bytes = record.len(), "appended");
         self.apply_policy()?;
         Ok(seq)
@@ -363,12 +371,14 @@ impl Writer {
             let reservation = self.seg.reservation();
             let mut end = self.pos;
             let mut j = i;
+            let mut payload = 0;
             while let Some(r) = records.get(j) {
                 let flen = format::frame_len(r.as_ref().len() as u64);
                 if end + flen > reservation {
                     break;
                 }
                 end += flen;
+                payload += r.as_ref().len() as u64;
                 j += 1;
             }
             if j == i {
@@ -384,6 +394,7 @@ impl Writer {
             }
             self.wake_readers();
             self.unsynced_bytes += end - start;
+            self.metrics.appended((j - i) as u64, payload);
             self.pos = end;
             self.next_seq += (j - i) as u64;
             i = j;
@@ -393,6 +404,7 @@ impl Writer {
             records = self.next_seq - first,
             "appended a batch"
         );
+        self.metrics.batch(records.len());
         self.apply_policy()?;
         Ok(first..self.next_seq)
     }
@@ -557,6 +569,7 @@ impl Writer {
             seal_at.is_none(),
         )?;
         seg.set_grow_pages(self.opts.grow_pages);
+        self.metrics.segment_created();
         if let Some(at) = seal_at {
             if let Err(e) = self.seg.seal(at, self.next_seq) {
                 // Nothing was published in the successor: take it back so a retry starts clean.
@@ -684,6 +697,7 @@ impl Writer {
             unsynced_bytes: self.unsynced_bytes,
             injected: self.injected_sync_error.take(),
             started,
+            flushed_in: Duration::ZERO,
         }))
     }
 
@@ -692,8 +706,13 @@ impl Writer {
     /// since the capture; only what the plan covered is marked synced.
     #[allow(clippy::needless_pass_by_value)] // the plan is spent: no second publish of it
     pub(crate) fn publish_sync(&mut self, plan: SyncPlan, outcome: Result<()>) -> Result<()> {
+        if plan.was_slow(self.opts.slow_sync, outcome.is_ok()) {
+            self.slow_syncs += 1;
+            self.metrics.slow_sync();
+        }
         match outcome {
             Ok(()) => {
+                self.metrics.synced(plan.next_seq, plan.flushed_in);
                 self.dir_synced_gen = self.dir_synced_gen.max(plan.dir_gen);
                 if self.seg.header().base_seq == plan.active_base {
                     self.synced_pos = self.synced_pos.max(plan.active.end);
@@ -715,10 +734,17 @@ impl Writer {
                 Ok(())
             }
             Err(e) => {
+                self.metrics.sync_failed();
                 self.poison(&e);
                 Err(e)
             }
         }
+    }
+
+    /// How many syncs took longer than [`Options::slow_sync`] since the writer was opened
+    /// (each was logged with `tracing::warn!`).
+    pub fn slow_syncs(&self) -> u64 {
+        self.slow_syncs
     }
 
     fn poison(&mut self, e: &Error) {

@@ -66,6 +66,8 @@ pub struct Consumer {
     tailer: Tailer,
     committed: u64,
     synced: u64,
+    /// The committed-position gauge (feature `metrics`; empty without it).
+    metrics: crate::metrics::ConsumerMetrics,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -152,11 +154,14 @@ impl Consumer {
         let tailer = Tailer::from_reader(reader);
         drop(registry);
         tracing::debug!(consumer = name, committed, start, "consumer opened");
+        crate::metrics::consumer_lag(dir, name, end.next_seq.saturating_sub(committed), None);
+        let metrics = crate::metrics::ConsumerMetrics::new(dir, name, committed);
         Ok(Consumer {
             held,
             tailer,
             committed,
             synced: committed,
+            metrics,
         })
     }
 
@@ -319,6 +324,7 @@ impl Consumer {
             })
             .map_err(|e| Error::io("could not write consumer file", &self.held.path, e))?;
         self.committed = seq;
+        self.metrics.committed(seq);
         Ok(())
     }
 
@@ -393,7 +399,10 @@ pub fn consumers(dir: impl AsRef<Path>) -> Result<Vec<ConsumerInfo>> {
     let mut out = Vec::new();
     for name in registry::names(dir)? {
         match registry::info(dir, &name, &end) {
-            Ok(info) => out.push(info),
+            Ok(info) => {
+                crate::metrics::consumer_lag(dir, &info.name, info.lag, Some(info.lag_bytes));
+                out.push(info);
+            }
             // Deleted since the listing.
             Err(Error::UnknownConsumer { .. }) => {}
             Err(e) => return Err(e),
