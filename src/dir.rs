@@ -125,6 +125,43 @@ pub(crate) struct Lock {
     /// byte-range locks, which need a file open for writing).
     _dir: Option<File>,
     _file: File,
+    /// The locked files, as listed in [`HELD_HERE`].
+    keys: Vec<(u64, u64)>,
+}
+
+/// The files (device, inode) this process holds a writer lock on now. A lock that
+/// `/proc/locks` shows this process holding but that is not listed here is a copy a child
+/// inherited between `fork` and `exec` (`Command::spawn` in any thread): it goes away at the
+/// child's `exec`, so it is waited out rather than reported as a second writer.
+static HELD_HERE: std::sync::Mutex<Vec<(u64, u64)>> = std::sync::Mutex::new(Vec::new());
+
+/// How long `acquire` waits out a copy of a lock this process let go, held by a child between
+/// `fork` and `exec`.
+const FORK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn file_key(file: &File) -> Option<(u64, u64)> {
+    rustix::fs::fstat(file)
+        .ok()
+        .map(|st| (st.st_dev, st.st_ino))
+}
+
+fn held_here(key: Option<(u64, u64)>) -> bool {
+    key.is_some_and(|k| {
+        HELD_HERE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&k)
+    })
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        // Before the files close: from now on a lock seen here is no longer this one.
+        HELD_HERE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|k| !self.keys.contains(k));
+    }
 }
 
 /// How long `acquire` keeps trying while it sees no exclusive holder of a lock it cannot
@@ -165,9 +202,19 @@ impl Lock {
             fs.sync_dir(dir)
                 .map_err(|e| Error::io("could not sync log directory", dir, e))?;
         }
+        let keys: Vec<(u64, u64)> = [dir_lock.as_ref(), Some(&file)]
+            .into_iter()
+            .flatten()
+            .filter_map(file_key)
+            .collect();
+        HELD_HERE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(keys.iter().copied());
         Ok(Lock {
             _dir: dir_lock,
             _file: file,
+            keys,
         })
     }
 
@@ -259,7 +306,11 @@ fn lock_exclusive(
     lock_file: &Path,
     fs: &dyn crate::io::FileSystem,
 ) -> Result<io::Result<()>> {
-    let started = std::time::Instant::now();
+    // When a moment of patience began: each kind of wait counts from the first time it is
+    // seen, so that a holder that lets go between the attempt and the look at /proc/locks
+    // (nobody seen) always gets one more attempt, however long an earlier wait took.
+    let mut no_writer_since = None;
+    let mut fork_since = None;
     loop {
         let err = match fs.try_lock(file, lock_file) {
             Ok(()) => return Ok(Ok(())),
@@ -284,7 +335,27 @@ fn lock_exclusive(
         // No exclusive holder to be seen: a probe (gone already, perhaps), or a holder in
         // another pid namespace, which /proc/locks does not show. Try again for a moment.
         let no_writer_seen = holders.iter().all(|l| !l.write);
-        if no_writer_seen && started.elapsed() < PROBE_PATIENCE {
+        if no_writer_seen
+            && no_writer_since
+                .get_or_insert_with(std::time::Instant::now)
+                .elapsed()
+                < PROBE_PATIENCE
+        {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            continue;
+        }
+        // Held in this process's name but not by this process: a child's copy, between its
+        // fork and its exec. Wait for the exec.
+        let me = std::process::id();
+        let only_this_process = holders.iter().any(|l| l.write)
+            && holders.iter().filter(|l| l.write).all(|l| l.pid == me);
+        if only_this_process
+            && !held_here(file_key(file))
+            && fork_since
+                .get_or_insert_with(std::time::Instant::now)
+                .elapsed()
+                < FORK_PATIENCE
+        {
             std::thread::sleep(std::time::Duration::from_millis(1));
             continue;
         }

@@ -98,9 +98,9 @@ impl Writer {
     /// # Errors
     /// - [`Error::Locked`] when another writer holds the log (nothing is changed). The lock
     ///   is an `flock` on the log directory and on the lock file, released when the writer
-    ///   is dropped (deleting the lock file does not free the log); but a child
-    ///   process that this process forks keeps a copy of the lock until it calls `exec`, so
-    ///   reopening a log while spawning processes can briefly see `Locked`;
+    ///   is dropped (deleting the lock file does not free the log). A child process that
+    ///   this process forks keeps a copy of the lock until it calls `exec`: reopening a log
+    ///   while spawning processes waits that out (up to 2 s) instead of failing;
     /// - [`Error::NotALog`] when `dir` is a file, a non-empty directory without a log, or holds
     ///   a segment file without the applog magic;
     /// - [`Error::Corrupt`] when a frame inside data that had been synced is damaged (nothing

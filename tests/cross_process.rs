@@ -180,3 +180,49 @@ fn lock_child() {
         other => panic!("child expected Locked, got {other:?}"),
     }
 }
+
+/// A child forked while this process held the writer lock keeps a copy of it until its
+/// `exec`. A writer reopened in that window waits the copy out instead of reporting the log
+/// locked by this very process; a writer this process really holds is still refused at once.
+#[test]
+fn a_child_between_fork_and_exec_does_not_lock_out_the_next_writer() {
+    use std::io::{Read, Write};
+    use std::os::unix::process::CommandExt;
+    let _serial = serial();
+    let d = tempfile::tempdir().unwrap();
+    let w = Writer::open(d.path(), Options::new()).unwrap();
+    let (mut forked, child_end) = std::os::unix::net::UnixStream::pair().unwrap();
+    let spawner = std::thread::spawn(move || {
+        let mut cmd = Command::new("true");
+        // SAFETY: the closure runs in the child between fork and exec; it only writes one
+        // byte to a socket and sleeps (write and nanosleep are async-signal-safe system
+        // calls) and allocates nothing.
+        unsafe {
+            cmd.pre_exec(move || {
+                (&child_end).write_all(&[1])?;
+                std::thread::sleep(Duration::from_millis(300));
+                Ok(())
+            });
+        }
+        cmd.status().unwrap()
+    });
+    // The child exists and holds copies of the writer's lock files.
+    forked.read_exact(&mut [0u8; 1]).unwrap();
+    drop(w);
+    let started = Instant::now();
+    let w =
+        Writer::open(d.path(), Options::new()).expect("the child's copy of the lock is waited out");
+    let waited = started.elapsed();
+    assert!(spawner.join().unwrap().success());
+    // A writer this process holds is refused without waiting for any child.
+    let started = Instant::now();
+    let err = Writer::open(d.path(), Options::new()).unwrap_err();
+    assert!(matches!(err, Error::Locked { .. }), "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "a lock this process holds was waited on for {:?}",
+        started.elapsed()
+    );
+    drop(w);
+    println!("waited {waited:?} for the child's exec");
+}
