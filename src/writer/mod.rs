@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::checkpoint::{PoisonCause, SyncPlan};
+use crate::checkpoint::PoisonCause;
 use crate::dir::{self, Lock};
 use crate::error::{Error, Result};
 use crate::format::{self, FRAME_HEADER_LEN, HEADER_LEN};
@@ -16,13 +16,16 @@ use crate::recovery;
 use crate::segment::{page_size, ReadSegment, Segment, SegmentSync, WriteSegment};
 use std::sync::Arc;
 
+mod segments;
+mod sync;
+
 /// How often a checkpoint also msyncs the active segment's header page, to make its synced
 /// mark durable. The mark is stored at every checkpoint but written out with the data only
 /// when this much time has passed since it was last written out (and at `close`, and for
 /// every sealed segment): a durable append then costs one page written, not two. Between
 /// those, the mark on disk lags: after a power cut, bit rot in synced data past it would be
 /// taken for a torn tail (see `recovery`).
-const MARK_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const MARK_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The one writer of a log. Holds an exclusive lock on the log for as long as it lives.
 ///
@@ -414,186 +417,6 @@ impl Writer {
         self.unsynced_bytes
     }
 
-    /// Retention: removes the oldest segments while every record they hold is below `seq`
-    /// (whole files, with `unlink`; a file is never shrunk), then fsyncs the directory.
-    /// Returns the new [`first_seq`](Self::first_seq). The active segment is never removed,
-    /// nor any segment holding a record at or after `seq`, so the log keeps at least the
-    /// records from `seq` on (and usually some before it: removal goes by whole segments).
-    ///
-    /// Records a [`Consumer`](crate::Consumer) has not committed are kept: removal stops at
-    /// the slowest consumer's position (a parked consumer excepted).
-    ///
-    /// Readers that have a removed segment open keep reading it (an unlinked file stays
-    /// mapped); a reader that reaches a removed segment later gets [`Error::SeqBeforeStart`].
-    ///
-    /// # Errors
-    /// [`Error::ConsumerCorrupt`] when a consumer's file is damaged (nothing is removed);
-    /// [`Error::Io`] when a file cannot be removed (those before it are gone) or the directory
-    /// cannot be listed or fsynced; a failed directory fsync poisons the writer, like a failed
-    /// sync. [`Error::Poisoned`] after a failed sync.
-    ///
-    /// # Example
-    /// ```
-    /// use applog::{Error, Options, Reader, Writer};
-    /// # fn main() -> applog::Result<()> {
-    /// # let dir = tempfile::tempdir().unwrap();
-    /// let mut log = Writer::open(dir.path(), Options::new().segment_pages(1))?;
-    /// let record = vec![0u8; log.max_record_len() as usize / 2 + 8]; // one per segment
-    /// for _ in 0..4 {
-    ///     log.append(&record)?;
-    /// }
-    /// assert_eq!(log.truncate_front(3)?, 3); // records 0, 1 and 2 are gone
-    ///
-    /// let mut reader = Reader::open(dir.path())?; // starts at the first record left
-    /// assert_eq!(reader.next()?.map(|r| r.seq()), Some(3));
-    /// assert!(matches!(reader.seek(0), Err(Error::SeqBeforeStart { first_seq: 3, .. })));
-    /// # Ok(()) }
-    /// ```
-    pub fn truncate_front(&mut self, seq: u64) -> Result<u64> {
-        self.retain(Some(seq), &crate::Retention::new())
-    }
-
-    /// One retention pass (see `retention::run`) to `target` and `policy`, as this writer.
-    fn retain(&mut self, target: Option<u64>, policy: &crate::Retention) -> Result<u64> {
-        self.check_poisoned()?;
-        let started = std::time::Instant::now();
-        let active = self.seg.header().base_seq;
-        let pass = crate::retention::Pass {
-            target,
-            needs_consumer: false,
-            policy,
-            dry_run: false,
-            writer: Some((active, self.next_seq, self.pos)),
-        };
-        let (report, failed) = crate::retention::run(&self.dir, &self.fs, &pass);
-        let removed = report.removed.len() as u64;
-        if removed > 0 {
-            self.dir_gen += 1;
-            self.first_seq = self.first_seq.max(report.first_seq.min(self.next_seq));
-            if let Err(e) = self.fs.sync_dir(&self.dir) {
-                let e = Error::io("could not sync log directory", &self.dir, e);
-                self.poison(&e);
-                return Err(e);
-            }
-            self.dir_synced_gen = self.dir_gen;
-        }
-        if let Some(e) = failed {
-            return Err(e);
-        }
-        tracing::debug!(
-            up_to = target,
-            segments = removed,
-            first_seq = self.first_seq,
-            held_back_by = report.held_back_by.as_deref(),
-            elapsed_us = micros(started.elapsed()),
-            "truncated the log front"
-        );
-        Ok(self.first_seq)
-    }
-
-    /// The writer's retention policy, after a rollover. A failure is logged, not returned:
-    /// the append that rolled succeeded (a failed directory sync poisons the writer, so the
-    /// next call reports it).
-    fn apply_retention(&mut self) {
-        let Some(policy) = self.opts.retention.clone() else {
-            return;
-        };
-        if let Err(e) = self.retain(None, &policy) {
-            tracing::warn!(dir = %self.dir.display(), error = %e, "retention failed");
-        }
-    }
-
-    /// Refuses to start a segment while free space is below the policy's floor, after one
-    /// more retention pass.
-    fn check_free_space(&mut self) -> Result<()> {
-        let Some(floor) = self.opts.retention.as_ref().and_then(|r| r.min_free_bytes) else {
-            return Ok(());
-        };
-        let free = |dir: &Path| -> Result<u64> {
-            let st = rustix::fs::statvfs(dir)
-                .map_err(|e| Error::io("could not statvfs", dir, e.into()))?;
-            Ok(st.f_bavail.saturating_mul(st.f_frsize))
-        };
-        if free(&self.dir)? >= floor {
-            return Ok(());
-        }
-        self.apply_retention();
-        let now = free(&self.dir)?;
-        if now >= floor {
-            return Ok(());
-        }
-        Err(Error::FreeSpaceFloor {
-            path: self.dir.clone(),
-            free: now,
-            floor,
-        })
-    }
-
-    fn apply_policy(&mut self) -> Result<()> {
-        match self.opts.sync {
-            SyncPolicy::Always => self.sync(),
-            SyncPolicy::EveryBytes(n) if self.unsynced_bytes >= n => self.sync(),
-            SyncPolicy::Manual | SyncPolicy::EveryBytes(_) | SyncPolicy::Interval(_) => Ok(()),
-        }
-    }
-
-    /// Starts a new segment at `next_seq` and seals the current one.
-    ///
-    /// The new segment is created (header complete and durable) before the seal is
-    /// published, so a reader that sees the seal can always open the successor, and the readers waiting on the old
-    /// segment's wake word are woken by the seal itself. A crash between the two leaves an
-    /// unsealed segment followed by its successor: recovery rewrites the seal.
-    fn roll(&mut self) -> Result<()> {
-        self.check_free_space()?;
-        self.roll_inner()?;
-        if self.opts.retention.is_some() {
-            self.apply_retention();
-        }
-        Ok(())
-    }
-
-    fn roll_inner(&mut self) -> Result<()> {
-        let seal_at = (self.pos + FRAME_HEADER_LEN <= self.seg.reservation()).then_some(self.pos);
-        if let Some(at) = seal_at {
-            // Make room for the seal first: once the successor exists, sealing cannot fail.
-            self.seg.grow_to(at + FRAME_HEADER_LEN)?;
-        }
-        let path = self.dir.join(dir::segment_name(self.next_seq));
-        // After a seal the header needs no msync of its own (see `WriteSegment::write_header`);
-        // after a segment full to its last byte, nothing vouches for it but the msync.
-        let mut seg = WriteSegment::create(
-            &path,
-            self.next_seq,
-            self.segment_pages,
-            &self.fs,
-            seal_at.is_none(),
-        )?;
-        seg.set_grow_pages(self.opts.grow_pages);
-        self.metrics.segment_created();
-        if let Some(at) = seal_at {
-            if let Err(e) = self.seg.seal(at, self.next_seq) {
-                // Nothing was published in the successor: take it back so a retry starts clean.
-                let _ = self.fs.remove_file(&path);
-                return Err(e);
-            }
-            self.wake_readers();
-        }
-        let seal_end = seal_at.map_or(self.pos, |at| at + FRAME_HEADER_LEN);
-        let old = std::mem::replace(&mut self.seg, seg);
-        tracing::debug!(sealed = %old.path().display(), new = %path.display(), next_seq = self.next_seq, "rolled to a new segment");
-        // A sealed segment's final mark is made durable by the checkpoint that covers the
-        // seal: damage in an older segment must never pass for a torn tail (recovery would
-        // then remove the newer segments).
-        // Detached: a sealed segment keeps no mapping or file open until the checkpoint.
-        self.pending
-            .push(old.sync_handle(self.synced_pos, seal_end, true).detached());
-        self.pos = HEADER_LEN;
-        self.synced_pos = 0;
-        self.mark_flushed = 0;
-        self.dir_gen += 1;
-        Ok(())
-    }
-
     /// Writes the frames of `records` from `start` (ending at `end`, all in the active
     /// segment) and publishes them together: the first frame's header last.
     fn write_frames<B: AsRef<[u8]>>(&self, start: u64, end: u64, records: &[B]) -> Result<()> {
@@ -635,123 +458,6 @@ impl Writer {
         self.seg.wake_readers();
     }
 
-    /// The durability checkpoint: `msync(MS_SYNC)` of everything appended since the last sync
-    /// (sealed segments first), and an fsync of the directory when a segment was created. When
-    /// it returns Ok, every record appended before the call survives a power cut.
-    ///
-    /// # Errors
-    /// The I/O error, after which the writer is poisoned: the kernel may have dropped the
-    /// dirty pages it failed to write, so a later sync could "succeed" without them. Every
-    /// later call returns [`Error::Poisoned`] until the log is reopened (and recovered).
-    pub fn sync(&mut self) -> Result<()> {
-        let Some(mut plan) = self.capture_sync()? else {
-            return Ok(());
-        };
-        let outcome = plan.run();
-        self.publish_sync(plan, outcome)
-    }
-
-    /// Makes the active segment's synced mark durable if the last checkpoints left it only in
-    /// the page cache (see [`MARK_FLUSH_INTERVAL`]). For `close`.
-    pub(crate) fn flush_mark(&mut self) -> Result<()> {
-        self.check_poisoned()?;
-        if self.mark_flushed >= self.synced_pos {
-            return Ok(());
-        }
-        let handle = self.seg.sync_handle(self.synced_pos, self.synced_pos, true);
-        match handle.mark_synced() {
-            Ok(()) => {
-                self.mark_flushed = self.synced_pos;
-                self.mark_flushed_at = Instant::now();
-                Ok(())
-            }
-            Err(e) => {
-                self.poison(&e);
-                Err(e)
-            }
-        }
-    }
-
-    /// Sync, step 1 of 3 (under the writer's lock, in a [`SharedWriter`](crate::SharedWriter)):
-    /// what the checkpoint must flush to make every record appended so far durable. `None`
-    /// when that is already so.
-    pub(crate) fn capture_sync(&mut self) -> Result<Option<SyncPlan>> {
-        self.check_poisoned()?;
-        if self.pending.is_empty()
-            && self.dir_synced_gen == self.dir_gen
-            && self.synced_pos == self.pos
-            && self.injected_sync_error.is_none()
-        {
-            return Ok(None);
-        }
-        let started = Instant::now();
-        let flush_mark = started.duration_since(self.mark_flushed_at) >= MARK_FLUSH_INTERVAL;
-        Ok(Some(SyncPlan {
-            sealed: std::mem::take(&mut self.pending),
-            active: self.seg.sync_handle(self.synced_pos, self.pos, flush_mark),
-            active_base: self.seg.header().base_seq,
-            fs: Arc::clone(&self.fs),
-            dir: (self.dir_synced_gen != self.dir_gen).then(|| self.dir.clone()),
-            dir_gen: self.dir_gen,
-            next_seq: self.next_seq,
-            unsynced_bytes: self.unsynced_bytes,
-            injected: self.injected_sync_error.take(),
-            started,
-            flushed_in: Duration::ZERO,
-        }))
-    }
-
-    /// Sync, step 3 of 3 (under the lock again): records what the flush made durable, or
-    /// poisons the writer when it failed. Appends, rolls and retention may have happened
-    /// since the capture; only what the plan covered is marked synced.
-    #[allow(clippy::needless_pass_by_value)] // the plan is spent: no second publish of it
-    pub(crate) fn publish_sync(&mut self, plan: SyncPlan, outcome: Result<()>) -> Result<()> {
-        if plan.was_slow(self.opts.slow_sync, outcome.is_ok()) {
-            self.slow_syncs += 1;
-            self.metrics.slow_sync();
-        }
-        match outcome {
-            Ok(()) => {
-                self.metrics.synced(plan.next_seq, plan.flushed_in);
-                self.dir_synced_gen = self.dir_synced_gen.max(plan.dir_gen);
-                if self.seg.header().base_seq == plan.active_base {
-                    self.synced_pos = self.synced_pos.max(plan.active.end);
-                    if plan.active.flush_mark {
-                        self.mark_flushed = self.mark_flushed.max(plan.active.end);
-                        self.mark_flushed_at = plan.started;
-                    }
-                }
-                self.unsynced_bytes = self.unsynced_bytes.saturating_sub(plan.unsynced_bytes);
-                tracing::debug!(
-                    durable_seq = plan.next_seq,
-                    sealed_segments = plan.sealed.len(),
-                    active_end = plan.active.end,
-                    dir_fsync = plan.dir.is_some(),
-                    mark_flushed = plan.active.flush_mark,
-                    elapsed_us = micros(plan.started.elapsed()),
-                    "synced"
-                );
-                Ok(())
-            }
-            Err(e) => {
-                self.metrics.sync_failed();
-                self.poison(&e);
-                Err(e)
-            }
-        }
-    }
-
-    /// How many syncs took longer than [`Options::slow_sync`] since the writer was opened
-    /// (each was logged with `tracing::warn!`).
-    pub fn slow_syncs(&self) -> u64 {
-        self.slow_syncs
-    }
-
-    fn poison(&mut self, e: &Error) {
-        tracing::error!(error = %e, "sync failed; the writer is poisoned until the log is reopened");
-        self.poisoned = Some(PoisonCause::of(e));
-    }
-
     /// Syncs and closes the writer, releasing the lock; also makes the active segment's synced
     /// mark durable (a checkpoint writes it out only about once a second). Dropping a writer
     /// without `close` releases the lock too but does not sync.
@@ -761,13 +467,6 @@ impl Writer {
     pub fn close(mut self) -> Result<()> {
         self.sync()?;
         self.flush_mark()
-    }
-
-    /// Test hook: the next `sync` fails with `error` as if msync had failed.
-    #[cfg(feature = "fault-injection")]
-    #[doc(hidden)]
-    pub fn inject_sync_error(&mut self, error: io::Error) {
-        self.injected_sync_error = Some(error);
     }
 }
 
@@ -818,6 +517,6 @@ fn create_dir(dir: &Path, fs: &dyn FileSystem) -> Result<()> {
 }
 
 /// A duration in whole microseconds, for events.
-fn micros(d: Duration) -> u64 {
+pub(crate) fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
