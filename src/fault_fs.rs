@@ -61,6 +61,8 @@ pub enum Fault {
     Fail(i32),
     /// Return Ok and persist nothing (`msync` and `sync_dir`; other calls run normally).
     Lie,
+    /// Sleep this long, then run the call normally (a slow device).
+    Delay(std::time::Duration),
 }
 
 #[derive(Debug, Default)]
@@ -162,11 +164,18 @@ impl FaultFs {
             *c += 1;
             *c
         };
-        st.plan
+        let fault = st
+            .plan
             .iter()
             .rev()
             .find(|&&(k, from, to, _)| k == kind && from <= n && n <= to)
-            .map(|&(.., f)| f)
+            .map(|&(.., f)| f);
+        drop(st);
+        if let Some(Fault::Delay(d)) = fault {
+            std::thread::sleep(d);
+            return None;
+        }
+        fault
     }
 
     fn end(&self) {
@@ -294,7 +303,8 @@ impl FileSystem for FaultFs {
                 Err(io::Error::from_raw_os_error(errno))
             }
             Some(Fault::Lie) => Ok(()),
-            None => range.run().map(|()| {
+            // `begin` has slept a delay out and passes the call on.
+            Some(Fault::Delay(_)) | None => range.run().map(|()| {
                 let Some(ino) = ino else { return };
                 let mut st = self.lock();
                 let unwritten = st.lost.get(&ino).cloned().unwrap_or_default();
