@@ -16,6 +16,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::io::FileSystem;
@@ -192,7 +193,9 @@ fn copy_into(
         fs.create_new(&path)
             .map_err(|e| Error::create("could not create the copy's first segment", &path, e))?;
     }
-    let mut opts = Options::new().segment_pages(pages);
+    // The copy is flushed in bulk, whole segments at a time: a long flush is its nature, not
+    // a sign of an overloaded device, so it is not reported as a slow sync.
+    let mut opts = Options::new().segment_pages(pages).slow_sync(Duration::MAX);
     opts.fs = Fs(Arc::clone(fs));
     let mut writer = Writer::open(dir, opts)?;
     if writer.next_seq() != first {

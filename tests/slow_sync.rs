@@ -7,6 +7,8 @@
 //! `SharedWriter`, whose flush runs without the lock); a flush under the limit does neither;
 //! the synced records are durable as usual.
 
+mod common;
+
 use std::io;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -122,4 +124,42 @@ fn the_default_limit_is_one_second() {
     w.append(b"a").unwrap();
     w.sync().unwrap();
     assert_eq!(w.slow_syncs(), 0);
+}
+
+/// The tool's limit: `--slow-sync 0` reports every sync (each takes some time), naming the
+/// segment file; `APPLOG_SLOW_SYNC` sets the same; a value that is not a number of seconds is
+/// a usage error, and nothing is appended.
+#[test]
+fn the_tool_takes_its_slow_sync_limit_from_a_flag_or_the_environment() {
+    use common::cli::{applog, run, Run};
+    let d = tempfile::tempdir().unwrap();
+    let log = d.path().join("log");
+    let log = log.to_str().unwrap();
+
+    let out = run(&["append", log, "a", "b", "--slow-sync", "0"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("slow sync"), "{out:?}");
+    assert!(out.stderr.contains(common::cli::SEG0), "{out:?}");
+
+    let out: Run = applog()
+        .args(["append", log, "c"])
+        .env("APPLOG_SLOW_SYNC", "0")
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("slow sync"), "{out:?}");
+
+    // The tests' own default (an hour) keeps it quiet.
+    run(&["append", log, "d"]).ok();
+
+    for bad in ["soon", "-1", ""] {
+        run(&["append", log, "e", "--slow-sync", bad]).usage_error();
+    }
+    let mut reader = applog::Reader::open(log).unwrap();
+    let mut records = Vec::new();
+    while let Some(r) = reader.next().unwrap() {
+        records.push(r.data().to_vec());
+    }
+    assert_eq!(records, [b"a", b"b", b"c", b"d"]);
 }

@@ -41,6 +41,18 @@ pub struct Args {
     /// changes the log's segment size from its next segment on (existing segments keep theirs).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     segment_pages: Option<u32>,
+    /// Warn on standard error when one sync takes longer than this many seconds (a slow or
+    /// overloaded device); also read from the APPLOG_SLOW_SYNC environment variable.
+    #[arg(long, value_name = "SECS", env = "APPLOG_SLOW_SYNC", default_value = "1", value_parser = secs)]
+    slow_sync: Duration,
+}
+
+/// A number of seconds, zero or more (fractions allowed).
+fn secs(text: &str) -> Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| format!("{text:?} is not a number of seconds"))
 }
 
 /// While streaming, sync when input pauses this long...
@@ -49,7 +61,7 @@ const IDLE: Duration = Duration::from_millis(50);
 const SYNC_EVERY: Duration = Duration::from_secs(1);
 
 pub fn run(args: Args) -> Result<(), Failure> {
-    let mut opts = applog::Options::new();
+    let mut opts = applog::Options::new().slow_sync(args.slow_sync);
     if let Some(pages) = args.segment_pages {
         opts = opts.segment_pages(pages);
     }
