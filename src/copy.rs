@@ -42,7 +42,11 @@ pub struct CopyReport {
 /// `dest` must not exist (its parent must). Nothing appears at `dest` until the copy is
 /// complete and verified: it is built in a hidden directory beside it
 /// (`.<name>.applog-copy-<pid>`), which is removed on an error, and renamed into place. The
-/// copy's segments have the largest reservation of the source's segments.
+/// copy's segments have the largest reservation of the source's segments (a page more when
+/// the source has version-1 segments).
+///
+/// The copy is written in the current format: copying a log made by an older version of
+/// applog upgrades it. Each record keeps its time; one from a version-1 segment has none.
 ///
 /// # Errors
 /// [`Error::Corrupt`] when the source is damaged (nothing is made); [`Error::Copy`] when the
@@ -130,7 +134,9 @@ pub(crate) fn copy_with(
     let pages = report
         .segments
         .iter()
-        .map(|s| s.reservation.div_ceil(page))
+        // A record that filled a version-1 segment needs 8 bytes more in the copy (its time):
+        // a page more.
+        .map(|s| s.reservation.div_ceil(page) + u64::from(s.format_version == 1))
         .max()
         .filter(|&p| p > 0)
         .map_or(crate::options::DEFAULT_SEGMENT_PAGES, |p| {
@@ -169,8 +175,9 @@ fn interrupted(cancel: &AtomicBool) -> Result<()> {
 struct Digest(crc32fast::Hasher);
 
 impl Digest {
-    fn add(&mut self, seq: u64, data: &[u8]) {
+    fn add(&mut self, seq: u64, time: Option<u64>, data: &[u8]) {
         self.0.update(&seq.to_le_bytes());
+        self.0.update(&time.unwrap_or(0).to_le_bytes());
         self.0.update(&(data.len() as u64).to_le_bytes());
         self.0.update(data);
     }
@@ -230,8 +237,9 @@ fn copy_into(
                 ),
             });
         }
-        digest.add(seq, record.data());
-        writer.append(record.data())?;
+        digest.add(seq, record.time_ns(), record.data());
+        // The record keeps its time (none for one from a version-1 segment).
+        writer.append_at(record.data(), record.time_ns().unwrap_or(0))?;
     }
     writer.close()?;
     interrupted(cancel)?;
@@ -257,7 +265,7 @@ fn copy_into(
     let mut reader = Reader::open(dir)?;
     while let Some(record) = reader.next()? {
         interrupted(cancel)?;
-        again.add(record.seq(), record.data());
+        again.add(record.seq(), record.time_ns(), record.data());
     }
     if again.0.finalize() != digest.0.finalize() {
         return Err(Error::Copy {

@@ -70,8 +70,8 @@ fn durable_in(seg: &ReadSegment, mark: u64) -> u64 {
     let mut seq = seg.header().base_seq;
     while off + format::FRAME_HEADER_LEN <= mark {
         match seg.frame_at(off, seq).0 {
-            Frame::Record { len } => {
-                let end = off + format::frame_len(u64::from(len));
+            Frame::Record { len, .. } => {
+                let end = off + seg.frame_len(u64::from(len));
                 if end > mark {
                     break;
                 }

@@ -12,7 +12,7 @@
 //! segment header
 //!  offset size field
 //!   0      8   magic            89 41 50 50 4C 4F 47 0A  ("\x89APPLOG\n")
-//!   8      4   format version   1
+//!   8      4   format version   2 (1: frames without a time; still read)
 //!  12      4   page size        bytes, a power of two
 //!  16      4   segment pages    reservation = page size * segment pages
 //!  20      4   flags            0 (reserved)
@@ -26,15 +26,22 @@
 //!                               Only for waking readers (see `notify`); not checked.
 //!  60      4   reserved         0
 //!
-//! frame (8-byte aligned)
+//! record frame, version 2 (8-byte aligned)
 //!  offset size field
-//!   0      4   length word      bit 31 set (PRESENT), bits 0..31: payload length
-//!   4      4   CRC              CRC-32(salt, seq, length word, payload)
-//!   8      len payload
-//!   8+len  pad zeros up to the next multiple of 8
+//!   0      4   length word      bit 31 set (PRESENT); bit 30: MORE (the next frame belongs to
+//!                               the same batch); bits 0..30: payload length
+//!   4      4   CRC              CRC-32(salt, seq, length word, time, payload)
+//!   8      8   time             nanoseconds since the Unix epoch when it was appended;
+//!                               0: unknown (a record copied from a version-1 segment)
+//!  16      len payload
+//!  16+len  pad zeros up to the next multiple of 8
 //!
-//! seal frame: length word 0xFFFF_FFFF, CRC-32(salt, next seq, length word), no payload.
-//! It ends a segment; the next segment's base seq is the seal's seq.
+//! record frame, version 1: as version 2 without the time word (the payload at 8) and
+//! without the MORE bit (bits 0..31 are the length); the CRC covers salt, seq, length word
+//! and payload.
+//!
+//! seal frame (both versions): length word 0xFFFF_FFFF, CRC-32(salt, next seq, length
+//! word), no payload. It ends a segment; the next segment's base seq is the seal's seq.
 //! ```
 //!
 //! The 8-byte frame header is published with one aligned atomic store, after the payload is in
@@ -48,8 +55,9 @@ use std::fmt;
 
 /// The 8 magic bytes every segment file starts with.
 pub const MAGIC: [u8; 8] = *b"\x89APPLOG\n";
-/// The format version this crate writes and reads.
-pub const VERSION: u32 = 1;
+/// The format version this crate writes new segments in. It reads version 1 too.
+#[cfg(any(test, feature = "fault-injection"))]
+pub const VERSION: u32 = 2;
 /// Length of the segment header; the first frame starts here.
 pub const HEADER_LEN: u64 = HEADER_BYTES as u64;
 /// [`HEADER_LEN`] as a `usize`, for arrays.
@@ -66,7 +74,68 @@ pub const SYNCED_MARK_OFFSET: u64 = 48;
 pub const WAKE_WORD_OFFSET: u64 = 56;
 
 const PRESENT: u32 = 1 << 31;
+/// Version 2: the frame after this one belongs to the same batch.
+const MORE: u32 = 1 << 30;
 const SEAL_WORD: u32 = u32::MAX;
+
+/// How the record frames of a segment are laid out: by the format version in its header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// Version 1: an 8-byte header word, then the payload. No time, no batch bit.
+    V1,
+    /// Version 2: the header word, the 8-byte time, then the payload.
+    V2,
+}
+
+impl Layout {
+    /// The layout new segments are written in.
+    pub const CURRENT: Layout = Layout::V2;
+
+    /// The layout of a format version, if this build knows it.
+    pub fn of_version(version: u32) -> Option<Layout> {
+        match version {
+            1 => Some(Layout::V1),
+            2 => Some(Layout::V2),
+            _ => None,
+        }
+    }
+
+    /// The format version number.
+    pub const fn version(self) -> u32 {
+        match self {
+            Layout::V1 => 1,
+            Layout::V2 => 2,
+        }
+    }
+
+    /// Bytes before a record's payload: the header word, and the time in version 2.
+    #[inline]
+    pub fn record_header_len(self) -> u64 {
+        match self {
+            Layout::V1 => FRAME_HEADER_LEN,
+            Layout::V2 => FRAME_HEADER_LEN + 8,
+        }
+    }
+
+    /// Bytes a record frame with a payload of `len` bytes occupies, padding included.
+    #[inline]
+    pub fn frame_len(self, len: u64) -> u64 {
+        self.record_header_len() + round_up(len, ALIGN)
+    }
+
+    /// The largest payload length the length field can hold.
+    pub fn max_len(self) -> u64 {
+        match self {
+            Layout::V1 => u64::from(!PRESENT),
+            Layout::V2 => u64::from(MORE - 1),
+        }
+    }
+
+    /// Whether records carry their append time.
+    pub fn has_time(self) -> bool {
+        self == Layout::V2
+    }
+}
 
 /// The low and the high 32 bits of a word.
 pub(crate) fn halves(word: u64) -> (u32, u32) {
@@ -96,14 +165,17 @@ pub fn round_up(n: u64, to: u64) -> u64 {
     n.checked_add(to - 1).map_or(!(to - 1), |v| v & !(to - 1))
 }
 
-/// Bytes a frame with a payload of `len` bytes occupies, padding included.
+/// Bytes a version-1 frame with a payload of `len` bytes occupies, padding included.
+#[cfg(any(test, feature = "fault-injection"))]
 pub fn frame_len(len: u64) -> u64 {
-    FRAME_HEADER_LEN + round_up(len, ALIGN)
+    Layout::V1.frame_len(len)
 }
 
 /// The fixed fields of a segment header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SegmentHeader {
+    /// The frame layout (format version) of the segment.
+    pub layout: Layout,
     /// Page size the segment was created with.
     pub page_size: u32,
     /// Reservation in pages.
@@ -174,14 +246,15 @@ impl SegmentHeader {
     /// The largest payload a frame in this segment can carry.
     pub fn max_record_len(&self) -> u64 {
         self.reservation()
-            .saturating_sub(HEADER_LEN + FRAME_HEADER_LEN)
+            .saturating_sub(HEADER_LEN + self.layout.record_header_len())
+            .min(self.layout.max_len())
     }
 
     /// Encodes the header; the synced mark is zero.
     pub fn encode(&self) -> [u8; HEADER_BYTES] {
         let mut b = [0u8; HEADER_BYTES];
         b[0..8].copy_from_slice(&MAGIC);
-        b[8..12].copy_from_slice(&VERSION.to_le_bytes());
+        b[8..12].copy_from_slice(&self.layout.version().to_le_bytes());
         b[12..16].copy_from_slice(&self.page_size.to_le_bytes());
         b[16..20].copy_from_slice(&self.segment_pages.to_le_bytes());
         b[24..32].copy_from_slice(&self.base_seq.to_le_bytes());
@@ -212,13 +285,14 @@ impl SegmentHeader {
             return Err(HeaderError::NotApplog);
         }
         let version = le_u32(b, 8);
-        if version != VERSION {
+        let Some(layout) = Layout::of_version(version) else {
             return Err(HeaderError::UnsupportedVersion(version));
-        }
+        };
         if le_u32(b, 40) != crc32fast::hash(&b[0..40]) {
             return Err(HeaderError::BadCrc);
         }
         let h = SegmentHeader {
+            layout,
             page_size: le_u32(b, 12),
             segment_pages: le_u32(b, 16),
             base_seq: le_u64(b, 24),
@@ -278,6 +352,8 @@ pub enum Head {
         len: u32,
         /// Stored CRC.
         crc: u32,
+        /// Version 2: the next frame belongs to the same batch.
+        more: bool,
     },
     /// A seal frame with this CRC.
     Seal {
@@ -288,8 +364,9 @@ pub enum Head {
     Garbage,
 }
 
-/// Splits a header word.
-pub fn decode_head(word: u64) -> Head {
+/// Splits a header word of a segment in `layout`.
+#[inline]
+pub fn decode_head(layout: Layout, word: u64) -> Head {
     let (lenw, crc) = halves(word);
     if word == 0 {
         Head::Empty
@@ -298,39 +375,88 @@ pub fn decode_head(word: u64) -> Head {
     } else if lenw & PRESENT == 0 {
         Head::Garbage
     } else {
-        Head::Record {
-            len: lenw & !PRESENT,
-            crc,
+        match layout {
+            Layout::V1 => Head::Record {
+                len: lenw & !PRESENT,
+                crc,
+                more: false,
+            },
+            Layout::V2 => Head::Record {
+                len: lenw & (MORE - 1),
+                crc,
+                more: lenw & MORE != 0,
+            },
         }
     }
 }
 
-/// The CRC state of a record frame before its payload: seeded with the segment's salt, then
-/// the seq and the length word. Feed it the payload and finalize it.
+/// The length word of a record frame: PRESENT, MORE (version 2 only) and the length.
 #[inline]
-pub fn record_hasher(seed: u32, seq: u64, len: u32) -> crc32fast::Hasher {
+fn length_word(layout: Layout, len: u32, more: bool) -> u32 {
+    match layout {
+        Layout::V1 => (len & !PRESENT) | PRESENT,
+        Layout::V2 => (len & (MORE - 1)) | PRESENT | if more { MORE } else { 0 },
+    }
+}
+
+/// The CRC state of a record frame before its payload: seeded with the segment's salt, then
+/// the seq, the length word and (version 2) the time. Feed it the payload and finalize it.
+#[inline]
+pub fn record_hasher(
+    layout: Layout,
+    seed: u32,
+    seq: u64,
+    len: u32,
+    more: bool,
+    time: u64,
+) -> crc32fast::Hasher {
     let mut h = crc32fast::Hasher::new_with_initial(seed);
-    let mut pre = [0u8; 12];
+    let mut pre = [0u8; 20];
     pre[..8].copy_from_slice(&seq.to_le_bytes());
-    pre[8..].copy_from_slice(&(len | PRESENT).to_le_bytes());
-    h.update(&pre);
+    pre[8..12].copy_from_slice(&length_word(layout, len, more).to_le_bytes());
+    match layout {
+        Layout::V1 => h.update(&pre[..12]),
+        Layout::V2 => {
+            pre[12..].copy_from_slice(&time.to_le_bytes());
+            h.update(&pre);
+        }
+    }
     h
 }
 
-/// CRC of a record frame.
+/// CRC of a version-1 record frame.
 #[inline]
+#[cfg(any(test, feature = "fault-injection"))]
 pub fn record_crc(seed: u32, seq: u64, len: u32, payload: &[u8]) -> u32 {
-    let mut h = record_hasher(seed, seq, len);
+    let mut h = record_hasher(Layout::V1, seed, seq, len, false, 0);
     h.update(payload);
     h.finalize()
 }
 
-/// The header word of a record frame. `len` must be below 2^31 (guaranteed by
+/// The header word of a version-1 record frame. `len` must be below 2^31 (guaranteed by
 /// [`MAX_RESERVATION`]).
+#[cfg(any(test, feature = "fault-injection"))]
 pub fn record_word(seed: u32, seq: u64, payload: &[u8]) -> u64 {
-    let len = to_u32(payload.len() as u64) & !PRESENT;
-    let crc = record_crc(seed, seq, len, payload);
-    (u64::from(crc) << 32) | u64::from(len | PRESENT)
+    frame_word(Layout::V1, seed, seq, 0, false, payload)
+}
+
+/// The header word of a record frame in `layout`, with the append `time` and the batch bit
+/// `more` (both ignored in version 1). The length must fit the layout's length field
+/// ([`Layout::max_len`]; the writer checks it first).
+#[inline]
+pub fn frame_word(
+    layout: Layout,
+    seed: u32,
+    seq: u64,
+    time: u64,
+    more: bool,
+    payload: &[u8],
+) -> u64 {
+    let len = to_u32(payload.len() as u64);
+    let mut h = record_hasher(layout, seed, seq, len, more, time);
+    h.update(payload);
+    let crc = h.finalize();
+    (u64::from(crc) << 32) | u64::from(length_word(layout, len, more))
 }
 
 /// CRC of a seal frame that says the next segment starts at `next_seq`.
@@ -394,10 +520,15 @@ impl fmt::Display for BadFrame {
 pub enum Frame {
     /// Nothing published here yet.
     Empty,
-    /// A valid record with this payload length; the frame occupies `frame_len(len)` bytes.
+    /// A valid record with this payload length; the frame occupies
+    /// [`Layout::frame_len`]`(len)` bytes.
     Record {
         /// Payload length.
         len: u32,
+        /// Append time, nanoseconds since the Unix epoch; 0 when unknown (version 1).
+        time: u64,
+        /// The next frame belongs to the same batch (version 2).
+        more: bool,
     },
     /// A valid seal: the segment ends here.
     Seal,
@@ -407,19 +538,22 @@ pub enum Frame {
 
 /// Checks one frame.
 ///
-/// `word` is the header word at the frame's offset; `avail` is how many bytes exist after the
-/// frame header (up to the smaller of file size and reservation); `payload_crc` finishes the
-/// CRC given the [`record_hasher`] state and the payload length, and is only called once
-/// `len <= avail` has been checked.
+/// `word` is the header word at the frame's offset; `time` loads the time word (version 2;
+/// `None` when it lies outside the file); `avail` is how many bytes exist after the record
+/// header ([`Layout::record_header_len`]; up to the smaller of file size and reservation);
+/// `payload_crc` finishes the CRC given the [`record_hasher`] state and the payload length,
+/// and is only called once `len <= avail` has been checked.
 #[inline]
 pub fn check_frame(
+    layout: Layout,
     seed: u32,
     seq: u64,
     word: u64,
+    time: impl FnOnce() -> Option<u64>,
     avail: u64,
     payload_crc: impl FnOnce(crc32fast::Hasher, u32) -> u32,
 ) -> Frame {
-    match decode_head(word) {
+    match decode_head(layout, word) {
         Head::Empty => Frame::Empty,
         Head::Garbage => Frame::Bad(BadFrame::Garbage),
         Head::Seal { crc } => {
@@ -429,13 +563,17 @@ pub fn check_frame(
                 Frame::Bad(BadFrame::BadSeal)
             }
         }
-        Head::Record { len, crc } => {
-            if u64::from(len) > avail {
+        Head::Record { len, crc, more } => {
+            let time = match layout {
+                Layout::V1 => Some(0),
+                Layout::V2 => time(),
+            };
+            let Some(time) = time.filter(|_| u64::from(len) <= avail) else {
                 return Frame::Bad(BadFrame::LengthOutOfBounds { len });
-            }
-            let actual = payload_crc(record_hasher(seed, seq, len), len);
+            };
+            let actual = payload_crc(record_hasher(layout, seed, seq, len, more, time), len);
             if actual == crc {
-                Frame::Record { len }
+                Frame::Record { len, time, more }
             } else {
                 Frame::Bad(BadFrame::CrcMismatch {
                     stored: crc,
@@ -446,13 +584,36 @@ pub fn check_frame(
     }
 }
 
-/// [`check_frame`] over a payload in a byte slice (`payload` holds at least `avail` bytes).
+/// [`check_frame`] of a version-1 frame over a payload in a byte slice (`payload` holds at
+/// least `avail` bytes).
 #[cfg(any(test, feature = "fault-injection"))]
 pub fn check_frame_in(seed: u32, seq: u64, word: u64, payload: &[u8]) -> Frame {
-    check_frame(seed, seq, word, payload.len() as u64, |mut h, len| {
-        h.update(payload.get(..len as usize).unwrap_or_default());
-        h.finalize()
-    })
+    check_frame_bytes(Layout::V1, seed, seq, word, payload)
+}
+
+/// [`check_frame`] over the bytes after a frame's header word (`rest`: for version 2 the time
+/// word, then the payload).
+#[cfg(any(test, feature = "fault-injection"))]
+pub fn check_frame_bytes(layout: Layout, seed: u32, seq: u64, word: u64, rest: &[u8]) -> Frame {
+    let skip = to_usize(layout.record_header_len() - FRAME_HEADER_LEN);
+    let payload = rest.get(skip..).unwrap_or_default();
+    let time = || {
+        rest.get(..8)
+            .filter(|_| layout == Layout::V2)
+            .map(|b| le_u64(b, 0))
+    };
+    check_frame(
+        layout,
+        seed,
+        seq,
+        word,
+        time,
+        payload.len() as u64,
+        |mut h, len| {
+            h.update(payload.get(..len as usize).unwrap_or_default());
+            h.finalize()
+        },
+    )
 }
 
 #[cfg(test)]
@@ -462,6 +623,7 @@ mod tests {
 
     fn hdr() -> SegmentHeader {
         SegmentHeader {
+            layout: Layout::V1,
             page_size: 4096,
             segment_pages: 16,
             base_seq: 42,
@@ -478,7 +640,7 @@ mod tests {
     #[test]
     fn zero_header_is_blank_and_zero_word_is_empty() {
         assert_eq!(SegmentHeader::decode(&[0u8; 64]), Err(HeaderError::Blank));
-        assert_eq!(decode_head(0), Head::Empty);
+        assert_eq!(decode_head(Layout::V2, 0), Head::Empty);
         // The empty record never encodes to zero, whatever its CRC.
         for seq in 0..10_000u64 {
             assert_ne!(record_word(hdr().crc_seed(), seq, &[]), 0);
@@ -533,7 +695,14 @@ mod tests {
         let h = hdr();
         let w = record_word(h.crc_seed(), 5, b"payload");
         let ok = check_frame_in(h.crc_seed(), 5, w, b"payload");
-        assert_eq!(ok, Frame::Record { len: 7 });
+        assert_eq!(
+            ok,
+            Frame::Record {
+                len: 7,
+                time: 0,
+                more: false
+            }
+        );
         let other_seq = check_frame_in(h.crc_seed(), 6, w, b"payload");
         assert!(matches!(
             other_seq,
@@ -544,6 +713,87 @@ mod tests {
         assert!(matches!(stale, Frame::Bad(BadFrame::CrcMismatch { .. })));
         let short = check_frame_in(h.crc_seed(), 5, w, &b"payload"[..6]);
         assert_eq!(short, Frame::Bad(BadFrame::LengthOutOfBounds { len: 7 }));
+    }
+
+    fn v2(payload: &[u8], time: u64, more: bool) -> (u64, Vec<u8>) {
+        let w = frame_word(Layout::V2, hdr().crc_seed(), 9, time, more, payload);
+        let mut rest = time.to_le_bytes().to_vec();
+        rest.extend_from_slice(payload);
+        (w, rest)
+    }
+
+    #[test]
+    fn version_2_frame_carries_time_and_the_batch_bit() {
+        let seed = hdr().crc_seed();
+        let (w, rest) = v2(b"payload", 1_700_000_000_123_456_789, true);
+        assert_eq!(
+            check_frame_bytes(Layout::V2, seed, 9, w, &rest),
+            Frame::Record {
+                len: 7,
+                time: 1_700_000_000_123_456_789,
+                more: true
+            }
+        );
+        assert_eq!(Layout::V2.frame_len(7), 16 + 8);
+        assert_eq!(Layout::V1.frame_len(7), 8 + 8);
+        // The time and the batch bit are covered by the CRC.
+        for bit in 0..64 {
+            let mut bad = rest.clone();
+            bad[bit / 8] ^= 1 << (bit % 8);
+            assert!(matches!(
+                check_frame_bytes(Layout::V2, seed, 9, w, &bad),
+                Frame::Bad(BadFrame::CrcMismatch { .. })
+            ));
+        }
+        let flipped = w ^ u64::from(MORE);
+        assert!(matches!(
+            check_frame_bytes(Layout::V2, seed, 9, flipped, &rest),
+            Frame::Bad(BadFrame::CrcMismatch { .. })
+        ));
+        // A frame without its time word in the file runs out of bounds.
+        assert_eq!(
+            check_frame_bytes(Layout::V2, seed, 9, w, &rest[..4]),
+            Frame::Bad(BadFrame::LengthOutOfBounds { len: 7 })
+        );
+        // The same word read as version 1 does not pass.
+        assert!(matches!(
+            check_frame_bytes(Layout::V1, seed, 9, w, &rest),
+            Frame::Bad(_)
+        ));
+    }
+
+    #[test]
+    fn both_versions_decode_and_others_are_refused() {
+        let v1 = hdr();
+        let v2 = SegmentHeader {
+            layout: Layout::V2,
+            ..v1
+        };
+        assert_eq!(SegmentHeader::decode(&v1.encode()), Ok(v1));
+        assert_eq!(SegmentHeader::decode(&v2.encode()), Ok(v2));
+        let mut b = v2.encode();
+        b[8] = 3;
+        let crc = crc32fast::hash(&b[0..40]);
+        b[40..44].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            SegmentHeader::decode(&b),
+            Err(HeaderError::UnsupportedVersion(3))
+        );
+        // Version 2's length field has 30 bits.
+        let big = SegmentHeader {
+            page_size: 1 << 16,
+            segment_pages: 1 << 15,
+            ..v2
+        };
+        assert_eq!(big.max_record_len(), (1 << 30) - 1);
+        assert_eq!(
+            SegmentHeader {
+                layout: Layout::V1,
+                ..big
+            }
+            .max_record_len(),
+            (1 << 31) - HEADER_LEN - 8
+        );
     }
 
     #[test]
@@ -573,7 +823,7 @@ mod tests {
             let _ = SegmentHeader::decode(&bytes);
             let r = check_frame_in(7, 1, word, &bytes[..(avail.min(bytes.len() as u64)) as usize]);
             // A random word is only accepted with a matching CRC.
-            if let Frame::Record { len } = r {
+            if let Frame::Record { len, .. } = r {
                 prop_assert_eq!(record_word(7, 1, &bytes[..len as usize]), word);
             }
         }
@@ -582,7 +832,25 @@ mod tests {
         fn record_round_trip(payload in proptest::collection::vec(any::<u8>(), 0..300), seq in any::<u64>(), seed in any::<u32>()) {
             let w = record_word(seed, seq, &payload);
             let r = check_frame_in(seed, seq, w, &payload);
-            prop_assert_eq!(r, Frame::Record { len: payload.len() as u32 });
+            prop_assert_eq!(r, Frame::Record { len: payload.len() as u32, time: 0, more: false });
+        }
+
+        #[test]
+        fn version_2_round_trip(payload in proptest::collection::vec(any::<u8>(), 0..300), seq in any::<u64>(), seed in any::<u32>(), time in any::<u64>(), more in any::<bool>()) {
+            let w = frame_word(Layout::V2, seed, seq, time, more, &payload);
+            let mut rest = time.to_le_bytes().to_vec();
+            rest.extend_from_slice(&payload);
+            let r = check_frame_bytes(Layout::V2, seed, seq, w, &rest);
+            prop_assert_eq!(r, Frame::Record { len: payload.len() as u32, time, more });
+        }
+
+        #[test]
+        fn version_2_decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200), word in any::<u64>()) {
+            let r = check_frame_bytes(Layout::V2, 7, 1, word, &bytes);
+            // A random word is only accepted with a matching CRC over the time and payload.
+            if let Frame::Record { len, time, more } = r {
+                prop_assert_eq!(frame_word(Layout::V2, 7, 1, time, more, &bytes[8..8 + len as usize]), word);
+            }
         }
     }
 }

@@ -136,6 +136,7 @@ macro_rules! fault_point {
 }
 
 mod checkpoint;
+mod clock;
 /// The group-commit state machine of `SharedWriter`. Public only with the `fault-injection`
 /// feature, so that the loom model test (tests/loom_group_commit.rs) checks the crate's own
 /// code; not part of the API.

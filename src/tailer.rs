@@ -117,6 +117,16 @@ impl Tailer {
         self.reader.position()
     }
 
+    /// Positions the tailer at the first record appended at or after `time` and returns its
+    /// seq (the next seq to be appended when every record so far is older): see
+    /// [`Reader::seek_time`].
+    ///
+    /// # Errors
+    /// As [`Reader::seek_time`].
+    pub fn seek_time(&mut self, time: std::time::SystemTime) -> Result<u64> {
+        self.reader.seek_time(time)
+    }
+
     /// The log directory.
     pub fn dir(&self) -> &Path {
         self.reader.dir()

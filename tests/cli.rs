@@ -568,17 +568,18 @@ fn verify_reports_a_torn_tail_but_it_is_not_corruption() {
 /// second frame's offset.
 fn corrupt_log() -> (tempfile::TempDir, PathBuf, u64) {
     let (tmp, log) = log_with(&[b"alpha", b"bravo", b"charlie"]);
-    // Header 64 bytes; "alpha" takes an 8-byte frame header and 8 bytes of padded payload.
-    let second = 64 + 8 + 8;
+    // Header 64 bytes; "alpha" takes a 16-byte frame header (header word and time) and 8
+    // bytes of padded payload.
+    let second = 64 + 16 + 8;
     let f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open(log.join(SEG0))
         .expect("open segment");
     let mut b = [0u8; 1];
-    f.read_exact_at(&mut b, second + 9).expect("read");
+    f.read_exact_at(&mut b, second + 17).expect("read");
     assert_eq!(&b, b"r", "the layout changed");
-    f.write_at(b"R", second + 9).expect("write");
+    f.write_at(b"R", second + 17).expect("write");
     (tmp, log, second)
 }
 

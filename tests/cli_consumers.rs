@@ -618,8 +618,8 @@ fn consumers_lists_position_lag_time_and_state_as_text_and_json() {
         (slow["next_seq"].as_u64(), slow["lag"].as_u64()),
         (Some(4), Some(6))
     );
-    // Six records of 2 bytes: 16-byte frames.
-    assert_eq!(slow["lag_bytes"].as_u64(), Some(6 * 16));
+    // Six records of 2 bytes: 24-byte frames.
+    assert_eq!(slow["lag_bytes"].as_u64(), Some(6 * 24));
     assert_eq!(
         (slow["state"].as_str(), &slow["pid"]),
         (Some("idle"), &Value::Null)
@@ -656,8 +656,8 @@ fn consumers_lists_position_lag_time_and_state_as_text_and_json() {
         rows[0],
         ["name", "next", "seq", "lag", "lag", "bytes", "last", "commit", "state"]
     );
-    assert_eq!(rows[1][..4], ["done", "10", "1", "16"]);
-    assert_eq!(rows[2][..4], ["slow", "4", "7", "112"]);
+    assert_eq!(rows[1][..4], ["done", "10", "1", "24"]);
+    assert_eq!(rows[2][..4], ["slow", "4", "7", "168"]);
     assert_eq!(rows[2][4], at);
     assert_eq!(rows[2][5], "idle");
     assert_eq!(rows.len(), 3);

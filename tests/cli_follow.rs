@@ -736,7 +736,7 @@ fn tail_follow_refuses_a_fifo_in_place_of_a_segment_file() {
         ),
         "{run:?}"
     );
-    assert_eq!(lines, vec!["f".repeat(1000); base]);
+    assert_eq!(lines, vec!["f".repeat(common::cli::ONE_PAGE_RECORD); base]);
 }
 
 #[test]

@@ -266,10 +266,10 @@ fn every_bytes_policy_syncs_once_enough_was_appended() {
         SharedWriter::open(d.path(), Options::new().sync(SyncPolicy::EveryBytes(1000))).unwrap();
     let before = log.sync_count();
     for i in 0..9u64 {
-        log.append(&[0u8; 96]).unwrap(); // 104-byte frames
+        log.append(&[0u8; 88]).unwrap(); // 104-byte frames
         assert_eq!(log.sync_count(), before, "after {} frames", i + 1);
     }
-    log.append(&[0u8; 96]).unwrap();
+    log.append(&[0u8; 88]).unwrap();
     assert_eq!(log.sync_count(), before + 1);
     assert_eq!(log.durable_seq(), 10);
 }

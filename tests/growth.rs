@@ -34,7 +34,9 @@ fn sys_page() -> u64 {
 /// The record lengths appended, in order: every shape growth handles.
 fn lens() -> Vec<usize> {
     let page = sys_page() as usize;
-    let max = page * SEGMENT_PAGES as usize - 72;
+    // The largest record of a segment: all but its header and one frame header (header word
+    // and time).
+    let max = page * SEGMENT_PAGES as usize - 80;
     let mut lens = Vec::new();
     for i in 0..60usize {
         lens.push(match i % 10 {

@@ -198,7 +198,7 @@ fn recovery_of_a_torn_tail_counts_the_cut() {
     assert_eq!(seen.samples("applog_recovery_duration_seconds").len(), 1);
 
     // Garbage right after the third frame: a torn fourth record.
-    let at = applog::format::HEADER_LEN + 3 * applog::format::frame_len(3);
+    let at = applog::format::HEADER_LEN + 3 * applog::format::Layout::CURRENT.frame_len(3);
     let seg = d.path().join(applog::segment_name(0));
     let file = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
     std::os::unix::fs::FileExt::write_all_at(&file, &[0xEE; 8], at).unwrap();

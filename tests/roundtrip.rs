@@ -17,7 +17,7 @@ fn reservation() -> u64 {
 /// Lengths that matter: empty, one byte, around a page, and up to the segment limit.
 fn interesting_len() -> impl Strategy<Value = usize> {
     let p = page() as usize;
-    let max = (reservation() - HEADER - 8) as usize;
+    let max = (reservation() - HEADER - 16) as usize;
     prop_oneof![
         Just(0usize),
         Just(1),
@@ -129,7 +129,7 @@ fn segment_grows_one_page_at_a_time() {
 fn record_too_large_names_the_limit() {
     let d = tempfile::tempdir().unwrap();
     let mut w = Writer::open(d.path(), Options::new().segment_pages(2)).unwrap();
-    let max = (2 * page() - HEADER - 8) as usize;
+    let max = (2 * page() - HEADER - 16) as usize;
     assert_eq!(w.max_record_len(), max as u64);
     let err = w.append(&vec![7u8; max + 1]).unwrap_err();
     assert!(

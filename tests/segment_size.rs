@@ -34,7 +34,7 @@ fn a_reopened_writer_keeps_the_logs_segment_size_unless_told_otherwise() {
     // No size given: the log's own (2 pages), not the library default (1000).
     let mut w = Writer::open(&dir, Options::new()).unwrap();
     assert_eq!(w.segment_pages(), 2);
-    assert_eq!(w.max_record_len(), 2 * page - 72);
+    assert_eq!(w.max_record_len(), 2 * page - 80);
     assert!(
         w.append(&vec![2u8; (3 * page) as usize]).is_err(),
         "the limit is the log's"
@@ -52,7 +52,7 @@ fn a_reopened_writer_keeps_the_logs_segment_size_unless_told_otherwise() {
     // A different size, on purpose: from the next segment on.
     let mut w = Writer::open(&dir, Options::new().segment_pages(4)).unwrap();
     assert_eq!(w.segment_pages(), 4);
-    assert_eq!(w.max_record_len(), 4 * page - 72);
+    assert_eq!(w.max_record_len(), 4 * page - 80);
     w.append(&vec![4u8; (3 * page) as usize]).unwrap();
     w.close().unwrap();
     let r = reservations(&dir);

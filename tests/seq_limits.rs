@@ -32,6 +32,8 @@ fn log_at(base: u64, records: &[&[u8]]) -> (tempfile::TempDir, PathBuf, PathBuf)
     let mut bytes = std::fs::read(&made).unwrap();
     let mut header = SegmentHeader::decode(&bytes).unwrap();
     header.base_seq = base;
+    // Frames are written here in the version-1 layout (no time): a version-1 segment.
+    header.layout = format::Layout::V1;
     bytes[..HEADER_LEN as usize].copy_from_slice(&header.encode());
     let seed = header.crc_seed();
     let mut off = HEADER_LEN as usize;

@@ -89,8 +89,8 @@ fn a_slow_sync_is_logged_and_counted() {
     assert_eq!(text.matches("slow sync").count(), 1, "{text}");
     assert!(text.contains("WARN"), "{text}");
     assert!(text.contains("00000000000000000000.seg"), "{text}");
-    // The frame of a 100-byte record: 8 bytes of header, the payload, padding to 8.
-    assert!(text.contains("bytes=112"), "{text}");
+    // The frame of a 100-byte record: 16 bytes of header and time, the payload, padding to 8.
+    assert!(text.contains("bytes=120"), "{text}");
     assert!(text.contains("limit_ms=20"), "{text}");
     assert!(text.contains("elapsed_ms="), "{text}");
 }

@@ -31,7 +31,7 @@ const SEGMENT_PAGES: u32 = 4;
 /// page-crossing and segment-filling records mixed in.
 fn len_of(seq: u64) -> usize {
     let page = page() as usize;
-    let max = (page as u64 * u64::from(SEGMENT_PAGES) - 72) as usize;
+    let max = (page as u64 * u64::from(SEGMENT_PAGES) - 80) as usize;
     let h = seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
     match h % 61 {
         0 => 0,

@@ -233,20 +233,29 @@ impl View {
         true
     }
 
-    /// Checks the frame at `off` as the frame of `seq` in a segment whose CRC seed is `seed`;
-    /// returns the verdict and, for a valid record, a borrow of its payload.
+    /// Checks the frame at `off` as the frame of `seq` in a segment of frame layout `layout`
+    /// whose CRC seed is `seed`; returns the verdict and, for a valid record, a borrow of its
+    /// payload.
     ///
     /// The payload's CRC is computed over atomically loaded bytes; only once it matches is the
-    /// borrow made (rule 3 of the module docs).
+    /// borrow made (rule 3 of the module docs). The time word (version 2) is an aligned word,
+    /// loaded atomically like the header word.
     #[inline]
-    pub(crate) fn frame(&self, off: u64, seq: u64, seed: u32) -> (Frame, &[u8]) {
+    pub(crate) fn frame(
+        &self,
+        off: u64,
+        seq: u64,
+        seed: u32,
+        layout: format::Layout,
+    ) -> (Frame, &[u8]) {
         let Some(word) = self.load(off) else {
             // No whole header word inside the file: nothing there (yet).
             return (Frame::Empty, &[]);
         };
-        let start = off + FRAME_HEADER_LEN;
+        let start = off + layout.record_header_len();
         let avail = self.limit().saturating_sub(start);
-        let frame = format::check_frame(seed, seq, word, avail, |mut h, len| {
+        let time = || self.load(off + FRAME_HEADER_LEN);
+        let frame = format::check_frame(layout, seed, seq, word, time, avail, |mut h, len| {
             let mut buf = [0u8; CRC_CHUNK];
             let mut at = start;
             let mut left = u64::from(len);
@@ -254,7 +263,7 @@ impl View {
                 let n = format::to_usize(left.min(CRC_CHUNK as u64));
                 if !self.read_atomic(at, &mut buf[..n]) {
                     // Cannot happen: `len <= avail` was checked. Make the CRC fail.
-                    return !format::record_crc(seed, seq, len, &[]);
+                    return !h.clone().finalize();
                 }
                 h.update(&buf[..n]);
                 at += n as u64;
@@ -263,7 +272,7 @@ impl View {
             h.finalize()
         });
         match frame {
-            Frame::Record { len } => {
+            Frame::Record { len, .. } => {
                 let len = u64::from(len);
                 self.last[0].store(start, Ordering::Relaxed);
                 self.last[1].store(len, Ordering::Relaxed);
@@ -388,14 +397,21 @@ mod tests {
         m.publish(64, word, 64 + format::frame_len(3), Ordering::Release)
             .unwrap();
         assert_eq!(
-            m.frame(64, 0, seed),
-            (Frame::Record { len: 3 }, &b"abc"[..])
+            m.frame(64, 0, seed, format::Layout::V1),
+            (
+                Frame::Record {
+                    len: 3,
+                    time: 0,
+                    more: false
+                },
+                &b"abc"[..]
+            )
         );
         assert!(m.write_payload(72, b"xyz").is_err());
         assert!(m.zero_from(64).is_err());
         assert!(m.publish(64, word, 80, Ordering::Release).is_err());
         m.zero_from(80).unwrap();
-        assert_eq!(m.frame(64, 0, seed).1, b"abc");
+        assert_eq!(m.frame(64, 0, seed, format::Layout::V1).1, b"abc");
     }
 
     #[test]
@@ -411,7 +427,14 @@ mod tests {
         let mut w2 = WriteMap::new(&f, 4096).unwrap();
         w2.set_size(4096);
         assert_eq!(w2.frozen(), 0);
-        assert_eq!(w2.frame(64, 5, 1).0, Frame::Record { len: 3 });
+        assert_eq!(
+            w2.frame(64, 5, 1, format::Layout::V1).0,
+            Frame::Record {
+                len: 3,
+                time: 0,
+                more: false
+            }
+        );
         assert_eq!(w2.frozen(), 80);
         assert!(w2.zero_from(72).is_err());
     }
@@ -423,9 +446,13 @@ mod tests {
         w.set_size(4096);
         let mut r = ReadMap::new(&f, 4096).unwrap();
         r.set_size(4096);
-        assert_eq!(r.frame(64, 0, 3).0, Frame::Empty);
+        assert_eq!(r.frame(64, 0, 3, format::Layout::V1).0, Frame::Empty);
         w.write_payload(72, b"hello").unwrap();
-        assert_eq!(r.frame(64, 0, 3).0, Frame::Empty, "not published yet");
+        assert_eq!(
+            r.frame(64, 0, 3, format::Layout::V1).0,
+            Frame::Empty,
+            "not published yet"
+        );
         w.publish(
             64,
             format::record_word(3, 0, b"hello"),
@@ -433,7 +460,17 @@ mod tests {
             Ordering::Release,
         )
         .unwrap();
-        assert_eq!(r.frame(64, 0, 3), (Frame::Record { len: 5 }, &b"hello"[..]));
+        assert_eq!(
+            r.frame(64, 0, 3, format::Layout::V1),
+            (
+                Frame::Record {
+                    len: 5,
+                    time: 0,
+                    more: false
+                },
+                &b"hello"[..]
+            )
+        );
         assert!(!r.is_zero_from(64));
         assert!(r.is_zero_from(80));
     }

@@ -76,12 +76,18 @@ impl WriteMap {
     /// As [`View::frame`], and freezes a valid record frame: this process may now hold a
     /// borrow of it, and readers elsewhere may too.
     #[inline]
-    pub(crate) fn frame(&self, off: u64, seq: u64, seed: u32) -> (Frame, &[u8]) {
-        let (frame, payload) = self.view.0.frame(off, seq, seed);
+    pub(crate) fn frame(
+        &self,
+        off: u64,
+        seq: u64,
+        seed: u32,
+        layout: format::Layout,
+    ) -> (Frame, &[u8]) {
+        let (frame, payload) = self.view.0.frame(off, seq, seed, layout);
         // Only records are lent out: a seal is never borrowed (and one that names its own
         // segment is judged bad by the caller and cut).
-        if let Frame::Record { len } = frame {
-            self.freeze(off + format::frame_len(u64::from(len)));
+        if let Frame::Record { len, .. } = frame {
+            self.freeze(off + layout.frame_len(u64::from(len)));
         }
         (frame, payload)
     }

@@ -293,6 +293,9 @@ mod tests {
             reservation: 4096,
             page_size: 4096,
             segment_pages: 1,
+            version: 2,
+            first_time: 0,
+            last_time: 0,
         }
     }
 

@@ -28,6 +28,8 @@ pub(crate) struct Recovered {
     /// synced them may have left their pages dirty in the page cache (or, after a failed
     /// write-back, clean but never written). The new writer's first sync flushes them.
     pub unsynced: Vec<SegmentSync>,
+    /// Append time of the last record in the log (0 when unknown: no record, or version 1).
+    pub last_time: u64,
 }
 
 /// Recovers the log for a writer that holds the lock: checks the chain of trusted segments,
@@ -50,6 +52,7 @@ pub(crate) fn recover_locked(
         cut: None,
         resealed: Vec::new(),
         unsynced: Vec::new(),
+        last_time: 0,
     };
     if entries.is_empty() {
         return Ok(rec);
@@ -140,6 +143,11 @@ pub(crate) fn recover_locked(
         return Ok(rec);
     };
     rec.next_seq = last.next_seq;
+    rec.last_time = match scans.iter().rev().find(|s| s.records > 0) {
+        Some(s) => s.last_time,
+        // The scanned segments hold no record: the newest of those before them does.
+        None => last_time_before(&entries[..start])?,
+    };
     rec.active = match (blank, last.stop) {
         (Some(seg), _) => Some((seg, HEADER_LEN)),
         (None, Stop::Sealed | Stop::Full) => None,
@@ -152,6 +160,18 @@ pub(crate) fn recover_locked(
         }
     };
     Ok(rec)
+}
+
+/// Append time of the last record in the newest of `entries` that holds one (each was proven
+/// complete: see [`trusted_prefix`]), read-only; 0 when none does.
+fn last_time_before(entries: &[Entry]) -> Result<u64> {
+    for entry in entries.iter().rev() {
+        let s = super::scan::scan_read(entry.clone())?;
+        if s.records > 0 {
+            return Ok(s.last_time);
+        }
+    }
+    Ok(0)
 }
 
 /// A checkpoint handle for a sealed segment that a sync must make durable up to its seal.
@@ -494,8 +514,8 @@ fn count_past_damage(s: &Scanned) -> Result<Option<u64>> {
     }
     let clean_end = |off: u64| off >= s.mark && (off >= limit || seg.view().is_zero_from(off));
     let Some(mut off) = found else {
-        let claimed = match format::decode_head(word) {
-            format::Head::Record { len, .. } => s.end + format::frame_len(u64::from(len)),
+        let claimed = match format::decode_head(seg.header().layout, word) {
+            format::Head::Record { len, .. } => s.end + seg.frame_len(u64::from(len)),
             _ => return Ok(None),
         };
         return Ok((claimed <= limit && clean_end(claimed)).then_some(1));
@@ -507,8 +527,8 @@ fn count_past_damage(s: &Scanned) -> Result<Option<u64>> {
             return Ok(Some(n));
         }
         match seg.frame_at(off, seq).0 {
-            Frame::Record { len } => {
-                off += format::frame_len(u64::from(len));
+            Frame::Record { len, .. } => {
+                off += seg.frame_len(u64::from(len));
                 n += 1;
                 seq += 1;
             }

@@ -51,6 +51,11 @@ pub(crate) struct Scanned {
     /// The header's page size and segment pages (0 when blank).
     pub page_size: u32,
     pub segment_pages: u32,
+    /// The header's format version (0 when blank).
+    pub version: u32,
+    /// Append times of the first and the last good record (0: none, or a version-1 segment).
+    pub first_time: u64,
+    pub last_time: u64,
 }
 
 impl Scanned {
@@ -71,6 +76,9 @@ impl Scanned {
             reservation: 0,
             page_size: 0,
             segment_pages: 0,
+            version: 0,
+            first_time: 0,
+            last_time: 0,
         }
     }
 
@@ -119,6 +127,7 @@ pub(crate) fn scan<S: Segment>(seg: &mut S, entry: Entry, live: bool) -> Result<
     let mut off = HEADER_LEN;
     let mut seq = entry.base;
     let reservation = seg.reservation();
+    let (mut first_time, mut last_time) = (0, 0);
     let stop = loop {
         if off >= reservation {
             break Stop::Full;
@@ -134,8 +143,12 @@ pub(crate) fn scan<S: Segment>(seg: &mut S, entry: Entry, live: bool) -> Result<
             frame = seg.frame_at(off, seq).0;
         }
         match frame {
-            Frame::Record { len } => {
-                off += format::frame_len(u64::from(len));
+            Frame::Record { len, time, .. } => {
+                if seq == entry.base {
+                    first_time = time;
+                }
+                last_time = time;
+                off += header.layout.frame_len(u64::from(len));
                 seq = seq
                     .checked_add(1)
                     .ok_or_else(|| seq_overflow(&entry.path, off))?;
@@ -160,6 +173,9 @@ pub(crate) fn scan<S: Segment>(seg: &mut S, entry: Entry, live: bool) -> Result<
         reservation,
         page_size: header.page_size,
         segment_pages: header.segment_pages,
+        version: header.layout.version(),
+        first_time,
+        last_time,
     };
     s.garbage_after = !seg.view().is_zero_from(s.sealed_end());
     Ok(s)

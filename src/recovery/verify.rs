@@ -31,6 +31,14 @@ pub struct SegmentReport {
     pub page_size: u32,
     /// Its reservation in pages, as its header names it (0 when the header is blank).
     pub segment_pages: u32,
+    /// The format version its header names (0 when the header is blank). Records of a
+    /// version-1 segment carry no time.
+    pub format_version: u32,
+    /// Append time of its first valid record, in nanoseconds since the Unix epoch (`None`
+    /// without records, or in a version-1 segment).
+    pub first_time: Option<u64>,
+    /// Append time of its last valid record (as `first_time`).
+    pub last_time: Option<u64>,
 }
 
 /// What [`verify`] found.
@@ -151,6 +159,9 @@ fn verify_once(dir: &Path) -> Result<VerifyReport> {
             synced_mark: s.mark,
             page_size: s.page_size,
             segment_pages: s.segment_pages,
+            format_version: s.version,
+            first_time: (s.first_time != 0).then_some(s.first_time),
+            last_time: (s.last_time != 0).then_some(s.last_time),
         })
         .collect::<Vec<_>>();
     Ok(VerifyReport {

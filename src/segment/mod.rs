@@ -55,6 +55,11 @@ pub(crate) trait Segment {
     /// `Io` when the file cannot be examined.
     fn refresh_size(&mut self) -> Result<u64>;
 
+    /// Bytes a record frame with a payload of `len` bytes occupies in this segment.
+    fn frame_len(&self, len: u64) -> u64 {
+        self.header().layout.frame_len(len)
+    }
+
     /// The file size this handle knows.
     fn size(&self) -> u64 {
         self.view().size()

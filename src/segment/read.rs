@@ -128,7 +128,11 @@ impl Segment for ReadSegment {
 
     #[inline]
     fn frame_at(&self, off: u64, seq: u64) -> (Frame, &[u8]) {
-        judge(&self.header, seq, self.map.frame(off, seq, self.seed))
+        judge(
+            &self.header,
+            seq,
+            self.map.frame(off, seq, self.seed, self.header.layout),
+        )
     }
 
     fn refresh_size(&mut self) -> Result<u64> {

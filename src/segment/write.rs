@@ -157,6 +157,7 @@ impl WriteSegment {
         durable_header: bool,
     ) -> Result<WriteSegment> {
         let header = SegmentHeader {
+            layout: format::Layout::CURRENT,
             page_size: u32::try_from(page_size()).unwrap_or(u32::MAX),
             segment_pages,
             base_seq,
@@ -317,25 +318,48 @@ impl WriteSegment {
         }
     }
 
-    /// Writes a record frame's payload at `off` without publishing it; returns its header word.
+    /// Writes a record frame's body at `off` without publishing it: its `time` (version 2)
+    /// and its payload. Returns the frame's header word, with the batch bit when `more` says
+    /// the next frame belongs to the same batch (version 2).
     ///
     /// # Errors
     /// `Io` (an internal error) when `off` is not past every published frame or outside the
     /// file.
     #[inline]
-    pub(crate) fn write_payload(&self, off: u64, seq: u64, payload: &[u8]) -> Result<u64> {
-        let at = off + FRAME_HEADER_LEN;
+    pub(crate) fn write_body(
+        &self,
+        off: u64,
+        seq: u64,
+        time: u64,
+        more: bool,
+        payload: &[u8],
+    ) -> Result<u64> {
+        let layout = self.header.layout;
+        let at = off + layout.record_header_len();
         let io = |e| Error::io("could not write record", &self.path, e);
         if self.by_pwrite {
             self.map
-                .check_unpublished(at, payload.len() as u64)
+                .check_unpublished(
+                    off + FRAME_HEADER_LEN,
+                    at - off - FRAME_HEADER_LEN + payload.len() as u64,
+                )
                 .map_err(io)?;
+            if layout.has_time() {
+                self.pwrite(&time.to_le_bytes(), off + FRAME_HEADER_LEN)
+                    .map_err(|e| self.pwrite_error("could not write record", e))?;
+            }
             self.pwrite(payload, at)
                 .map_err(|e| self.pwrite_error("could not write record", e))?;
         } else {
+            if layout.has_time() {
+                // An aligned word, read atomically by readers like a header word.
+                self.map.stage(off + FRAME_HEADER_LEN, time).map_err(io)?;
+            }
             self.map.write_payload(at, payload).map_err(io)?;
         }
-        Ok(format::record_word(self.seed, seq, payload))
+        Ok(format::frame_word(
+            layout, self.seed, seq, time, more, payload,
+        ))
     }
 
     /// `pwrite` through the seam, for a segment written without stores through the mapping.
@@ -547,7 +571,11 @@ impl Segment for WriteSegment {
 
     #[inline]
     fn frame_at(&self, off: u64, seq: u64) -> (Frame, &[u8]) {
-        judge(&self.header, seq, self.map.frame(off, seq, self.seed))
+        judge(
+            &self.header,
+            seq,
+            self.map.frame(off, seq, self.seed, self.header.layout),
+        )
     }
 
     fn refresh_size(&mut self) -> Result<u64> {

@@ -17,12 +17,19 @@ use crate::Error;
 pub struct OwnedRecord {
     seq: u64,
     data: Vec<u8>,
+    time: Option<u64>,
 }
 
 impl OwnedRecord {
     /// The record's sequence number.
     pub fn seq(&self) -> u64 {
         self.seq
+    }
+
+    /// When the record was appended, in nanoseconds since the Unix epoch; `None` when it has
+    /// no time (see [`Record::time_ns`](crate::Record::time_ns)).
+    pub fn time_ns(&self) -> Option<u64> {
+        self.time
     }
 
     /// The record's bytes.
@@ -50,6 +57,7 @@ pub(super) fn read_into(
             Ok(Some(r)) => out.push(OwnedRecord {
                 seq: r.seq(),
                 data: r.data().to_vec(),
+                time: r.time_ns(),
             }),
             Ok(None) => break,
             Err(e) if out.is_empty() => return Err(e),

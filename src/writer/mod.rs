@@ -7,9 +7,10 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::checkpoint::PoisonCause;
+use crate::clock::Clock;
 use crate::dir::{self, Lock};
 use crate::error::{Error, Result};
-use crate::format::{self, FRAME_HEADER_LEN, HEADER_LEN};
+use crate::format::{self, HEADER_LEN};
 use crate::io::FileSystem;
 use crate::options::{Options, SyncPolicy};
 use crate::recovery;
@@ -77,6 +78,8 @@ pub struct Writer {
     injected_sync_error: Option<io::Error>,
     /// Flushes slower than `Options::slow_sync`.
     slow_syncs: u64,
+    /// Stamps records with their append time.
+    clock: Clock,
     /// Metric handles (feature `metrics`; empty without it).
     pub(crate) metrics: crate::metrics::WriterMetrics,
     _lock: Lock,
@@ -192,8 +195,10 @@ impl Writer {
         seg.set_grow_pages(opts.grow_pages);
         let synced_pos = seg.synced_mark().min(pos);
         tracing::debug!(dir = %dir.display(), segment = %seg.path().display(), next_seq = rec.next_seq, offset = pos, "writer opened");
-        let mut max_record_len =
-            (page * u64::from(pages)).saturating_sub(HEADER_LEN + FRAME_HEADER_LEN);
+        let layout = format::Layout::CURRENT;
+        let mut max_record_len = (page * u64::from(pages))
+            .saturating_sub(HEADER_LEN + layout.record_header_len())
+            .min(layout.max_len());
         if pos == HEADER_LEN {
             // The segment to append to holds no record (and may be older and smaller than
             // the options say): a record that does not fit in it cannot roll to a new segment,
@@ -222,6 +227,7 @@ impl Writer {
             poisoned: None,
             injected_sync_error: None,
             slow_syncs: 0,
+            clock: Clock::starting_at(rec.last_time),
             metrics,
             _lock: lock,
         })
@@ -290,12 +296,28 @@ impl Writer {
     /// sync; with [`SyncPolicy::Always`] or [`SyncPolicy::EveryBytes`], the error of the sync
     /// that followed (the record was appended but is not known to be durable).
     pub fn append(&mut self, record: &[u8]) -> Result<u64> {
+        let time = self.clock.now();
+        self.append_stamped(record, time)
+    }
+
+    /// As [`append`](Self::append), stamped `time` (nanoseconds since the Unix epoch; 0: no
+    /// time), for a copy that keeps the times of the records it copies. A time below the last
+    /// one given is raised to it, as for a clock that stepped back.
+    pub(crate) fn append_at(&mut self, record: &[u8], time: u64) -> Result<u64> {
+        let time = if time == 0 { 0 } else { self.clock.at(time) };
+        self.append_stamped(record, time)
+    }
+
+    #[inline]
+    fn append_stamped(&mut self, record: &[u8], time: u64) -> Result<u64> {
         self.check_poisoned()?;
         self.check_len(record.len())?;
         self.check_seqs(1)?;
-        let flen = format::frame_len(record.len() as u64);
+        let mut flen = self.seg.frame_len(record.len() as u64);
         if self.pos + flen > self.seg.reservation() {
             self.roll()?;
+            // The new segment may be of a newer layout than the one it follows.
+            flen = self.seg.frame_len(record.len() as u64);
         }
         let off = self.pos;
         let end = off + flen;
@@ -307,7 +329,7 @@ impl Writer {
         // the next write starts at `off` again (payload, then header), so what this one left
         // there is overwritten before anything past it is published.
         self.seg
-            .write_payload(off, seq, record)
+            .write_body(off, seq, time, false, record)
             .and_then(|word| self.seg.publish(off, word, end, Ordering::Release))?;
         self.wake_readers();
         self.pos = end;
@@ -369,6 +391,7 @@ impl Writer {
         }
         self.check_seqs(records.len() as u64)?;
         let first = self.next_seq;
+        let time = self.clock.now();
         let mut i = 0;
         while i < records.len() {
             let reservation = self.seg.reservation();
@@ -376,7 +399,7 @@ impl Writer {
             let mut j = i;
             let mut payload = 0;
             while let Some(r) = records.get(j) {
-                let flen = format::frame_len(r.as_ref().len() as u64);
+                let flen = self.seg.frame_len(r.as_ref().len() as u64);
                 if end + flen > reservation {
                     break;
                 }
@@ -392,7 +415,7 @@ impl Writer {
                 self.seg.grow_to(end)?;
             }
             let start = self.pos;
-            if let Err(e) = self.write_frames(start, end, &records[i..j]) {
+            if let Err(e) = self.write_frames(start, end, time, &records[i..j]) {
                 return Err(self.take_back(start, end, e));
             }
             self.wake_readers();
@@ -418,8 +441,15 @@ impl Writer {
     }
 
     /// Writes the frames of `records` from `start` (ending at `end`, all in the active
-    /// segment) and publishes them together: the first frame's header last.
-    fn write_frames<B: AsRef<[u8]>>(&self, start: u64, end: u64, records: &[B]) -> Result<()> {
+    /// segment), stamped `time`, and publishes them together: the first frame's header last.
+    /// Every frame but the last says that the next one belongs to the same batch.
+    fn write_frames<B: AsRef<[u8]>>(
+        &self,
+        start: u64,
+        end: u64,
+        time: u64,
+        records: &[B],
+    ) -> Result<()> {
         // Write every frame but publish the first one last: readers stop at the first
         // empty header, so the Release store of the first header publishes them all.
         let mut off = start;
@@ -427,13 +457,14 @@ impl Writer {
         for (k, r) in records.iter().enumerate() {
             let r = r.as_ref();
             let seq = self.next_seq + k as u64;
-            let word = self.seg.write_payload(off, seq, r)?;
+            let more = k + 1 < records.len();
+            let word = self.seg.write_body(off, seq, time, more, r)?;
             if k == 0 {
                 first_word = word;
             } else {
                 self.seg.stage(off, word)?;
             }
-            off += format::frame_len(r.len() as u64);
+            off += self.seg.frame_len(r.len() as u64);
         }
         self.seg.publish(start, first_word, end, Ordering::Release)
     }

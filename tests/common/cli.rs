@@ -174,9 +174,15 @@ pub fn numbered_lines(a: u64, b: u64) -> String {
 
 /// A log of `n` records of 1000 bytes of `fill`, appended by the tool with 1-page segments
 /// (so about 4 records per segment).
+/// The record length of [`one_page_segments`]: frames of 1008 bytes (16 of header and time),
+/// so that four of them fill a 4 KiB segment to its last byte, with no room for a seal.
+pub const ONE_PAGE_RECORD: usize = 992;
+
+/// A log of `n` records of [`ONE_PAGE_RECORD`] bytes of `fill`, appended by the tool into
+/// one-page segments.
 pub fn one_page_segments(fill: char, n: usize) -> (tempfile::TempDir, PathBuf) {
     let (tmp, log) = new_log();
-    let input = format!("{}\n", fill.to_string().repeat(1000)).repeat(n);
+    let input = format!("{}\n", fill.to_string().repeat(ONE_PAGE_RECORD)).repeat(n);
     append_in_one_page_segments(&log, &input);
     (tmp, log)
 }

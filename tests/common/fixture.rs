@@ -58,8 +58,8 @@ pub fn reopen_and_append(dir: &Path, expected_next: usize) {
 }
 
 /// How many records survive damage to segment `seg`, whose bytes were `orig` and are now
-/// `damaged`: a record survives when its header and payload bytes are unchanged (padding is
-/// not data) and every record before it survives.
+/// `damaged`: a record survives when its header, time and payload bytes are unchanged
+/// (padding is not data) and every record before it survives.
 pub fn survivors(placed: &[Placed], seg: u64, orig: &[u8], damaged: &[u8]) -> usize {
     let byte = |b: &[u8], i: usize| b.get(i).copied().unwrap_or(0);
     placed
@@ -67,7 +67,7 @@ pub fn survivors(placed: &[Placed], seg: u64, orig: &[u8], damaged: &[u8]) -> us
         .take_while(|p| {
             p.segment < seg
                 || (p.segment == seg
-                    && (p.offset as usize..(p.offset + 8) as usize + p.len)
+                    && (p.offset as usize..(p.offset + 16) as usize + p.len)
                         .all(|i| byte(orig, i) == byte(damaged, i)))
         })
         .count()

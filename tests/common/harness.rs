@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use applog::format::{self, Frame, SegmentHeader, HEADER_LEN};
+use applog::format::{self, Frame, Layout, SegmentHeader, HEADER_LEN};
 
 /// Reads bytes from the front of the input, then zeros once it runs out.
 pub struct Input<'a>(pub &'a [u8]);
@@ -41,17 +41,34 @@ impl Input<'_> {
 /// and accepts nothing the encoder did not produce.
 pub fn check_frame_decoding(data: &[u8]) {
     let mut inp = Input(data);
+    let layout = if inp.u8() & 1 == 0 {
+        Layout::V2
+    } else {
+        Layout::V1
+    };
     let seed = inp.u32();
     let seq = inp.u64();
     let word = inp.u64();
     let bytes = inp.rest();
-    let avail = bytes.len() as u64;
-    let frame = format::check_frame_in(seed, seq, word, bytes);
+    // Version 2: the time word, then the payload.
+    let skip = (layout.record_header_len() - 8) as usize;
+    let time_of = |b: &[u8]| {
+        b.get(..skip)
+            .filter(|t| t.len() == 8)
+            .map_or(0, |t| u64::from_le_bytes(t.try_into().unwrap()))
+    };
+    let frame = format::check_frame_bytes(layout, seed, seq, word, bytes);
     match frame {
-        Frame::Record { len } => {
-            assert!(u64::from(len) <= avail, "accepted a length past the bytes");
+        Frame::Record { len, time, more } => {
+            let payload = &bytes[skip..];
+            assert!(
+                len as usize <= payload.len(),
+                "accepted a length past the bytes"
+            );
+            assert_eq!(time, time_of(bytes), "time is not the time word");
+            assert!(layout == Layout::V2 || !more, "a batch bit in version 1");
             assert_eq!(
-                format::record_word(seed, seq, &bytes[..len as usize]),
+                format::frame_word(layout, seed, seq, time, more, &payload[..len as usize]),
                 word,
                 "accepted a record the encoder would not write"
             );
@@ -61,12 +78,20 @@ pub fn check_frame_decoding(data: &[u8]) {
         Frame::Bad(_) => assert_ne!(word, 0),
     }
     // What the encoder writes always decodes back.
-    let len = bytes.len().min(1 << 16);
-    let w = format::record_word(seed, seq, &bytes[..len]);
-    assert_eq!(
-        format::check_frame_in(seed, seq, w, bytes),
-        Frame::Record { len: len as u32 }
-    );
+    if bytes.len() >= skip {
+        let payload = &bytes[skip..];
+        let len = payload.len().min(1 << 16);
+        let (time, more) = (time_of(bytes), seq % 2 == 0 && layout == Layout::V2);
+        let w = format::frame_word(layout, seed, seq, time, more, &payload[..len]);
+        assert_eq!(
+            format::check_frame_bytes(layout, seed, seq, w, bytes),
+            Frame::Record {
+                len: len as u32,
+                time,
+                more
+            }
+        );
+    }
     // Headers: only the encoder's bytes decode, and they round-trip.
     if let Ok(h) = SegmentHeader::decode(bytes) {
         assert_eq!(&h.encode()[..44], &bytes[..44]);
@@ -83,6 +108,8 @@ pub fn check_frame_decoding(data: &[u8]) {
 /// mark.
 pub struct Built {
     pub records: Vec<Vec<u8>>,
+    /// Each record's time (version 2; `None` in a version-1 segment).
+    pub times: Vec<Option<u64>>,
     pub durable: usize,
 }
 
@@ -101,7 +128,13 @@ fn put(buf: &mut Vec<u8>, at: u64, bytes: &[u8]) {
 pub fn build_segment(data: &[u8]) -> (Vec<u8>, Built) {
     let mut inp = Input(data);
     let mode = inp.u8();
+    let layout = if mode & 0x08 == 0 {
+        Layout::V2
+    } else {
+        Layout::V1
+    };
     let header = SegmentHeader {
+        layout,
         page_size: [512u32, 1024, 4096, 4096][usize::from(mode >> 1) & 3],
         segment_pages: u32::from(inp.u8() % 8) + 1,
         base_seq: 0,
@@ -112,6 +145,7 @@ pub fn build_segment(data: &[u8]) -> (Vec<u8>, Built) {
     let mut file = header.encode().to_vec();
     let mut built = Built {
         records: Vec::new(),
+        times: Vec::new(),
         durable: 0,
     };
     if mode & 1 == 0 {
@@ -130,14 +164,20 @@ pub fn build_segment(data: &[u8]) -> (Vec<u8>, Built) {
             200..=249 => usize::from(inp.u16() % 5000),
             _ => 0,
         };
-        let flen = format::frame_len(len as u64);
+        let flen = layout.frame_len(len as u64);
         if off + flen > reservation {
             break;
         }
         let payload: Vec<u8> = (0..len).map(|k| (k as u8) ^ (i ^ mode)).collect();
-        let word = format::record_word(seed, u64::from(i), &payload);
+        let time = 1_700_000_000_000_000_000 + u64::from(i) * 1000;
+        let word = format::frame_word(layout, seed, u64::from(i), time, false, &payload);
         put(&mut file, off, &word.to_le_bytes());
-        put(&mut file, off + 8, &payload);
+        let skip = layout.record_header_len() - 8;
+        if layout.has_time() {
+            put(&mut file, off + 8, &time.to_le_bytes());
+        }
+        put(&mut file, off + 8 + skip, &payload);
+        built.times.push(layout.has_time().then_some(time));
         off += flen;
         ends.push(off);
         built.records.push(payload);
@@ -185,7 +225,7 @@ pub fn build_segment(data: &[u8]) -> (Vec<u8>, Built) {
     // Records below the mark whose bytes (header word and payload) are all still there.
     let mut start = HEADER_LEN as usize;
     for (i, r) in built.records.iter().enumerate() {
-        let end = start + 8 + r.len();
+        let end = start + layout.record_header_len() as usize + r.len();
         if ends[i] > mark || end > file.len() || file[start..end] != original[start..end] {
             break;
         }
@@ -199,11 +239,14 @@ pub fn build_segment(data: &[u8]) -> (Vec<u8>, Built) {
     (file, built)
 }
 
-fn read_all(dir: &Path) -> applog::Result<Vec<(u64, Vec<u8>)>> {
+/// A record as read back: seq, bytes, time.
+type Read = (u64, Vec<u8>, Option<u64>);
+
+fn read_all(dir: &Path) -> applog::Result<Vec<Read>> {
     let mut r = applog::Reader::open(dir)?;
     let mut v = Vec::new();
     while let Some(rec) = r.next()? {
-        v.push((rec.seq(), rec.data().to_vec()));
+        v.push((rec.seq(), rec.data().to_vec(), rec.time_ns()));
         assert!(v.len() < 1_000_000, "reader loops");
     }
     Ok(v)
@@ -231,11 +274,12 @@ pub fn check_recovery(dir: &Path, data: &[u8]) {
     let (bytes, built) = build_segment(data);
     let seg = dir.join(applog::segment_name(0));
     std::fs::write(&seg, &bytes).unwrap();
-    let is_written = |got: &[(u64, Vec<u8>)]| {
-        for (i, (seq, rec)) in got.iter().enumerate() {
+    let is_written = |got: &[Read]| {
+        for (i, (seq, rec, time)) in got.iter().enumerate() {
             assert_eq!(*seq, i as u64, "P1: seqs are dense from 0");
             if let Some(want) = built.records.get(i) {
                 assert_eq!(rec, want, "P3: record {i} differs from what was written");
+                assert_eq!(time, &built.times[i], "P3: record {i}'s time differs");
             }
         }
     };

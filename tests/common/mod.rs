@@ -9,6 +9,7 @@ pub mod mount;
 pub mod nats;
 #[cfg(feature = "ship")]
 pub mod stream;
+pub mod v1;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -81,7 +82,14 @@ fn observed_page_size() -> u64 {
     len
 }
 
+/// Bytes a record frame of `len` payload bytes takes in a segment of the current format
+/// (version 2): the header word, the time word, the payload padded to 8 bytes.
 pub fn frame_len(len: usize) -> u64 {
+    16 + (len as u64).div_ceil(8) * 8
+}
+
+/// The same in a version-1 segment: no time word.
+pub fn frame_len_v1(len: usize) -> u64 {
     8 + (len as u64).div_ceil(8) * 8
 }
 

@@ -9,17 +9,36 @@ use crate::format::{self, Frame, HEADER_LEN};
 use crate::recovery::Link;
 use crate::segment::{Opened, ReadSegment, Segment};
 
+mod time;
+
 /// A record read from the log: its seq and a zero-copy borrow of its bytes in the mapping.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Record<'a> {
     seq: u64,
     data: &'a [u8],
+    time: u64,
 }
 
 impl<'a> Record<'a> {
     /// The record's sequence number.
     pub fn seq(&self) -> u64 {
         self.seq
+    }
+
+    /// When the record was appended: the writer's wall-clock time, in nanoseconds since the
+    /// Unix epoch, stored with it. `None` for a record written by a version of applog before
+    /// records carried their time (a version-1 segment), or copied from one.
+    ///
+    /// Times never decrease along a log: a writer whose clock stepped back stamps its records
+    /// with the last time it used until the clock catches up.
+    pub fn time_ns(&self) -> Option<u64> {
+        (self.time != 0).then_some(self.time)
+    }
+
+    /// [`time_ns`](Self::time_ns) as a `SystemTime`.
+    pub fn time(&self) -> Option<std::time::SystemTime> {
+        self.time_ns()
+            .map(|ns| std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns))
     }
 
     /// The record's bytes, borrowed from the shared mapping (they are never written again).
@@ -66,6 +85,9 @@ pub struct Reader {
     skip_until: u64,
     /// Yield only durable records: those that end at or below their segment's synced mark.
     durable_only: bool,
+    /// Records appended before this time (ns since the epoch) are read but not yielded (a
+    /// `seek_time` past the last record); 0 once one at or after it was yielded.
+    skip_before: u64,
 }
 
 impl std::fmt::Debug for Reader {
@@ -84,11 +106,12 @@ pub(crate) struct At {
     off: u64,
     len: u64,
     seq: u64,
+    time: u64,
 }
 
 /// Where `next` found the next record.
 enum Step {
-    Yield { off: u64, len: u64, seq: u64 },
+    Yield(At),
     Nothing,
 }
 
@@ -132,6 +155,7 @@ impl Reader {
             off: HEADER_LEN,
             next_seq: first,
             skip_until: 0,
+            skip_before: 0,
             durable_only: false,
         };
         // Retention may remove the first segment between the listing and the open: then
@@ -244,6 +268,7 @@ impl Reader {
     /// [`Error::SeqBeforeStart`] when `seq` is older than the first record in the log;
     /// [`Error::Corrupt`] when a segment on the way is damaged.
     pub fn seek(&mut self, seq: u64) -> Result<()> {
+        self.skip_before = 0;
         let listing = dir::list(&self.dir)?;
         let Some(entry) = listing.segments.iter().rev().find(|e| e.base <= seq) else {
             let first = listing.segments.first().map_or(0, |e| e.base);
@@ -272,7 +297,7 @@ impl Reader {
         // Skip ahead frame by frame (checking each CRC) up to seq, or as far as there is.
         while self.next_seq < seq {
             match self.step()? {
-                Step::Yield { .. } => {}
+                Step::Yield(_) => {}
                 Step::Nothing => break,
             }
         }
@@ -285,6 +310,7 @@ impl Reader {
     /// holds `seq` and the frame at `off` is `seq`'s record (its CRC covers the seq);
     /// otherwise this is a plain `seek`.
     pub(crate) fn seek_hinted(&mut self, seq: u64, base: u64, off: u64) -> Result<()> {
+        self.skip_before = 0;
         let listing = dir::list(&self.dir)?;
         let holder = listing.segments.iter().rev().find(|e| e.base <= seq);
         if holder.is_some_and(|e| e.base == base) {
@@ -333,10 +359,12 @@ impl Reader {
         loop {
             match self.step()? {
                 Step::Nothing => return Ok(None),
-                Step::Yield { off, len, seq } if seq >= self.skip_until => {
-                    return Ok(Some(At { off, len, seq }))
+                Step::Yield(at) if at.seq >= self.skip_until && at.time >= self.skip_before => {
+                    // Times never decrease along a log: every later record passes too.
+                    self.skip_before = 0;
+                    return Ok(Some(at));
                 }
-                Step::Yield { .. } => {}
+                Step::Yield(_) => {}
             }
         }
     }
@@ -347,9 +375,13 @@ impl Reader {
         let seg = self.seg.as_ref();
         seg.and_then(|s| {
             s.view()
-                .validated(at.off + format::FRAME_HEADER_LEN, at.len)
+                .validated(at.off + s.header().layout.record_header_len(), at.len)
         })
-        .map(|data| Record { seq: at.seq, data })
+        .map(|data| Record {
+            seq: at.seq,
+            data,
+            time: at.time,
+        })
         .ok_or_else(|| {
             Error::io(
                 "internal error: record not validated in the mapping of",
@@ -426,20 +458,20 @@ impl Reader {
             }
             match frame {
                 Frame::Empty => return Ok(Step::Nothing),
-                Frame::Record { len } => {
-                    if self.durable_only
-                        && self.off + format::frame_len(u64::from(len)) > seg.synced_mark()
-                    {
+                Frame::Record { len, time, .. } => {
+                    let flen = seg.frame_len(u64::from(len));
+                    if self.durable_only && self.off + flen > seg.synced_mark() {
                         // Not durable yet: the writer's next checkpoint moves the mark (and
                         // wakes waiters on the wake word).
                         return Ok(Step::Nothing);
                     }
-                    let step = Step::Yield {
+                    let step = Step::Yield(At {
                         off: self.off,
                         len: u64::from(len),
                         seq: self.next_seq,
-                    };
-                    self.off += format::frame_len(u64::from(len));
+                        time,
+                    });
+                    self.off += flen;
                     self.next_seq = self
                         .next_seq
                         .checked_add(1)
