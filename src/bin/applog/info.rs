@@ -2,8 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::encode::{json_path, json_str};
-use crate::problems::{corrupt_failure, corruptions_json, torn_tail_json, torn_tail_text};
+use serde::Serialize;
+
+use crate::problems::{
+    corrupt_failure, corruptions_json, json_path, torn_tail_json, torn_tail_text, CorruptionJson,
+    TornTailJson,
+};
 use crate::{Failure, Out, ReportFormat};
 
 /// Describe a log: its segments with their seq ranges and sizes, and whether a writer has
@@ -150,6 +154,39 @@ fn print_text(
     out.finish()
 }
 
+/// `info --format json`.
+#[derive(Serialize)]
+struct InfoJson<'a> {
+    log: String,
+    locked: bool,
+    page_size: Option<u32>,
+    first_seq: u64,
+    next_seq: u64,
+    records: u64,
+    bytes: u64,
+    clean: bool,
+    torn_tail: Option<TornTailJson>,
+    corruptions: Vec<CorruptionJson>,
+    segments: Vec<SegmentJson>,
+    log_id: Option<&'a str>,
+}
+
+/// A segment in `info --format json`.
+#[derive(Serialize)]
+struct SegmentJson {
+    file: String,
+    first_seq: u64,
+    next_seq: u64,
+    records: u64,
+    data_end: u64,
+    file_size: u64,
+    reservation: u64,
+    pages: Option<u32>,
+    page_size: Option<u32>,
+    sealed: bool,
+    synced_mark: u64,
+}
+
 fn print_json(
     log: &Path,
     r: &applog::VerifyReport,
@@ -158,41 +195,36 @@ fn print_json(
     locked: bool,
     id: Option<&str>,
 ) -> Result<(), Failure> {
-    let opt = |v: Option<u32>| v.map_or("null".to_string(), |v| v.to_string());
-    let items: Vec<String> = segments
+    let segments = segments
         .iter()
-        .map(|s| {
-            format!(
-                r#"{{"file":{},"first_seq":{},"next_seq":{},"records":{},"data_end":{},"file_size":{},"reservation":{},"pages":{},"page_size":{},"sealed":{},"synced_mark":{}}}"#,
-                json_str(&s.name()),
-                s.report.base_seq,
-                s.next_seq(),
-                s.report.records,
-                s.report.data_end,
-                s.report.file_size,
-                s.report.reservation,
-                opt(s.header.map(|h| h.segment_pages)),
-                opt(s.header.map(|h| h.page_size)),
-                s.report.sealed,
-                s.report.synced_mark,
-            )
+        .map(|s| SegmentJson {
+            file: s.name(),
+            first_seq: s.report.base_seq,
+            next_seq: s.next_seq(),
+            records: s.report.records,
+            data_end: s.report.data_end,
+            file_size: s.report.file_size,
+            reservation: s.report.reservation,
+            pages: s.header.map(|h| h.segment_pages),
+            page_size: s.header.map(|h| h.page_size),
+            sealed: s.report.sealed,
+            synced_mark: s.report.synced_mark,
         })
         .collect();
     let mut out = Out::new();
-    writeln!(
-        out,
-        r#"{{"log":{},"locked":{locked},"page_size":{},"first_seq":{},"next_seq":{},"records":{},"bytes":{},"clean":{},"torn_tail":{},"corruptions":{},"segments":[{}],"log_id":{}}}"#,
-        json_path(log),
-        opt(page_size),
-        r.first_seq,
-        r.next_seq,
-        r.records,
-        r.bytes,
-        r.is_clean(),
-        torn_tail_json(r.torn_tail.as_ref()),
-        corruptions_json(&r.corruptions),
-        items.join(","),
-        id.map_or("null".to_string(), json_str),
-    )?;
+    out.json(&InfoJson {
+        log: json_path(log),
+        locked,
+        page_size,
+        first_seq: r.first_seq,
+        next_seq: r.next_seq,
+        records: r.records,
+        bytes: r.bytes,
+        clean: r.is_clean(),
+        torn_tail: torn_tail_json(r.torn_tail.as_ref()),
+        corruptions: corruptions_json(&r.corruptions),
+        segments,
+        log_id: id,
+    })?;
     out.finish()
 }

@@ -4,7 +4,8 @@
 //! module per command (`append`, `tail`, `verify`, `info`, `recover`, `copy`, `consumers`,
 //! `trim`, `ship`), each with a `run` function; `tail --name` lives in `tail_named`. Shared
 //! pieces live beside them: `Failure` (what a command can end with), `Out` (standard output,
-//! where a closed pipe is a quiet stop), and `encode` (JSON strings, base64, hex dumps).
+//! where a closed pipe is a quiet stop, and JSON lines through serde), `records` (how `tail`
+//! prints a record), `tail_bounds` (where it starts and stops) and `times` (RFC 3339).
 //!
 //! Streams and exit status: data goes to stdout, diagnostics to stderr as
 //! `applog: error: <message>`; exit 0 on success, 1 when the log is corrupt or locked or an
@@ -20,13 +21,15 @@ use clap::{Parser, Subcommand, ValueEnum};
 mod append;
 mod consumers;
 mod copy;
-mod encode;
 mod info;
 mod problems;
+mod records;
 mod recover;
 mod ship;
 mod tail;
+mod tail_bounds;
 mod tail_named;
+mod times;
 mod trim;
 mod verify;
 
@@ -221,6 +224,19 @@ impl Out {
     /// For `write!` and `writeln!`.
     fn write_fmt(&mut self, args: fmt::Arguments<'_>) -> Result<(), Failure> {
         self.w.write_fmt(args).map_err(Failure::output)
+    }
+
+    /// `value` as one line of JSON.
+    fn json(&mut self, value: &impl serde::Serialize) -> Result<(), Failure> {
+        serde_json::to_writer(&mut self.w, value).map_err(|e| {
+            if e.is_io() {
+                Failure::output(e.into())
+            } else {
+                // Only a map with keys that are no strings fails otherwise: none is written.
+                Failure::Msg(format!("could not write JSON: {e}"))
+            }
+        })?;
+        self.bytes(b"\n")
     }
 
     fn bytes(&mut self, b: &[u8]) -> Result<(), Failure> {

@@ -2,9 +2,11 @@
 
 use std::path::PathBuf;
 
-use crate::encode::json_path;
+use serde::Serialize;
+
 use crate::problems::{
-    corrupt_failure, corruption_text, corruptions_json, torn_tail_json, torn_tail_text,
+    corrupt_failure, corruption_text, corruptions_json, json_path, torn_tail_json, torn_tail_text,
+    CorruptionJson, TornTailJson,
 };
 use crate::{Failure, Out, ReportFormat};
 
@@ -60,19 +62,31 @@ fn print(args: &Args, r: &applog::VerifyReport) -> Result<(), Failure> {
             };
             writeln!(out, "status     {status}")?;
         }
-        ReportFormat::Json => writeln!(
-            out,
-            r#"{{"log":{},"clean":{},"segments":{},"records":{},"first_seq":{},"next_seq":{},"bytes":{},"torn_tail":{},"corruptions":{}}}"#,
-            json_path(&args.log),
-            r.is_clean(),
-            r.segments.len(),
-            r.records,
-            r.first_seq,
-            r.next_seq,
-            r.bytes,
-            torn_tail_json(r.torn_tail.as_ref()),
-            corruptions_json(&r.corruptions),
-        )?,
+        ReportFormat::Json => out.json(&Report {
+            log: json_path(&args.log),
+            clean: r.is_clean(),
+            segments: r.segments.len(),
+            records: r.records,
+            first_seq: r.first_seq,
+            next_seq: r.next_seq,
+            bytes: r.bytes,
+            torn_tail: torn_tail_json(r.torn_tail.as_ref()),
+            corruptions: corruptions_json(&r.corruptions),
+        })?,
     }
     out.finish()
+}
+
+/// `verify --format json`.
+#[derive(Serialize)]
+struct Report {
+    log: String,
+    clean: bool,
+    segments: usize,
+    records: u64,
+    first_seq: u64,
+    next_seq: u64,
+    bytes: u64,
+    torn_tail: Option<TornTailJson>,
+    corruptions: Vec<CorruptionJson>,
 }
