@@ -605,7 +605,8 @@ fn info_describes_segments_and_the_lock() {
     let id = applog::existing_log_id(&log)
         .expect("read identity")
         .expect("the writer created the identity");
-    let out = run(&[OsStr::new("info"), log_arg(&log)]);
+    // Exact sizes, to compare with the library's (tests/cli_info.rs: the rounded ones).
+    let out = run(&[OsStr::new("info"), log_arg(&log), OsStr::new("--bytes")]);
     let text = out.ok();
     for line in [
         format!("identity   {id}\n"),

@@ -22,6 +22,9 @@ pub struct Args {
     /// How to print the description.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     format: ReportFormat,
+    /// Sizes in exact bytes, not rounded to KiB, MiB, GiB (the JSON form is always exact).
+    #[arg(long)]
+    bytes: bool,
 }
 
 /// A segment's report with what its header adds.
@@ -75,7 +78,9 @@ pub fn run(args: Args) -> Result<(), Failure> {
         ReportFormat::Text => print_text,
         ReportFormat::Json => print_json,
     };
+    let size = if args.bytes { exact } else { human };
     let printed = print(
+        size,
         &args.log,
         &report,
         &segments,
@@ -89,7 +94,29 @@ pub fn run(args: Args) -> Result<(), Failure> {
     printed
 }
 
+/// A size as a number of bytes.
+fn exact(n: u64) -> String {
+    n.to_string()
+}
+
+/// A size for people: bytes below 1 KiB, else one decimal in the largest binary unit that
+/// keeps it at 1 or more (`4.0 MiB`).
+fn human(n: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
 fn print_text(
+    size: fn(u64) -> String,
     log: &Path,
     r: &applog::VerifyReport,
     segments: &[Segment<'_>],
@@ -118,7 +145,7 @@ fn print_text(
     writeln!(out, "records    {}", r.records)?;
     writeln!(out, "first seq  {}", r.first_seq)?;
     writeln!(out, "next seq   {}", r.next_seq)?;
-    writeln!(out, "bytes      {}", r.bytes)?;
+    writeln!(out, "bytes      {}", size(r.bytes))?;
     let status = match (&r.torn_tail, r.is_clean()) {
         (_, false) => format!(
             "CORRUPT ({} problems; see applog verify)",
@@ -145,8 +172,8 @@ fn print_text(
             s.report.base_seq,
             s.next_seq(),
             s.report.records,
-            s.report.file_size,
-            s.report.reservation,
+            size(s.report.file_size),
+            size(s.report.reservation),
             pages,
             if s.report.sealed { "yes" } else { "no" }
         )?;
@@ -188,6 +215,7 @@ struct SegmentJson {
 }
 
 fn print_json(
+    _size: fn(u64) -> String,
     log: &Path,
     r: &applog::VerifyReport,
     segments: &[Segment<'_>],
@@ -227,4 +255,21 @@ fn print_json(
         log_id: id,
     })?;
     out.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human;
+
+    #[test]
+    fn human_sizes_are_binary_units_with_one_decimal() {
+        assert_eq!(human(0), "0 B");
+        assert_eq!(human(1023), "1023 B");
+        assert_eq!(human(1024), "1.0 KiB");
+        assert_eq!(human(4096), "4.0 KiB");
+        assert_eq!(human(4 << 20), "4.0 MiB");
+        assert_eq!(human(4_096_000), "3.9 MiB");
+        assert_eq!(human(3 << 30 | 1 << 29), "3.5 GiB");
+        assert_eq!(human(u64::MAX), "16.0 EiB");
+    }
 }
