@@ -21,6 +21,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 mod append;
 mod consumers;
 mod copy;
+mod generate;
 mod info;
 mod problems;
 mod records;
@@ -33,9 +34,11 @@ mod times;
 mod trim;
 mod verify;
 
-/// Append to, follow, check, recover, describe and copy applog logs; read them with named
-/// consumers that resume where they stopped, list and reset those, trim old segments, and ship
-/// logs into NATS JetStream streams.
+/// Append to, follow, check, recover, describe and copy applog logs.
+///
+/// Also: read them with named consumers that resume where they stopped, list and reset those,
+/// trim old segments, ship logs into NATS JetStream streams, and print shell completions
+/// (`applog completions SHELL`) and the man page (`applog man`).
 ///
 /// A log is a directory of segment files (`<20-digit first seq>.seg`), a lock file, and a
 /// `consumers` directory once it has named consumers (`applog tail --name`).
@@ -62,6 +65,8 @@ enum Command {
     Consumers(consumers::Args),
     Trim(trim::Args),
     Ship(ship::Args),
+    Completions(generate::CompletionsArgs),
+    Man(generate::ManArgs),
 }
 
 fn main() -> ExitCode {
@@ -86,6 +91,8 @@ fn main() -> ExitCode {
         Command::Consumers(args) => consumers::run(args),
         Command::Trim(args) => trim::run(args),
         Command::Ship(args) => ship::run(args),
+        Command::Completions(args) => generate::completions(args),
+        Command::Man(args) => generate::man(args),
     };
     match result {
         Ok(()) | Err(Failure::Closed) => ExitCode::SUCCESS,
