@@ -70,7 +70,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
     };
@@ -107,6 +107,23 @@ fn main() -> ExitCode {
     }
 }
 
+/// The command line, with clap's colours (help, errors) off when `NO_COLOR` asks for that.
+fn parse() -> Result<Cli, clap::Error> {
+    use clap::{CommandFactory, FromArgMatches};
+    let mut cmd = Cli::command();
+    if no_color() {
+        cmd = cmd.color(clap::ColorChoice::Never);
+    }
+    let matches = cmd.try_get_matches()?;
+    Cli::from_arg_matches(&matches)
+}
+
+/// Whether `NO_COLOR` is set to something (<https://no-color.org>): then no ANSI colour
+/// anywhere, whatever the terminal.
+pub(crate) fn no_color() -> bool {
+    std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+}
+
 /// Help and version go to stdout with exit 0; a usage error goes to stderr as
 /// `applog: error: ...` (with clap's usage hint) and exits 2.
 fn usage_error(e: &clap::Error) -> ExitCode {
@@ -129,15 +146,60 @@ fn usage_error(e: &clap::Error) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// Library events (`tracing`) go to stderr, filtered by `RUST_LOG` (default: `default`).
+/// Library events (`tracing`) go to stderr, filtered by `RUST_LOG` (default: `default`). A
+/// `RUST_LOG` that does not parse is no reason to fail, nor to be ignored without a word: a
+/// warning names the bad directive, and the default filter applies. Colours only on a
+/// terminal, and not with `NO_COLOR`.
 fn init_tracing(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => {
+            EnvFilter::builder().parse(&spec).unwrap_or_else(|e| {
+                warn(format_args!(
+                    "ignoring RUST_LOG: {}; using the default filter {default:?}",
+                    bad_directives(&spec, &e)
+                ));
+                EnvFilter::new(default)
+            })
+        }
+        Ok(_) | Err(std::env::VarError::NotPresent) => EnvFilter::new(default),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            warn(format_args!(
+                "ignoring RUST_LOG: it is not UTF-8; using the default filter {default:?}"
+            ));
+            EnvFilter::new(default)
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)
-        .with_ansi(io::stderr().is_terminal())
+        .with_ansi(io::stderr().is_terminal() && !no_color())
         .init();
+}
+
+/// What is wrong with the filter `spec`: each directive that does not parse, with why.
+fn bad_directives(spec: &str, whole: &dyn std::error::Error) -> String {
+    use tracing_subscriber::filter::Directive;
+    let bad: Vec<String> = spec
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .filter_map(|d| {
+            d.parse::<Directive>()
+                .err()
+                .map(|e| format!("invalid directive {d:?} ({e})"))
+        })
+        .collect();
+    if bad.is_empty() {
+        format!("invalid filter {spec:?} ({whole})")
+    } else {
+        bad.join(", ")
+    }
+}
+
+/// Prints `applog: warning: <message>` to stderr.
+fn warn(message: fmt::Arguments<'_>) {
+    let _ = writeln!(io::stderr().lock(), "applog: warning: {message}");
 }
 
 /// Prints `applog: error: <message>: <source>: <source>...` to stderr.
