@@ -313,23 +313,29 @@ pub fn run_on_pty(args: &[&OsStr], env: &[(&str, &str)], which: OnTerminal) -> P
         OnTerminal::Both => cmd.stdout(tty()).stderr(tty()),
     };
     let child = cmd.spawn().expect("spawn applog");
-    // Only the child holds the terminal now: reading it ends (EIO) when the child is done.
     drop(cmd);
-    drop(slave);
+    // The terminal is read while the child runs (a full terminal would stop it). This end
+    // stays open here, so reading never fails. Once the child has ended, a marker written
+    // here comes out after everything the child wrote (the terminal keeps the order): the
+    // reader stops at it.
+    const END: &[u8] = b"\x07applog-test-terminal-end\x07";
     let reader = std::thread::spawn(move || {
         let mut master = std::fs::File::from(master);
         let mut all = Vec::new();
         let mut buf = [0u8; 4096];
-        loop {
+        while !all.ends_with(END) {
             match master.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => all.extend_from_slice(&buf[..n]),
             }
         }
+        all.truncate(all.len().saturating_sub(END.len()));
         all
     });
     let piped = wait_for_exit(child);
+    (&slave).write_all(END).expect("write the end marker");
     let terminal = reader.join().expect("terminal reader");
+    drop(slave);
     PtyRun {
         code: piped.code,
         terminal,

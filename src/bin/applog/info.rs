@@ -101,7 +101,7 @@ fn exact(n: u64) -> String {
 
 /// A size for people: bytes below 1 KiB, else one decimal in the largest binary unit that
 /// keeps it at 1 or more (`4.0 MiB`).
-fn human(n: u64) -> String {
+pub(crate) fn human(n: u64) -> String {
     const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
     if n < 1024 {
         return format!("{n} B");

@@ -24,6 +24,7 @@ mod copy;
 mod generate;
 mod info;
 mod problems;
+mod progress;
 mod records;
 mod recover;
 mod ship;
