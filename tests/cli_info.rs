@@ -38,8 +38,8 @@ fn first_row(text: &str) -> Vec<String> {
 fn human(n: u64) -> String {
     match n {
         0..1024 => format!("{n} B"),
-        0..1048576 => format!("{:.1} KiB", n as f64 / 1024.0),
-        0..1073741824 => format!("{:.1} MiB", n as f64 / 1048576.0),
+        1024..1048576 => format!("{:.1} KiB", n as f64 / 1024.0),
+        1048576..1073741824 => format!("{:.1} MiB", n as f64 / 1048576.0),
         _ => format!("{:.1} GiB", n as f64 / 1073741824.0),
     }
 }

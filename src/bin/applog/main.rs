@@ -2,10 +2,12 @@
 //!
 //! A thin layer over the library: `main` parses the command line and dispatches to one small
 //! module per command (`append`, `tail`, `verify`, `info`, `recover`, `copy`, `consumers`,
-//! `trim`, `ship`), each with a `run` function; `tail --name` lives in `tail_named`. Shared
-//! pieces live beside them: `Failure` (what a command can end with), `Out` (standard output,
-//! where a closed pipe is a quiet stop, and JSON lines through serde), `records` (how `tail`
-//! prints a record), `tail_bounds` (where it starts and stops) and `times` (RFC 3339).
+//! `trim`, `ship`), each with a `run` function; `tail --name` lives in `tail_named`,
+//! `completions` and `man` in `generate`. Shared pieces live beside them: `Failure` (what a
+//! command can end with), `Out` (standard output, where a closed pipe is a quiet stop, and
+//! JSON lines through serde), `records` (how `tail` prints a record), `tail_bounds` (where it
+//! starts and stops), `times` (RFC 3339) and `progress` (the progress indicator of `verify`
+//! and `copy`).
 //!
 //! Streams and exit status: data goes to stdout, diagnostics to stderr as
 //! `applog: error: <message>`; exit 0 on success, 1 when the log is corrupt or locked or an
