@@ -88,6 +88,35 @@ pub fn copy_cancellable(
     copy_with(log.as_ref(), dest.as_ref(), &crate::io::real(), cancel)
 }
 
+/// [`copy_cancellable`], telling `progress(done, total)` how far it is: `done` of the `total`
+/// records to copy have been copied. It is called with `(0, total)` once the source is
+/// verified, then every 4096 records or 4 MiB of records (whichever comes first), and with
+/// `(total, total)` when every record is copied, before the copy is checked. `progress` runs
+/// on the copying thread: keep it quick (a progress bar's position).
+///
+/// # Errors
+/// As [`copy_cancellable`].
+pub fn copy_with_progress(
+    log: impl AsRef<Path>,
+    dest: impl AsRef<Path>,
+    cancel: &AtomicBool,
+    progress: &dyn Fn(u64, u64),
+) -> Result<CopyReport> {
+    copy_reporting(
+        log.as_ref(),
+        dest.as_ref(),
+        &crate::io::real(),
+        cancel,
+        progress,
+    )
+}
+
+/// [`copy_with_progress`] calls its `progress` at least every this many records...
+const PROGRESS_RECORDS: u64 = 4096;
+
+/// ...and every this many bytes of records.
+const PROGRESS_BYTES: u64 = 4 << 20;
+
 /// `.<name>.applog-copy-<pid>` beside `dest`.
 ///
 /// # Errors
@@ -114,6 +143,17 @@ pub(crate) fn copy_with(
     dest: &Path,
     fs: &Arc<dyn FileSystem>,
     cancel: &AtomicBool,
+) -> Result<CopyReport> {
+    copy_reporting(log, dest, fs, cancel, &|_, _| {})
+}
+
+/// [`copy_with_progress`] through the file system `fs`.
+fn copy_reporting(
+    log: &Path,
+    dest: &Path,
+    fs: &Arc<dyn FileSystem>,
+    cancel: &AtomicBool,
+    progress: &dyn Fn(u64, u64),
 ) -> Result<CopyReport> {
     if dest.symlink_metadata().is_ok() {
         return Err(Error::io(
@@ -146,7 +186,13 @@ pub(crate) fn copy_with(
     interrupted(cancel)?;
     fs.create_dir(&staging)
         .map_err(|e| Error::create("could not create the copy's directory", &staging, e))?;
-    let made = copy_into(log, &staging, first, end, pages, fs, cancel).and_then(|()| {
+    let range = Range {
+        first,
+        end,
+        pages,
+        progress,
+    };
+    let made = copy_into(log, &staging, &range, fs, cancel).and_then(|()| {
         fs.sync_dir(&staging)
             .map_err(|e| Error::io("could not sync directory", &staging, e))?;
         interrupted(cancel)?;
@@ -183,16 +229,25 @@ impl Digest {
     }
 }
 
+/// What [`copy_into`] copies, and whom it tells.
+struct Range<'a> {
+    /// The records `first..end`.
+    first: u64,
+    end: u64,
+    /// The copy's segment reservation.
+    pages: u32,
+    progress: &'a dyn Fn(u64, u64),
+}
+
 /// Copies records `first..end` of `log` into a new log in `dir` and checks the result.
 fn copy_into(
     log: &Path,
     dir: &Path,
-    first: u64,
-    end: u64,
-    pages: u32,
+    range: &Range<'_>,
     fs: &Arc<dyn FileSystem>,
     cancel: &AtomicBool,
 ) -> Result<()> {
+    let (first, end, pages) = (range.first, range.end, range.pages);
     if first > 0 {
         // An empty segment file named by the first seq: the writer starts the log there (it
         // takes the file for a segment whose creation a crash cut short).
@@ -218,8 +273,15 @@ fn copy_into(
         reader.seek(first)?;
     }
     let mut digest = Digest::default();
+    let total = end - first;
+    (range.progress)(0, total);
+    let (mut told_seq, mut bytes) = (first, 0u64);
     for seq in first..end {
         interrupted(cancel)?;
+        if seq - told_seq >= PROGRESS_RECORDS || bytes >= PROGRESS_BYTES {
+            (range.progress)(seq - first, total);
+            (told_seq, bytes) = (seq, 0);
+        }
         let Some(record) = reader.next()? else {
             return Err(Error::Copy {
                 reason: format!(
@@ -238,9 +300,11 @@ fn copy_into(
             });
         }
         digest.add(seq, record.time_ns(), record.data());
+        bytes += record.data().len() as u64;
         // The record keeps its time (none for one from a version-1 segment).
         writer.append_at(record.data(), record.time_ns().unwrap_or(0))?;
     }
+    (range.progress)(total, total);
     writer.close()?;
     interrupted(cancel)?;
 

@@ -191,7 +191,7 @@ pub use consumer::{
     consumer_path, consumers, delete_consumer, reset_consumer, validate_consumer_name, Consumer,
     ConsumerInfo, ConsumerState, CONSUMERS_DIR, MAX_NAME_LEN,
 };
-pub use copy::{copy, copy_cancellable, staging_dir, CopyReport, STAGING_MARK};
+pub use copy::{copy, copy_cancellable, copy_with_progress, staging_dir, CopyReport, STAGING_MARK};
 pub use dir::{segment_name, LOCK_FILE};
 pub use durable::durable_seq;
 pub use error::{Error, Result};

@@ -126,7 +126,11 @@ fn tail_name_resumes_where_the_previous_run_stopped() {
     assert_eq!(
         cmd("tail", &log, &["--name", "c", "--format", "json"]).ok(),
         (6..10)
-            .map(|i| format!("{{\"seq\":{i},\"len\":2,\"data\":\"r{i}\"}}\n"))
+            .map(|i| {
+                format!(
+                    "{{\"seq\":{i},\"time\":null,\"len\":2,\"data\":\"r{i}\",\"encoding\":\"utf8\"}}\n"
+                )
+            })
             .collect::<String>()
     );
     assert_eq!(cmd("tail", &log, &["--name", "c"]).ok(), "");

@@ -280,8 +280,8 @@ fn tail_follow_waits_for_a_log_that_does_not_exist_yet() {
     assert_eq!(
         lines,
         [
-            r#"{"seq":0,"len":5,"data":"first"}"#,
-            r#"{"seq":1,"len":6,"data":"second"}"#
+            r#"{"seq":0,"time":null,"len":5,"data":"first","encoding":"utf8"}"#,
+            r#"{"seq":1,"time":null,"len":6,"data":"second","encoding":"utf8"}"#
         ]
     );
 

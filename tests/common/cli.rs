@@ -220,3 +220,165 @@ pub fn first_line_then_close(args: &[&OsStr]) -> (String, Run) {
     drop(stdout);
     (first, child.wait_with_output().expect("wait").into())
 }
+
+/// How long a test waits for the tool to end by itself before it fails: generous, as two
+/// cores are shared by several builds and test runs.
+pub const PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Starts the tool with `args`, its output piped.
+pub fn spawn<S: AsRef<OsStr>>(args: &[S]) -> std::process::Child {
+    applog()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn applog")
+}
+
+/// Waits for `child` to end by itself, collecting its piped output meanwhile (killing it
+/// and failing after [`PATIENCE`]).
+#[track_caller]
+pub fn wait_for_exit(child: std::process::Child) -> Run {
+    let pid = rustix::process::Pid::from_child(&child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output().expect("wait"));
+    });
+    match rx.recv_timeout(PATIENCE) {
+        Ok(output) => output.into(),
+        Err(_) => {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            let run: Run = rx.recv().expect("wait").into();
+            panic!("applog did not end by itself: {run:?}");
+        }
+    }
+}
+
+/// Which of the tool's standard streams [`run_on_pty`] connects to the terminal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnTerminal {
+    Stdout,
+    Stderr,
+    Both,
+}
+
+/// A run of the tool with some of its output on a pseudo-terminal.
+#[derive(Debug)]
+pub struct PtyRun {
+    pub code: i32,
+    /// What the tool wrote to the terminal (the terminal turns `\n` into `\r\n`).
+    pub terminal: Vec<u8>,
+    /// The streams that went to pipes, as in [`Run`] (empty for those on the terminal).
+    pub piped: Run,
+}
+
+impl PtyRun {
+    /// The terminal's bytes as text, with the terminal's `\r\n` turned back into `\n`.
+    pub fn terminal_text(&self) -> String {
+        String::from_utf8_lossy(&self.terminal).replace("\r\n", "\n")
+    }
+}
+
+/// Runs the tool with `args` and `env`, with `which` of stdout and stderr on a new
+/// pseudo-terminal (80 columns), the other ones piped, and stdin closed.
+pub fn run_on_pty(args: &[&OsStr], env: &[(&str, &str)], which: OnTerminal) -> PtyRun {
+    use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
+        .expect("open a pseudo-terminal");
+    grantpt(&master).expect("grantpt");
+    unlockpt(&master).expect("unlockpt");
+    let name = ptsname(&master, Vec::new()).expect("ptsname");
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(rustix::fs::OFlags::NOCTTY.bits() as i32)
+        .open(name.to_str().expect("utf-8 pty name"))
+        .expect("open the terminal's other end");
+    rustix::termios::tcsetwinsize(
+        &slave,
+        rustix::termios::Winsize {
+            ws_row: 24,
+            ws_col: 80,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        },
+    )
+    .expect("set the window size");
+    let mut cmd = applog();
+    cmd.args(args).stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let tty = || Stdio::from(slave.try_clone().expect("dup the terminal"));
+    match which {
+        OnTerminal::Stdout => cmd.stdout(tty()).stderr(Stdio::piped()),
+        OnTerminal::Stderr => cmd.stdout(Stdio::piped()).stderr(tty()),
+        OnTerminal::Both => cmd.stdout(tty()).stderr(tty()),
+    };
+    let child = cmd.spawn().expect("spawn applog");
+    drop(cmd);
+    // The terminal is read while the child runs (a full terminal would stop it). This end
+    // stays open here, so reading never fails. Once the child has ended, a marker written
+    // here comes out after everything the child wrote (the terminal keeps the order): the
+    // reader stops at it.
+    const END: &[u8] = b"\x07applog-test-terminal-end\x07";
+    let reader = std::thread::spawn(move || {
+        let mut master = std::fs::File::from(master);
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !all.ends_with(END) {
+            match master.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => all.extend_from_slice(&buf[..n]),
+            }
+        }
+        all.truncate(all.len().saturating_sub(END.len()));
+        all
+    });
+    let piped = wait_for_exit(child);
+    (&slave).write_all(END).expect("write the end marker");
+    let terminal = reader.join().expect("terminal reader");
+    drop(slave);
+    PtyRun {
+        code: piped.code,
+        terminal,
+        piped,
+    }
+}
+
+/// `ns` (nanoseconds since the Unix epoch) as RFC 3339 in UTC with nine digits of fraction,
+/// computed here from the calendar rules (not by the tool's code): what the tool prints.
+pub fn rfc3339_nanos(ns: u64) -> String {
+    let secs = ns / 1_000_000_000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ns % 1_000_000_000
+    )
+}
+
+/// Each record's time, read with the library (`None` for a record without one).
+pub fn record_times(log: &Path) -> Vec<Option<u64>> {
+    let mut r = Reader::open(log).expect("open reader");
+    let mut v = Vec::new();
+    while let Some(rec) = r.next().expect("read") {
+        v.push(rec.time_ns());
+    }
+    v
+}

@@ -48,7 +48,7 @@ pub struct Args {
 }
 
 /// A number of seconds, zero or more (fractions allowed).
-fn secs(text: &str) -> Result<Duration, String> {
+pub(crate) fn secs(text: &str) -> Result<Duration, String> {
     text.parse::<f64>()
         .ok()
         .and_then(|s| Duration::try_from_secs_f64(s).ok())

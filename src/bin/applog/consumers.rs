@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 use applog::{ConsumerInfo, ConsumerState};
 
-use crate::encode::{json_path, json_str, rfc3339};
+use serde::Serialize;
+
+use crate::problems::json_path;
+use crate::times::rfc3339_secs as rfc3339;
 use crate::{Failure, Out, ReportFormat};
 
 /// List a log's named consumers: where each resumes, how far behind the end of the log it is,
@@ -60,26 +63,29 @@ pub fn run(args: Args) -> Result<(), Failure> {
         let seq = args.to.unwrap_or_default(); // clap requires --to with --reset
         applog::reset_consumer(&args.log, name, seq)?;
         if json {
-            writeln!(
-                out,
-                r#"{{"name":{},"action":"reset","next_seq":{seq}}}"#,
-                json_str(name)
-            )?;
+            out.json(&Action {
+                name,
+                action: "reset",
+                next_seq: Some(seq),
+            })?;
         } else {
             writeln!(out, "reset consumer {name}: it resumes at seq {seq}")?;
         }
     } else if let Some(name) = &args.delete {
         applog::delete_consumer(&args.log, name)?;
         if json {
-            writeln!(out, r#"{{"name":{},"action":"delete"}}"#, json_str(name))?;
+            out.json(&Action {
+                name,
+                action: "delete",
+                next_seq: None,
+            })?;
         } else {
             writeln!(out, "deleted consumer {name}")?;
         }
     } else {
         let list = applog::consumers(&args.log)?;
         if json {
-            let items: Vec<String> = list.iter().map(info_json).collect();
-            writeln!(out, "[{}]", items.join(","))?;
+            out.json(&list.iter().map(info_json).collect::<Vec<_>>())?;
         } else {
             print_table(&mut out, &list)?;
         }
@@ -129,23 +135,53 @@ fn print_table(out: &mut Out, list: &[ConsumerInfo]) -> Result<(), Failure> {
     Ok(())
 }
 
-fn info_json(c: &ConsumerInfo) -> String {
-    let pid = holder(&c.state).map_or("null".to_string(), |p| p.to_string());
-    let parked = match &c.state {
-        ConsumerState::Parked { seq, lag_bytes, at } => format!(
-            r#"{{"seq":{seq},"lag_bytes":{lag_bytes},"at":"{}"}}"#,
-            rfc3339(*at)
-        ),
-        _ => "null".to_string(),
-    };
-    format!(
-        r#"{{"name":{},"path":{},"next_seq":{},"lag":{},"lag_bytes":{},"last_commit":"{}","state":"{}","pid":{pid},"parked":{parked}}}"#,
-        json_str(&c.name),
-        json_path(&c.path),
-        c.next_seq,
-        c.lag,
-        c.lag_bytes,
-        rfc3339(c.last_commit),
-        c.state.as_str(),
-    )
+/// `consumers --reset/--delete --format json`.
+#[derive(Serialize)]
+struct Action<'a> {
+    name: &'a str,
+    action: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_seq: Option<u64>,
+}
+
+/// A consumer in `consumers --format json`.
+#[derive(Serialize)]
+struct InfoJson<'a> {
+    name: &'a str,
+    path: String,
+    next_seq: u64,
+    lag: u64,
+    lag_bytes: u64,
+    last_commit: String,
+    state: &'static str,
+    pid: Option<u32>,
+    parked: Option<ParkedJson>,
+}
+
+#[derive(Serialize)]
+struct ParkedJson {
+    seq: u64,
+    lag_bytes: u64,
+    at: String,
+}
+
+fn info_json(c: &ConsumerInfo) -> InfoJson<'_> {
+    InfoJson {
+        name: &c.name,
+        path: json_path(&c.path),
+        next_seq: c.next_seq,
+        lag: c.lag,
+        lag_bytes: c.lag_bytes,
+        last_commit: rfc3339(c.last_commit),
+        state: c.state.as_str(),
+        pid: holder(&c.state),
+        parked: match &c.state {
+            ConsumerState::Parked { seq, lag_bytes, at } => Some(ParkedJson {
+                seq: *seq,
+                lag_bytes: *lag_bytes,
+                at: rfc3339(*at),
+            }),
+            _ => None,
+        },
+    }
 }

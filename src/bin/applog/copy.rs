@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use crate::info::human;
 use crate::problems::corrupt_failure;
+use crate::progress::{segments_of, Progress, ProgressArgs};
 use crate::{note, Failure, Out};
 
 /// Copy a log, even while a writer appends to it: every record up to the moment the copy
@@ -19,7 +21,8 @@ use crate::{note, Failure, Out};
 /// (`.<name>.applog-copy-<pid>`) and renamed into place. On an error, SIGINT or SIGTERM the
 /// hidden directory is removed (exit 1); one left by a copy that was killed is removed by the
 /// next copy into the same parent directory. The copy's segments have the largest
-/// reservation of the source's segments.
+/// reservation of the source's segments. On a terminal, a copy that takes longer than a
+/// second shows a progress bar on stderr.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The log directory to copy.
@@ -28,6 +31,8 @@ pub struct Args {
     /// The new log directory.
     #[arg(value_name = "DEST")]
     dest: PathBuf,
+    #[command(flatten)]
+    progress: ProgressArgs,
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
@@ -46,6 +51,16 @@ pub fn run(args: Args) -> Result<(), Failure> {
             args.dest.display()
         )));
     }
+    let (segments, bytes) = segments_of(&args.log);
+    let progress = Progress::start(
+        format!(
+            "checking {} ({segments} segment{}, {})",
+            args.log.display(),
+            if segments == 1 { "" } else { "s" },
+            human(bytes)
+        ),
+        &args.progress,
+    );
     // A damaged source is reported as `verify` reports it; the copy checks it again.
     let report = applog::verify(&args.log)?;
     if !report.is_clean() {
@@ -54,7 +69,17 @@ pub fn run(args: Args) -> Result<(), Failure> {
     remove_stale_copies(&args.dest);
     // While the copy writes, its writer's lock on the staging directory tells a later copy
     // that this one is alive (see `remove_stale_copies`); before and after, its pid does.
-    let made = match applog::copy_cancellable(&args.log, &args.dest, &stop) {
+    let copied = applog::copy_with_progress(&args.log, &args.dest, &stop, &|done, total| {
+        if done == 0 {
+            progress.message("copying".into());
+        }
+        progress.records(done, total);
+        if done == total {
+            progress.spinner("checking the copy".into());
+        }
+    });
+    drop(progress);
+    let made = match copied {
         Ok(made) => made,
         Err(applog::Error::Interrupted) => return interrupted(&stop),
         Err(e) => return Err(e.into()),

@@ -2,8 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::encode::{json_path, json_str};
-use crate::problems::{corrupt_failure, corruptions_json, torn_tail_json, torn_tail_text};
+use serde::Serialize;
+
+use crate::problems::{
+    corrupt_failure, corruptions_json, json_path, torn_tail_json, torn_tail_text, CorruptionJson,
+    TornTailJson,
+};
 use crate::{Failure, Out, ReportFormat};
 
 /// Describe a log: its segments with their seq ranges and sizes, and whether a writer has
@@ -18,6 +22,9 @@ pub struct Args {
     /// How to print the description.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     format: ReportFormat,
+    /// Sizes in exact bytes, not rounded to KiB, MiB, GiB (the JSON form is always exact).
+    #[arg(long)]
+    bytes: bool,
 }
 
 /// A segment's report with what its header adds.
@@ -71,7 +78,9 @@ pub fn run(args: Args) -> Result<(), Failure> {
         ReportFormat::Text => print_text,
         ReportFormat::Json => print_json,
     };
+    let size = if args.bytes { exact } else { human };
     let printed = print(
+        size,
         &args.log,
         &report,
         &segments,
@@ -85,7 +94,29 @@ pub fn run(args: Args) -> Result<(), Failure> {
     printed
 }
 
+/// A size as a number of bytes.
+fn exact(n: u64) -> String {
+    n.to_string()
+}
+
+/// A size for people: bytes below 1 KiB, else one decimal in the largest binary unit that
+/// keeps it at 1 or more (`4.0 MiB`).
+pub(crate) fn human(n: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
 fn print_text(
+    size: fn(u64) -> String,
     log: &Path,
     r: &applog::VerifyReport,
     segments: &[Segment<'_>],
@@ -114,7 +145,7 @@ fn print_text(
     writeln!(out, "records    {}", r.records)?;
     writeln!(out, "first seq  {}", r.first_seq)?;
     writeln!(out, "next seq   {}", r.next_seq)?;
-    writeln!(out, "bytes      {}", r.bytes)?;
+    writeln!(out, "bytes      {}", size(r.bytes))?;
     let status = match (&r.torn_tail, r.is_clean()) {
         (_, false) => format!(
             "CORRUPT ({} problems; see applog verify)",
@@ -141,8 +172,8 @@ fn print_text(
             s.report.base_seq,
             s.next_seq(),
             s.report.records,
-            s.report.file_size,
-            s.report.reservation,
+            size(s.report.file_size),
+            size(s.report.reservation),
             pages,
             if s.report.sealed { "yes" } else { "no" }
         )?;
@@ -150,7 +181,41 @@ fn print_text(
     out.finish()
 }
 
+/// `info --format json`.
+#[derive(Serialize)]
+struct InfoJson<'a> {
+    log: String,
+    locked: bool,
+    page_size: Option<u32>,
+    first_seq: u64,
+    next_seq: u64,
+    records: u64,
+    bytes: u64,
+    clean: bool,
+    torn_tail: Option<TornTailJson>,
+    corruptions: Vec<CorruptionJson>,
+    segments: Vec<SegmentJson>,
+    log_id: Option<&'a str>,
+}
+
+/// A segment in `info --format json`.
+#[derive(Serialize)]
+struct SegmentJson {
+    file: String,
+    first_seq: u64,
+    next_seq: u64,
+    records: u64,
+    data_end: u64,
+    file_size: u64,
+    reservation: u64,
+    pages: Option<u32>,
+    page_size: Option<u32>,
+    sealed: bool,
+    synced_mark: u64,
+}
+
 fn print_json(
+    _size: fn(u64) -> String,
     log: &Path,
     r: &applog::VerifyReport,
     segments: &[Segment<'_>],
@@ -158,41 +223,53 @@ fn print_json(
     locked: bool,
     id: Option<&str>,
 ) -> Result<(), Failure> {
-    let opt = |v: Option<u32>| v.map_or("null".to_string(), |v| v.to_string());
-    let items: Vec<String> = segments
+    let segments = segments
         .iter()
-        .map(|s| {
-            format!(
-                r#"{{"file":{},"first_seq":{},"next_seq":{},"records":{},"data_end":{},"file_size":{},"reservation":{},"pages":{},"page_size":{},"sealed":{},"synced_mark":{}}}"#,
-                json_str(&s.name()),
-                s.report.base_seq,
-                s.next_seq(),
-                s.report.records,
-                s.report.data_end,
-                s.report.file_size,
-                s.report.reservation,
-                opt(s.header.map(|h| h.segment_pages)),
-                opt(s.header.map(|h| h.page_size)),
-                s.report.sealed,
-                s.report.synced_mark,
-            )
+        .map(|s| SegmentJson {
+            file: s.name(),
+            first_seq: s.report.base_seq,
+            next_seq: s.next_seq(),
+            records: s.report.records,
+            data_end: s.report.data_end,
+            file_size: s.report.file_size,
+            reservation: s.report.reservation,
+            pages: s.header.map(|h| h.segment_pages),
+            page_size: s.header.map(|h| h.page_size),
+            sealed: s.report.sealed,
+            synced_mark: s.report.synced_mark,
         })
         .collect();
     let mut out = Out::new();
-    writeln!(
-        out,
-        r#"{{"log":{},"locked":{locked},"page_size":{},"first_seq":{},"next_seq":{},"records":{},"bytes":{},"clean":{},"torn_tail":{},"corruptions":{},"segments":[{}],"log_id":{}}}"#,
-        json_path(log),
-        opt(page_size),
-        r.first_seq,
-        r.next_seq,
-        r.records,
-        r.bytes,
-        r.is_clean(),
-        torn_tail_json(r.torn_tail.as_ref()),
-        corruptions_json(&r.corruptions),
-        items.join(","),
-        id.map_or("null".to_string(), json_str),
-    )?;
+    out.json(&InfoJson {
+        log: json_path(log),
+        locked,
+        page_size,
+        first_seq: r.first_seq,
+        next_seq: r.next_seq,
+        records: r.records,
+        bytes: r.bytes,
+        clean: r.is_clean(),
+        torn_tail: torn_tail_json(r.torn_tail.as_ref()),
+        corruptions: corruptions_json(&r.corruptions),
+        segments,
+        log_id: id,
+    })?;
     out.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human;
+
+    #[test]
+    fn human_sizes_are_binary_units_with_one_decimal() {
+        assert_eq!(human(0), "0 B");
+        assert_eq!(human(1023), "1023 B");
+        assert_eq!(human(1024), "1.0 KiB");
+        assert_eq!(human(4096), "4.0 KiB");
+        assert_eq!(human(4 << 20), "4.0 MiB");
+        assert_eq!(human(4_096_000), "3.9 MiB");
+        assert_eq!(human(3 << 30 | 1 << 29), "3.5 GiB");
+        assert_eq!(human(u64::MAX), "16.0 EiB");
+    }
 }

@@ -2,9 +2,12 @@
 //!
 //! A thin layer over the library: `main` parses the command line and dispatches to one small
 //! module per command (`append`, `tail`, `verify`, `info`, `recover`, `copy`, `consumers`,
-//! `trim`, `ship`), each with a `run` function; `tail --name` lives in `tail_named`. Shared
-//! pieces live beside them: `Failure` (what a command can end with), `Out` (standard output,
-//! where a closed pipe is a quiet stop), and `encode` (JSON strings, base64, hex dumps).
+//! `trim`, `ship`), each with a `run` function; `tail --name` lives in `tail_named`,
+//! `completions` and `man` in `generate`. Shared pieces live beside them: `Failure` (what a
+//! command can end with), `Out` (standard output, where a closed pipe is a quiet stop, and
+//! JSON lines through serde), `records` (how `tail` prints a record), `tail_bounds` (where it
+//! starts and stops), `times` (RFC 3339) and `progress` (the progress indicator of `verify`
+//! and `copy`).
 //!
 //! Streams and exit status: data goes to stdout, diagnostics to stderr as
 //! `applog: error: <message>`; exit 0 on success, 1 when the log is corrupt or locked or an
@@ -20,19 +23,25 @@ use clap::{Parser, Subcommand, ValueEnum};
 mod append;
 mod consumers;
 mod copy;
-mod encode;
+mod generate;
 mod info;
 mod problems;
+mod progress;
+mod records;
 mod recover;
 mod ship;
 mod tail;
+mod tail_bounds;
 mod tail_named;
+mod times;
 mod trim;
 mod verify;
 
-/// Append to, follow, check, recover, describe and copy applog logs; read them with named
-/// consumers that resume where they stopped, list and reset those, trim old segments, and ship
-/// logs into NATS JetStream streams.
+/// Append to, follow, check, recover, describe and copy applog logs.
+///
+/// Also: read them with named consumers that resume where they stopped, list and reset those,
+/// trim old segments, ship logs into NATS JetStream streams, and print shell completions
+/// (`applog completions SHELL`) and the man page (`applog man`).
 ///
 /// A log is a directory of segment files (`<20-digit first seq>.seg`), a lock file, and a
 /// `consumers` directory once it has named consumers (`applog tail --name`).
@@ -59,10 +68,12 @@ enum Command {
     Consumers(consumers::Args),
     Trim(trim::Args),
     Ship(ship::Args),
+    Completions(generate::CompletionsArgs),
+    Man(generate::ManArgs),
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
     };
@@ -83,6 +94,8 @@ fn main() -> ExitCode {
         Command::Consumers(args) => consumers::run(args),
         Command::Trim(args) => trim::run(args),
         Command::Ship(args) => ship::run(args),
+        Command::Completions(args) => generate::completions(args),
+        Command::Man(args) => generate::man(args),
     };
     match result {
         Ok(()) | Err(Failure::Closed) => ExitCode::SUCCESS,
@@ -95,6 +108,23 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The command line, with clap's colours (help, errors) off when `NO_COLOR` asks for that.
+fn parse() -> Result<Cli, clap::Error> {
+    use clap::{CommandFactory, FromArgMatches};
+    let mut cmd = Cli::command();
+    if no_color() {
+        cmd = cmd.color(clap::ColorChoice::Never);
+    }
+    let matches = cmd.try_get_matches()?;
+    Cli::from_arg_matches(&matches)
+}
+
+/// Whether `NO_COLOR` is set to something (<https://no-color.org>): then no ANSI colour
+/// anywhere, whatever the terminal.
+pub(crate) fn no_color() -> bool {
+    std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
 }
 
 /// Help and version go to stdout with exit 0; a usage error goes to stderr as
@@ -119,15 +149,60 @@ fn usage_error(e: &clap::Error) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// Library events (`tracing`) go to stderr, filtered by `RUST_LOG` (default: `default`).
+/// Library events (`tracing`) go to stderr, filtered by `RUST_LOG` (default: `default`). A
+/// `RUST_LOG` that does not parse is no reason to fail, nor to be ignored without a word: a
+/// warning names the bad directive, and the default filter applies. Colours only on a
+/// terminal, and not with `NO_COLOR`.
 fn init_tracing(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => {
+            EnvFilter::builder().parse(&spec).unwrap_or_else(|e| {
+                warn(format_args!(
+                    "ignoring RUST_LOG: {}; using the default filter {default:?}",
+                    bad_directives(&spec, &e)
+                ));
+                EnvFilter::new(default)
+            })
+        }
+        Ok(_) | Err(std::env::VarError::NotPresent) => EnvFilter::new(default),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            warn(format_args!(
+                "ignoring RUST_LOG: it is not UTF-8; using the default filter {default:?}"
+            ));
+            EnvFilter::new(default)
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)
-        .with_ansi(io::stderr().is_terminal())
+        .with_ansi(io::stderr().is_terminal() && !no_color())
         .init();
+}
+
+/// What is wrong with the filter `spec`: each directive that does not parse, with why.
+fn bad_directives(spec: &str, whole: &dyn std::error::Error) -> String {
+    use tracing_subscriber::filter::Directive;
+    let bad: Vec<String> = spec
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .filter_map(|d| {
+            d.parse::<Directive>()
+                .err()
+                .map(|e| format!("invalid directive {d:?} ({e})"))
+        })
+        .collect();
+    if bad.is_empty() {
+        format!("invalid filter {spec:?} ({whole})")
+    } else {
+        bad.join(", ")
+    }
+}
+
+/// Prints `applog: warning: <message>` to stderr.
+fn warn(message: fmt::Arguments<'_>) {
+    let _ = writeln!(io::stderr().lock(), "applog: warning: {message}");
 }
 
 /// Prints `applog: error: <message>: <source>: <source>...` to stderr.
@@ -221,6 +296,19 @@ impl Out {
     /// For `write!` and `writeln!`.
     fn write_fmt(&mut self, args: fmt::Arguments<'_>) -> Result<(), Failure> {
         self.w.write_fmt(args).map_err(Failure::output)
+    }
+
+    /// `value` as one line of JSON.
+    fn json(&mut self, value: &impl serde::Serialize) -> Result<(), Failure> {
+        serde_json::to_writer(&mut self.w, value).map_err(|e| {
+            if e.is_io() {
+                Failure::output(e.into())
+            } else {
+                // Only a map with keys that are no strings fails otherwise: none is written.
+                Failure::Msg(format!("could not write JSON: {e}"))
+            }
+        })?;
+        self.bytes(b"\n")
     }
 
     fn bytes(&mut self, b: &[u8]) -> Result<(), Failure> {

@@ -1,6 +1,11 @@
 //! Lines for a torn tail and for corruptions, shared by `verify`, `info` and `recover`.
 
-use crate::encode::{json_path, json_str};
+use serde::Serialize;
+
+/// A path in JSON output (lossy when it is not UTF-8).
+pub fn json_path(p: &std::path::Path) -> String {
+    p.to_string_lossy().into_owned()
+}
 
 pub fn torn_tail_text(t: &applog::TornTail) -> String {
     let mut s = format!(
@@ -15,18 +20,22 @@ pub fn torn_tail_text(t: &applog::TornTail) -> String {
     s
 }
 
-pub fn torn_tail_json(t: Option<&applog::TornTail>) -> String {
-    let Some(t) = t else {
-        return "null".into();
-    };
-    let later: Vec<String> = t.later_segments.iter().map(|p| json_path(p)).collect();
-    format!(
-        r#"{{"segment":{},"offset":{},"reason":{},"later_segments":[{}]}}"#,
-        json_path(&t.segment),
-        t.offset,
-        json_str(&t.reason),
-        later.join(",")
-    )
+/// A torn tail in the JSON reports.
+#[derive(Serialize)]
+pub struct TornTailJson {
+    segment: String,
+    offset: u64,
+    reason: String,
+    later_segments: Vec<String>,
+}
+
+pub fn torn_tail_json(t: Option<&applog::TornTail>) -> Option<TornTailJson> {
+    t.map(|t| TornTailJson {
+        segment: json_path(&t.segment),
+        offset: t.offset,
+        reason: t.reason.clone(),
+        later_segments: t.later_segments.iter().map(|p| json_path(p)).collect(),
+    })
 }
 
 pub fn corruption_text(c: &applog::Corruption) -> String {
@@ -38,19 +47,22 @@ pub fn corruption_text(c: &applog::Corruption) -> String {
     )
 }
 
-pub fn corruptions_json(cs: &[applog::Corruption]) -> String {
-    let items: Vec<String> = cs
-        .iter()
-        .map(|c| {
-            format!(
-                r#"{{"segment":{},"offset":{},"reason":{}}}"#,
-                json_path(&c.segment),
-                c.offset,
-                json_str(&c.reason)
-            )
+/// A corruption in the JSON reports.
+#[derive(Serialize)]
+pub struct CorruptionJson {
+    segment: String,
+    offset: u64,
+    reason: String,
+}
+
+pub fn corruptions_json(cs: &[applog::Corruption]) -> Vec<CorruptionJson> {
+    cs.iter()
+        .map(|c| CorruptionJson {
+            segment: json_path(&c.segment),
+            offset: c.offset,
+            reason: c.reason.clone(),
         })
-        .collect();
-    format!("[{}]", items.join(","))
+        .collect()
 }
 
 /// The exit-1 failure for a corrupt log.

@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::encode::{base64, hex_dump, json_str};
+use crate::records::{Format, Printer, Template};
+use crate::tail_bounds::{Count, Stop};
 use crate::{note, Failure, Out};
 
 /// Print the last records of a log, or every record from a seq on, or the records a named
@@ -16,20 +17,27 @@ pub struct Args {
     /// The log directory.
     #[arg(value_name = "LOG")]
     pub(crate) log: PathBuf,
-    /// How many of the last records to print.
-    #[arg(short = 'n', long = "count", value_name = "N", default_value_t = 10)]
-    count: u64,
+    /// How many of the last records to print (N), or +K: every record from the K-th on
+    /// (1-based: +1 is the first record of the log), as `tail -n +K`.
+    #[arg(
+        short = 'n',
+        long = "count",
+        value_name = "N|+K",
+        default_value = "10",
+        value_parser = Count::parse
+    )]
+    count: Count,
     /// Print every record from this seq on, instead of the last N (a seq before the first
     /// record starts at the first record; one past the end prints nothing, or with -f waits
     /// for it).
     #[arg(long, value_name = "SEQ", conflicts_with = "count")]
     from: Option<u64>,
     /// Keep printing records as they are appended, across segment rollovers and writer
-    /// restarts, until interrupted (SIGINT or SIGTERM end it with exit 0). A log that does
-    /// not exist yet (or an empty directory) is waited for, saying so on stderr. A log
-    /// directory replaced meanwhile (removed and made again, restored from a copy) is
-    /// followed anew from its first record, saying so on stderr. Output is flushed after
-    /// each record.
+    /// restarts, until interrupted (SIGINT or SIGTERM end it with exit 0) or until --max or
+    /// --until-seq is reached (exit 0). A log that does not exist yet (or an empty
+    /// directory) is waited for, saying so on stderr. A log directory replaced meanwhile
+    /// (removed and made again, restored from a copy) is followed anew from its first
+    /// record, saying so on stderr. Output is flushed after each record.
     #[arg(short = 'f', long)]
     pub(crate) follow: bool,
     /// Read as the named consumer NAME (created at the log's first record if it does not
@@ -49,47 +57,60 @@ pub struct Args {
         conflicts_with_all = ["from", "count"]
     )]
     pub(crate) name: Option<String>,
-    /// Stop after printing N records (with -f too).
+    /// Stop after printing N records (with -f too). 0 prints nothing.
     #[arg(long, value_name = "N")]
     pub(crate) max: Option<u64>,
+    /// Stop before the record SEQ: print only records below it (with -f, exit 0 once the
+    /// record before it was printed). A named consumer commits up to it, not past it.
+    #[arg(long, value_name = "SEQ")]
+    pub(crate) until_seq: Option<u64>,
     /// How to print each record.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub(crate) format: Format,
+    /// Records separated by NUL bytes, not newlines (--format raw0), as `append --nul` reads
+    /// them.
+    #[arg(short = '0', conflicts_with_all = ["format", "template"])]
+    pub(crate) nul: bool,
+    /// Print each record by TEMPLATE instead of --format: %s the seq, %T the append time
+    /// (RFC 3339 UTC, `-` when the log keeps none), %t the time in nanoseconds since the
+    /// epoch (or `-`), %l the length, %p the payload bytes, %% a %; escapes \n \t \0 \\.
+    /// Nothing is added after a record: end the template with \n for lines.
+    #[arg(long, value_name = "TEMPLATE", value_parser = Template::parse, conflicts_with = "format")]
+    pub(crate) template: Option<Template>,
 }
 
-/// How `tail` prints a record.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    /// The record's bytes, then a newline.
-    Text,
-    /// One object per line: {"seq":N,"len":L,"data":"..."}, or "data_b64" in place of
-    /// "data" when the record is not UTF-8.
-    Json,
-    /// A line `seq N len L`, then a `hexdump -C` dump of the bytes.
-    Hex,
+impl Args {
+    /// The stop conditions the arguments give.
+    pub(crate) fn stop(&self) -> Stop {
+        Stop::new(self.until_seq, self.max)
+    }
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
+    let printer = Printer::new(args.format, args.nul, args.template.as_ref());
     if let Some(name) = &args.name {
-        return crate::tail_named::run(&args, name);
+        return crate::tail_named::run(&args, name, &printer);
     }
     if args.follow {
-        return follow(&args);
+        return follow(&args, &printer);
     }
-    // Where to start, and (for the last N) where to stop: the end as of now, so that
-    // exactly N records are printed even while a writer appends.
-    let (start, end) = match args.from {
-        Some(from) => (from, None),
-        None => {
+    let mut stop = args.stop();
+    let start = match (args.from, args.count) {
+        (Some(from), _) => from,
+        (None, Count::FromNth(_)) => {
+            let first = applog::Reader::open(&args.log)?.position();
+            args.count.start(first, first)
+        }
+        (None, Count::Last(_)) => {
             let report = applog::verify(&args.log)?;
             // The last N records of a damaged log are not the last N of the log: say so.
             if !report.is_clean() {
                 return Err(crate::problems::corrupt_failure(&args.log, &report));
             }
-            (
-                report.next_seq.saturating_sub(args.count),
-                Some(report.next_seq),
-            )
+            // The end as of now, so that exactly N records are printed even while a writer
+            // appends.
+            stop.until(report.next_seq);
+            args.count.start(report.first_seq, report.next_seq)
         }
     };
     let mut reader = applog::Reader::open(&args.log)?;
@@ -97,14 +118,15 @@ pub fn run(args: Args) -> Result<(), Failure> {
         reader.seek(start)?;
     }
     let mut out = Out::new();
-    let mut left = args.max;
-    while left != Some(0) {
+    while !stop.reached(reader.position()) {
         let Some(record) = reader.next()? else { break };
-        if end.is_some_and(|end| record.seq() >= end) {
+        if stop.excludes(&record) {
             break;
         }
-        print_record(&mut out, args.format, record.seq(), record.data())?;
-        left = left.map(|n| n - 1);
+        printer.print(&mut out, &record)?;
+        if stop.printed(record.seq()) {
+            break;
+        }
     }
     out.finish()
 }
@@ -138,35 +160,38 @@ enum Ended {
     Replaced,
     /// The directory is gone.
     Removed,
-    /// --max records were printed.
+    /// A bound (--max, --until-seq) was reached.
     Done,
 }
 
 /// `tail -f`: prints from the start seq on, waiting for new records, until SIGINT or SIGTERM.
 /// Like `tail -F`, it follows the log directory by name: when the directory is replaced (or
 /// removed and made again), it says so and follows the new log from its first record.
-fn follow(args: &Args) -> Result<(), Failure> {
-    let stop = stop_on_signals()?;
+fn follow(args: &Args, printer: &Printer) -> Result<(), Failure> {
+    let signalled = stop_on_signals()?;
     let mut out = Out::new();
     let mut start = Start::AsAsked;
     let mut said_polling = false;
-    let mut left = args.max;
+    let mut stop = args.stop();
     loop {
-        if left == Some(0) {
-            return out.finish();
+        if stop.reached(0) {
+            return out.finish(); // --max 0
         }
-        let Some((mut tailer, id)) = open_tailer(args, start, &stop)? else {
+        let Some((mut tailer, id)) = open_tailer(args, start, &signalled)? else {
             return out.finish(); // interrupted while waiting for the log
         };
-        let ended = follow_log(
+        if stop.reached(tailer.position()) {
+            return out.finish(); // it starts at or past --until-seq
+        }
+        let mut following = Following {
             args,
-            &mut tailer,
-            id,
-            &stop,
-            &mut out,
-            &mut said_polling,
-            &mut left,
-        )?;
+            printer,
+            signalled: &signalled,
+            out: &mut out,
+            said_polling: &mut said_polling,
+            stop: &mut stop,
+        };
+        let ended = following.log(&mut tailer, id)?;
         let log = args.log.display();
         match ended {
             Ended::Stopped | Ended::Done => return out.finish(),
@@ -181,57 +206,64 @@ fn follow(args: &Args) -> Result<(), Failure> {
     }
 }
 
-/// Prints the records of one log until a signal, until `left` (what is left of --max) is
-/// down to 0, or until its directory is replaced or removed.
-fn follow_log(
-    args: &Args,
-    tailer: &mut applog::Tailer,
-    id: DirId,
-    stop: &AtomicBool,
-    out: &mut Out,
-    said_polling: &mut bool,
-    left: &mut Option<u64>,
-) -> Result<Ended, Failure> {
-    let mut checked = Instant::now();
-    while !stop.load(Ordering::Relaxed) {
-        match tailer.next_timeout(POLL) {
-            Ok(Some(record)) => {
-                print_record(out, args.format, record.seq(), record.data())?;
-                // Someone is waiting for it: no record stays in the buffer.
-                out.flush()?;
-                *left = left.map(|n| n - 1);
-                if *left == Some(0) {
-                    return Ok(Ended::Done);
-                }
-                if checked.elapsed() < CHECK_EVERY {
-                    continue;
-                }
-            }
-            Ok(None) => {
-                // Idle: notice a reader that went away without waiting for the next record.
-                if stdout_closed() {
-                    return Err(Failure::Closed);
-                }
-                if !*said_polling {
-                    if let Some(file) = tailer.polling_fallback() {
-                        note(format_args!(
-                            "no write access to {}: waiting by polling (up to 2 ms latency)",
-                            file.display()
-                        ));
-                        *said_polling = true;
+/// What following carries from one log to the next.
+struct Following<'a> {
+    args: &'a Args,
+    printer: &'a Printer,
+    /// Set on SIGINT or SIGTERM.
+    signalled: &'a AtomicBool,
+    out: &'a mut Out,
+    said_polling: &'a mut bool,
+    stop: &'a mut Stop,
+}
+
+impl Following<'_> {
+    /// Prints the records of one log until a signal, until a bound is reached, or until its
+    /// directory is replaced or removed.
+    fn log(&mut self, tailer: &mut applog::Tailer, id: DirId) -> Result<Ended, Failure> {
+        let mut checked = Instant::now();
+        while !self.signalled.load(Ordering::Relaxed) {
+            match tailer.next_timeout(POLL) {
+                Ok(Some(record)) => {
+                    if self.stop.excludes(&record) {
+                        return Ok(Ended::Done);
+                    }
+                    self.printer.print(self.out, &record)?;
+                    // Someone is waiting for it: no record stays in the buffer.
+                    self.out.flush()?;
+                    if self.stop.printed(record.seq()) {
+                        return Ok(Ended::Done);
+                    }
+                    if checked.elapsed() < CHECK_EVERY {
+                        continue;
                     }
                 }
+                Ok(None) => {
+                    // Idle: notice a reader that went away without waiting for the next record.
+                    if stdout_closed() {
+                        return Err(Failure::Closed);
+                    }
+                    if !*self.said_polling {
+                        if let Some(file) = tailer.polling_fallback() {
+                            note(format_args!(
+                                "no write access to {}: waiting by polling (up to 2 ms latency)",
+                                file.display()
+                            ));
+                            *self.said_polling = true;
+                        }
+                    }
+                }
+                // A directory removed or replaced under the tailer can fail it (the next
+                // segment cannot be listed): that is no error of the log.
+                Err(e) => return changed(&self.args.log, id).ok_or(Failure::Log(e)),
             }
-            // A directory removed or replaced under the tailer can fail it (the next segment
-            // cannot be listed): that is no error of the log.
-            Err(e) => return changed(&args.log, id).ok_or(Failure::Log(e)),
+            checked = Instant::now();
+            if let Some(ended) = changed(&self.args.log, id) {
+                return Ok(ended);
+            }
         }
-        checked = Instant::now();
-        if let Some(ended) = changed(&args.log, id) {
-            return Ok(ended);
-        }
+        Ok(Ended::Stopped)
     }
-    Ok(Ended::Stopped)
 }
 
 /// Device and inode of a directory.
@@ -341,11 +373,15 @@ fn open_tailer(
 /// that did not exist when the tool started (`appeared`), or one that replaced the log
 /// followed so far, is printed from its first record (or from --from, in the former).
 fn try_open(args: &Args, start: Start, appeared: bool) -> applog::Result<applog::Tailer> {
-    let start = match (start, args.from, appeared) {
-        (Start::First, _, _) => 0,
-        (Start::AsAsked, Some(from), _) => from,
-        (Start::AsAsked, None, true) => 0,
-        (Start::AsAsked, None, false) => {
+    let start = match (start, args.from, args.count, appeared) {
+        (Start::First, _, _, _) => 0,
+        (Start::AsAsked, Some(from), _, _) => from,
+        (Start::AsAsked, None, Count::FromNth(_), _) => {
+            let first = applog::Reader::open(&args.log)?.position();
+            args.count.start(first, first)
+        }
+        (Start::AsAsked, None, Count::Last(_), true) => 0,
+        (Start::AsAsked, None, Count::Last(_), false) => {
             let report = applog::verify(&args.log)?;
             if let Some(c) = report.corruptions.into_iter().next() {
                 return Err(applog::Error::Corrupt {
@@ -354,7 +390,7 @@ fn try_open(args: &Args, start: Start, appeared: bool) -> applog::Result<applog:
                     reason: c.reason,
                 });
             }
-            report.next_seq.saturating_sub(args.count)
+            args.count.start(report.first_seq, report.next_seq)
         }
     };
     match applog::Tailer::open(&args.log, start) {
@@ -387,34 +423,5 @@ pub(crate) fn not_there_yet(log: &Path, e: &applog::Error) -> bool {
             })
         }
         _ => false,
-    }
-}
-
-pub(crate) fn print_record(
-    out: &mut Out,
-    format: Format,
-    seq: u64,
-    data: &[u8],
-) -> Result<(), Failure> {
-    match format {
-        Format::Text => {
-            out.bytes(data)?;
-            out.bytes(b"\n")
-        }
-        Format::Json => {
-            let len = data.len();
-            match std::str::from_utf8(data) {
-                Ok(s) => writeln!(out, r#"{{"seq":{seq},"len":{len},"data":{}}}"#, json_str(s)),
-                Err(_) => writeln!(
-                    out,
-                    r#"{{"seq":{seq},"len":{len},"data_b64":"{}"}}"#,
-                    base64(data)
-                ),
-            }
-        }
-        Format::Hex => {
-            writeln!(out, "seq {seq} len {}", data.len())?;
-            out.bytes(hex_dump(data).as_bytes())
-        }
     }
 }

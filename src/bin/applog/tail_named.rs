@@ -9,7 +9,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::tail::{not_there_yet, print_record, stdout_closed, stop_on_signals, Args, POLL};
+use crate::records::Printer;
+use crate::tail::{not_there_yet, stdout_closed, stop_on_signals, Args, POLL};
+use crate::tail_bounds::Stop;
 use crate::{note, Failure, Out};
 
 /// The most records one commit covers.
@@ -21,7 +23,7 @@ const BATCH_BYTES: usize = 48 * 1024;
 /// While following, how often the position is made durable (msync of one page).
 const SYNC_EVERY: Duration = Duration::from_secs(1);
 
-pub fn run(args: &Args, name: &str) -> Result<(), Failure> {
+pub fn run(args: &Args, name: &str, printer: &Printer) -> Result<(), Failure> {
     let stop = if args.follow {
         Some(stop_on_signals()?)
     } else {
@@ -32,7 +34,13 @@ pub fn run(args: &Args, name: &str) -> Result<(), Failure> {
     };
     let mut out = Out::new();
     // On an error, dropping the consumer makes what was committed durable (best effort).
-    print(&mut consumer, args, stop.as_deref(), &mut out)?;
+    print(
+        &mut consumer,
+        printer,
+        args.stop(),
+        stop.as_deref(),
+        &mut out,
+    )?;
     out.finish()?;
     consumer.sync()?;
     Ok(())
@@ -68,38 +76,47 @@ fn open(
     }
 }
 
-/// Prints and commits batches until the log ends (without -f), --max records were printed,
-/// or a signal (with -f).
+/// Prints and commits batches until the log ends (without -f), a bound (--max,
+/// --until-seq) is reached, or a signal (with -f).
 fn print(
     consumer: &mut applog::Consumer,
-    args: &Args,
+    printer: &Printer,
+    mut bounds: Stop,
     stop: Option<&AtomicBool>,
     out: &mut Out,
 ) -> Result<(), Failure> {
     let follow = stop.is_some();
-    let mut left = args.max.unwrap_or(u64::MAX);
     let mut synced = Instant::now();
-    while left > 0 {
-        if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+    loop {
+        if stop.is_some_and(|s| s.load(Ordering::Relaxed)) || bounds.reached(consumer.position()) {
             break;
         }
         // The first record of a batch, waited for when following.
         let wait = follow.then_some(POLL);
-        if deliver(consumer, args, out, wait)? {
+        let first = deliver(consumer, printer, &mut bounds, out, wait)?;
+        let mut last = first;
+        if first.printed() {
             let mut n = 1;
-            while n < left.min(BATCH)
-                && out.buffered() < BATCH_BYTES
-                && deliver(consumer, args, out, None)?
-            {
+            while last == Delivered::Printed && n < BATCH && out.buffered() < BATCH_BYTES {
+                last = deliver(consumer, printer, &mut bounds, out, None)?;
                 n += 1;
             }
             // Commit only what reached standard output.
             out.flush()?;
-            consumer.commit()?;
-            left -= n;
-        } else if !follow {
+        }
+        match last {
+            // Read but past a bound: not printed, so not committed.
+            Delivered::Excluded(seq) => {
+                consumer.commit_to(seq)?;
+                break;
+            }
+            _ if first.printed() => consumer.commit()?,
+            _ => {}
+        }
+        if last == Delivered::Done || (last == Delivered::Nothing && !follow) {
             break;
-        } else if stdout_closed() {
+        }
+        if !first.printed() && stdout_closed() {
             // Idle: notice a reader that went away without waiting for the next record.
             return Err(Failure::Closed);
         }
@@ -112,22 +129,50 @@ fn print(
     Ok(())
 }
 
-/// Prints the consumer's next record, waiting up to `wait` for one; whether there was one.
+/// What [`deliver`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Delivered {
+    /// It printed a record, and more may follow.
+    Printed,
+    /// It printed a record, and a bound is reached after it.
+    Done,
+    /// It read the record with this seq, past a bound: not printed.
+    Excluded(u64),
+    /// There was no record (within the wait).
+    Nothing,
+}
+
+impl Delivered {
+    fn printed(self) -> bool {
+        matches!(self, Delivered::Printed | Delivered::Done)
+    }
+}
+
+/// Prints the consumer's next record, waiting up to `wait` for one.
 fn deliver(
     consumer: &mut applog::Consumer,
-    args: &Args,
+    printer: &Printer,
+    bounds: &mut Stop,
     out: &mut Out,
     wait: Option<Duration>,
-) -> Result<bool, Failure> {
+) -> Result<Delivered, Failure> {
+    if bounds.reached(consumer.position()) {
+        return Ok(Delivered::Done);
+    }
     let record = match wait {
         Some(timeout) => consumer.next_timeout(timeout)?,
         None => consumer.try_next()?,
     };
-    match record {
-        Some(r) => {
-            print_record(out, args.format, r.seq(), r.data())?;
-            Ok(true)
-        }
-        None => Ok(false),
+    let Some(r) = record else {
+        return Ok(Delivered::Nothing);
+    };
+    if bounds.excludes(&r) {
+        return Ok(Delivered::Excluded(r.seq()));
     }
+    printer.print(out, &r)?;
+    Ok(if bounds.printed(r.seq()) {
+        Delivered::Done
+    } else {
+        Delivered::Printed
+    })
 }

@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::encode::json_str;
 use crate::{Failure, Out, ReportFormat};
 
 /// Remove the oldest segments of a log, never what a consumer still needs.
@@ -147,22 +146,30 @@ fn print_text(
     Ok(())
 }
 
+/// `trim --format json`.
+#[derive(serde::Serialize)]
+struct Report<'a> {
+    removed_segments: Vec<String>,
+    records: u64,
+    bytes: u64,
+    first_seq: u64,
+    held_back_by: Option<&'a str>,
+    parked: &'a [String],
+    dry_run: bool,
+    note: Option<&'a str>,
+}
+
 fn print_json(out: &mut Out, r: &applog::TrimReport, note: Option<&str>) -> Result<(), Failure> {
-    let strings = |items: &mut dyn Iterator<Item = String>| {
-        items.map(|s| json_str(&s)).collect::<Vec<_>>().join(",")
-    };
-    writeln!(
-        out,
-        r#"{{"removed_segments":[{}],"records":{},"bytes":{},"first_seq":{},"held_back_by":{},"parked":[{}],"dry_run":{},"note":{}}}"#,
-        strings(&mut r.removed.iter().map(|p| file_name(p))),
-        r.records,
-        r.bytes,
-        r.first_seq,
-        r.held_back_by.as_deref().map_or("null".into(), json_str),
-        strings(&mut r.parked.iter().cloned()),
-        r.dry_run,
-        note.map_or("null".into(), json_str),
-    )
+    out.json(&Report {
+        removed_segments: r.removed.iter().map(|p| file_name(p)).collect(),
+        records: r.records,
+        bytes: r.bytes,
+        first_seq: r.first_seq,
+        held_back_by: r.held_back_by.as_deref(),
+        parked: &r.parked,
+        dry_run: r.dry_run,
+        note,
+    })
 }
 
 /// A byte count: a whole number, optionally followed by K, M, G or T (powers of 1024).

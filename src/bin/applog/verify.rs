@@ -2,17 +2,22 @@
 
 use std::path::PathBuf;
 
-use crate::encode::json_path;
+use serde::Serialize;
+
+use crate::info::human;
 use crate::problems::{
-    corrupt_failure, corruption_text, corruptions_json, torn_tail_json, torn_tail_text,
+    corrupt_failure, corruption_text, corruptions_json, json_path, torn_tail_json, torn_tail_text,
+    CorruptionJson, TornTailJson,
 };
+use crate::progress::{segments_of, Progress, ProgressArgs};
 use crate::{Failure, Out, ReportFormat};
 
 /// Check every record of a log, without changing anything.
 ///
 /// Prints a summary and every problem with its segment file and byte offset. A torn tail
 /// (bytes after the last record, left by a crash) is reported but is not corruption: the
-/// next writer cuts it. Exit 0 when the log is clean, 1 when it is corrupt.
+/// next writer cuts it. Exit 0 when the log is clean, 1 when it is corrupt. On a terminal, a
+/// check that takes longer than a second shows a progress spinner on stderr.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The log directory.
@@ -21,10 +26,24 @@ pub struct Args {
     /// How to print the report.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     format: ReportFormat,
+    #[command(flatten)]
+    progress: ProgressArgs,
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
-    let report = applog::verify(&args.log)?;
+    let (segments, bytes) = segments_of(&args.log);
+    let progress = Progress::start(
+        format!(
+            "verifying {} ({segments} segment{}, {})",
+            args.log.display(),
+            if segments == 1 { "" } else { "s" },
+            human(bytes)
+        ),
+        &args.progress,
+    );
+    let report = applog::verify(&args.log);
+    drop(progress);
+    let report = report?;
     let printed = print(&args, &report);
     if !report.is_clean() {
         // Even when stdout was closed early: a corrupt log is never exit 0.
@@ -60,19 +79,31 @@ fn print(args: &Args, r: &applog::VerifyReport) -> Result<(), Failure> {
             };
             writeln!(out, "status     {status}")?;
         }
-        ReportFormat::Json => writeln!(
-            out,
-            r#"{{"log":{},"clean":{},"segments":{},"records":{},"first_seq":{},"next_seq":{},"bytes":{},"torn_tail":{},"corruptions":{}}}"#,
-            json_path(&args.log),
-            r.is_clean(),
-            r.segments.len(),
-            r.records,
-            r.first_seq,
-            r.next_seq,
-            r.bytes,
-            torn_tail_json(r.torn_tail.as_ref()),
-            corruptions_json(&r.corruptions),
-        )?,
+        ReportFormat::Json => out.json(&Report {
+            log: json_path(&args.log),
+            clean: r.is_clean(),
+            segments: r.segments.len(),
+            records: r.records,
+            first_seq: r.first_seq,
+            next_seq: r.next_seq,
+            bytes: r.bytes,
+            torn_tail: torn_tail_json(r.torn_tail.as_ref()),
+            corruptions: corruptions_json(&r.corruptions),
+        })?,
     }
     out.finish()
+}
+
+/// `verify --format json`.
+#[derive(Serialize)]
+struct Report {
+    log: String,
+    clean: bool,
+    segments: usize,
+    records: u64,
+    first_seq: u64,
+    next_seq: u64,
+    bytes: u64,
+    torn_tail: Option<TornTailJson>,
+    corruptions: Vec<CorruptionJson>,
 }
