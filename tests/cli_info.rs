@@ -1,5 +1,6 @@
-//! `applog info`'s sizes: rounded to binary units for people, exact with `--bytes` and in
-//! JSON.
+//! `applog info`: sizes rounded to binary units for people, exact with `--bytes` and in
+//! JSON; the times of the first and last records and the format version, saying when records
+//! have no time.
 #![cfg(unix)]
 
 mod common;
@@ -105,4 +106,61 @@ fn info_bytes_takes_no_value() {
     let (_tmp, log, _) = log_of_1024_pages();
     let out = info(&log, &["--bytes=yes"]);
     assert!(out.usage_error().starts_with("applog: error: "), "{out:?}");
+}
+
+/// The value of a line `label  value` of info's text.
+fn line<'a>(text: &'a str, label: &str) -> &'a str {
+    text.lines()
+        .find_map(|l| l.strip_prefix(label))
+        .unwrap_or_else(|| panic!("no {label:?} line in:\n{text}"))
+        .trim()
+}
+
+#[test]
+fn info_shows_the_first_and_last_record_times_and_the_format() {
+    let (_tmp, log) = log_with(&[b"one", b"two", b"three"]);
+    let times: Vec<u64> = record_times(&log).into_iter().map(Option::unwrap).collect();
+    let out = info(&log, &[]);
+    let text = out.ok();
+    assert_eq!(line(text, "first time"), rfc3339_nanos(times[0]));
+    assert_eq!(line(text, "last time"), rfc3339_nanos(times[2]));
+    assert_eq!(line(text, "format"), "version 2");
+
+    let out = info(&log, &["--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(out.ok()).expect("JSON");
+    assert_eq!(v["first_time"], rfc3339_nanos(times[0]).as_str());
+    assert_eq!(v["last_time"], rfc3339_nanos(times[2]).as_str());
+    assert_eq!(v["format_versions"], serde_json::json!([2]));
+    assert_eq!(v["segments"][0]["format_version"], 2);
+    assert_eq!(
+        v["segments"][0]["last_time"],
+        rfc3339_nanos(times[2]).as_str()
+    );
+}
+
+#[test]
+fn info_says_when_records_have_no_time() {
+    let (_tmp, log) = new_log();
+    common::v1::write_log(&log, &[b"old".to_vec(), b"older".to_vec()], 1);
+    let out = info(&log, &[]);
+    let text = out.ok();
+    assert_eq!(line(text, "first time"), "none (no record with a time)");
+    assert!(
+        line(text, "format").starts_with("version 1: records have no time"),
+        "{text}"
+    );
+    // A newer segment after them: both versions, and the times there are.
+    let mut w = Writer::open(&log, Options::new().segment_pages(1)).expect("open writer");
+    while w.next_seq() < 40 {
+        w.append(&[7u8; 500]).expect("append");
+    }
+    drop(w);
+    let out = info(&log, &["--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(out.ok()).expect("JSON");
+    assert_eq!(v["format_versions"], serde_json::json!([1, 2]));
+    assert_eq!(v["segments"][0]["first_time"], serde_json::Value::Null);
+    let first_timed = record_times(&log).into_iter().flatten().next().unwrap();
+    assert_eq!(v["first_time"], rfc3339_nanos(first_timed).as_str());
+    let text = info(&log, &[]).ok().to_owned();
+    assert!(line(&text, "format").starts_with("versions 1, 2: records in version-1"));
 }

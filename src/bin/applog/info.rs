@@ -146,6 +146,16 @@ fn print_text(
     writeln!(out, "first seq  {}", r.first_seq)?;
     writeln!(out, "next seq   {}", r.next_seq)?;
     writeln!(out, "bytes      {}", size(r.bytes))?;
+    let (first, last) = time_range(r);
+    let time = |t: Option<u64>| {
+        t.map_or_else(
+            || "none (no record with a time)".to_string(),
+            crate::times::rfc3339_nanos,
+        )
+    };
+    writeln!(out, "first time {}", time(first))?;
+    writeln!(out, "last time  {}", time(last))?;
+    writeln!(out, "format     {}", format_text(&versions(r)))?;
     let status = match (&r.torn_tail, r.is_clean()) {
         (_, false) => format!(
             "CORRUPT ({} problems; see applog verify)",
@@ -181,6 +191,44 @@ fn print_text(
     out.finish()
 }
 
+/// The times of the log's oldest and newest records that have one.
+fn time_range(r: &applog::VerifyReport) -> (Option<u64>, Option<u64>) {
+    (
+        r.segments.iter().find_map(|s| s.first_time),
+        r.segments.iter().rev().find_map(|s| s.last_time),
+    )
+}
+
+/// The format versions of the log's segments, in ascending order (blank headers left out).
+fn versions(r: &applog::VerifyReport) -> Vec<u32> {
+    let mut v: Vec<u32> = r
+        .segments
+        .iter()
+        .map(|s| s.format_version)
+        .filter(|&v| v != 0)
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// The format line of `info`: which versions, and what version 1 means for the reader.
+fn format_text(versions: &[u32]) -> String {
+    match versions {
+        [] => "unknown (no readable segment header)".into(),
+        [2] => "version 2".into(),
+        [1] => "version 1: records have no time (applog copy makes an upgraded copy)".into(),
+        _ => {
+            let list: Vec<String> = versions.iter().map(u32::to_string).collect();
+            format!(
+                "versions {}: records in version-1 segments have no time (applog copy makes an \
+                 upgraded copy)",
+                list.join(", ")
+            )
+        }
+    }
+}
+
 /// `info --format json`.
 #[derive(Serialize)]
 struct InfoJson<'a> {
@@ -196,6 +244,9 @@ struct InfoJson<'a> {
     corruptions: Vec<CorruptionJson>,
     segments: Vec<SegmentJson>,
     log_id: Option<&'a str>,
+    first_time: Option<String>,
+    last_time: Option<String>,
+    format_versions: Vec<u32>,
 }
 
 /// A segment in `info --format json`.
@@ -212,6 +263,9 @@ struct SegmentJson {
     page_size: Option<u32>,
     sealed: bool,
     synced_mark: u64,
+    format_version: Option<u32>,
+    first_time: Option<String>,
+    last_time: Option<String>,
 }
 
 fn print_json(
@@ -237,10 +291,17 @@ fn print_json(
             page_size: s.header.map(|h| h.page_size),
             sealed: s.report.sealed,
             synced_mark: s.report.synced_mark,
+            format_version: (s.report.format_version != 0).then_some(s.report.format_version),
+            first_time: s.report.first_time.map(crate::times::rfc3339_nanos),
+            last_time: s.report.last_time.map(crate::times::rfc3339_nanos),
         })
         .collect();
+    let (first_time, last_time) = time_range(r);
     let mut out = Out::new();
     out.json(&InfoJson {
+        first_time: first_time.map(crate::times::rfc3339_nanos),
+        last_time: last_time.map(crate::times::rfc3339_nanos),
+        format_versions: versions(r),
         log: json_path(log),
         locked,
         page_size,

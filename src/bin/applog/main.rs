@@ -103,7 +103,9 @@ fn main() -> ExitCode {
             report_error(&failure);
             match failure {
                 // An option value the library refuses (a segment size over 2 GiB): bad usage.
-                Failure::Log(applog::Error::InvalidOptions(_)) => ExitCode::from(2),
+                Failure::Log(applog::Error::InvalidOptions(_)) | Failure::Usage(_) => {
+                    ExitCode::from(2)
+                }
                 _ => ExitCode::FAILURE,
             }
         }
@@ -235,6 +237,8 @@ enum Failure {
     },
     /// A condition that is no I/O error, such as a corrupt log found by `verify`.
     Msg(String),
+    /// Arguments that parse one by one but not together (`--since` after `--until`): exit 2.
+    Usage(String),
     /// Standard output was closed by its reader (`applog tail LOG | head -1`): stop quietly.
     Closed,
 }
@@ -258,7 +262,7 @@ impl fmt::Display for Failure {
         match self {
             Failure::Log(e) => e.fmt(f),
             Failure::Io { what, .. } => f.write_str(what),
-            Failure::Msg(m) => f.write_str(m),
+            Failure::Msg(m) | Failure::Usage(m) => f.write_str(m),
             Failure::Closed => f.write_str("standard output was closed"),
         }
     }
@@ -269,7 +273,7 @@ impl std::error::Error for Failure {
         match self {
             Failure::Log(e) => e.source(),
             Failure::Io { source, .. } => Some(source),
-            Failure::Msg(_) | Failure::Closed => None,
+            Failure::Msg(_) | Failure::Usage(_) | Failure::Closed => None,
         }
     }
 }

@@ -57,6 +57,22 @@ pub struct Args {
         conflicts_with_all = ["from", "count"]
     )]
     pub(crate) name: Option<String>,
+    /// Start at the first record appended at or after TIME, instead of the last N: RFC 3339
+    /// (2026-11-29T18:00:00.250Z) or how long ago (10m, 2h, 1d, 1h30m). With --from, the later
+    /// of the two. Records without a time (written by applog 0.1) count as older than any
+    /// time.
+    #[arg(
+        long,
+        value_name = "TIME",
+        value_parser = crate::times::parse_time,
+        conflicts_with_all = ["count", "name"]
+    )]
+    pub(crate) since: Option<u64>,
+    /// Stop before the first record appended after TIME (same forms as --since). With -f,
+    /// exit 0 at the first record after it, or once the clock has passed TIME while no record
+    /// is waiting.
+    #[arg(long, value_name = "TIME", value_parser = crate::times::parse_time)]
+    pub(crate) until: Option<u64>,
     /// Stop after printing N records (with -f too). 0 prints nothing.
     #[arg(long, value_name = "N")]
     pub(crate) max: Option<u64>,
@@ -82,11 +98,24 @@ pub struct Args {
 impl Args {
     /// The stop conditions the arguments give.
     pub(crate) fn stop(&self) -> Stop {
-        Stop::new(self.until_seq, self.max)
+        Stop::new(self.until_seq, self.max).until_time(self.until)
+    }
+
+    /// The arguments that do not go together although each parses.
+    fn check(&self) -> Result<(), Failure> {
+        match (self.since, self.until) {
+            (Some(since), Some(until)) if since > until => Err(Failure::Usage(format!(
+                "--since ({}) is after --until ({}): no record can be in between",
+                crate::times::rfc3339_nanos(since),
+                crate::times::rfc3339_nanos(until)
+            ))),
+            _ => Ok(()),
+        }
     }
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
+    args.check()?;
     let printer = Printer::new(args.format, args.nul, args.template.as_ref());
     if let Some(name) = &args.name {
         return crate::tail_named::run(&args, name, &printer);
@@ -97,6 +126,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let mut stop = args.stop();
     let start = match (args.from, args.count) {
         (Some(from), _) => from,
+        // --since alone: from the first record at or after it (found below).
+        (None, _) if args.since.is_some() => 0,
         (None, Count::FromNth(_)) => {
             let first = applog::Reader::open(&args.log)?.position();
             args.count.start(first, first)
@@ -116,6 +147,12 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let mut reader = applog::Reader::open(&args.log)?;
     if start > reader.position() {
         reader.seek(start)?;
+    }
+    if let Some(since) = args.since {
+        // The later of --from and --since.
+        if reader.seek_time_ns(since)? < start {
+            reader.seek(start)?;
+        }
     }
     let mut out = Out::new();
     while !stop.reached(reader.position()) {
@@ -242,6 +279,9 @@ impl Following<'_> {
                     // Idle: notice a reader that went away without waiting for the next record.
                     if stdout_closed() {
                         return Err(Failure::Closed);
+                    }
+                    if self.stop.passed(crate::times::now_ns()) {
+                        return Ok(Ended::Done);
                     }
                     if !*self.said_polling {
                         if let Some(file) = tailer.polling_fallback() {
@@ -376,6 +416,7 @@ fn try_open(args: &Args, start: Start, appeared: bool) -> applog::Result<applog:
     let start = match (start, args.from, args.count, appeared) {
         (Start::First, _, _, _) => 0,
         (Start::AsAsked, Some(from), _, _) => from,
+        (Start::AsAsked, None, _, _) if args.since.is_some() => 0,
         (Start::AsAsked, None, Count::FromNth(_), _) => {
             let first = applog::Reader::open(&args.log)?.position();
             args.count.start(first, first)
@@ -393,13 +434,21 @@ fn try_open(args: &Args, start: Start, appeared: bool) -> applog::Result<applog:
             args.count.start(report.first_seq, report.next_seq)
         }
     };
-    match applog::Tailer::open(&args.log, start) {
+    let mut tailer = match applog::Tailer::open(&args.log, start) {
         // Before the first record: start at the first record, as without -f.
         Err(applog::Error::SeqBeforeStart { first_seq, .. }) => {
             applog::Tailer::open(&args.log, first_seq)
         }
         other => other,
+    }?;
+    if let Some(since) = args.since {
+        // The later of the start and --since (a replaced log is followed from --since too).
+        let at = applog::Reader::open(&args.log)?.seek_time_ns(since)?;
+        if at >= tailer.position() {
+            tailer.seek_time(std::time::UNIX_EPOCH + Duration::from_nanos(since))?;
+        }
     }
+    Ok(tailer)
 }
 
 /// Whether `e` only means that the log has not been created yet: the directory is missing,

@@ -52,6 +52,8 @@ pub struct Stop {
     until_seq: Option<u64>,
     /// What is left of `--max`.
     left: Option<u64>,
+    /// `--until`: nothing appended after this time (ns since the epoch) is printed.
+    until_time: Option<u64>,
 }
 
 impl Stop {
@@ -59,7 +61,20 @@ impl Stop {
         Stop {
             until_seq,
             left: max,
+            until_time: None,
         }
+    }
+
+    /// Adds the bound "nothing appended after `time`" (`--until`).
+    pub fn until_time(mut self, time: Option<u64>) -> Stop {
+        self.until_time = time;
+        self
+    }
+
+    /// Whether the clock (`now`, ns since the epoch) has passed `--until`: every record
+    /// appended from now on is after it.
+    pub fn passed(&self, now: u64) -> bool {
+        self.until_time.is_some_and(|u| now > u)
     }
 
     /// Adds the bound "nothing at or after `seq`" (keeping the lower of two).
@@ -72,9 +87,14 @@ impl Stop {
         self.left == Some(0) || self.until_seq.is_some_and(|u| next_seq >= u)
     }
 
-    /// Whether `record` lies past a bound: it is not printed, and tail ends there.
+    /// Whether `record` lies past a bound: it is not printed, and tail ends there. A record
+    /// without a time counts as older than any time.
     pub fn excludes(&self, record: &applog::Record<'_>) -> bool {
         self.reached(record.seq())
+            || matches!(
+                (self.until_time, crate::times::record_time(record)),
+                (Some(until), Some(t)) if t > until
+            )
     }
 
     /// Counts a printed record; whether tail is done after it.

@@ -116,6 +116,10 @@ fn print(
         if last == Delivered::Done || (last == Delivered::Nothing && !follow) {
             break;
         }
+        if last == Delivered::Nothing && bounds.passed(crate::times::now_ns()) {
+            // --until is behind the clock: nothing appended from now on is to be printed.
+            break;
+        }
         if !first.printed() && stdout_closed() {
             // Idle: notice a reader that went away without waiting for the next record.
             return Err(Failure::Closed);
