@@ -123,12 +123,14 @@ fn tail_name_resumes_where_the_previous_run_stopped() {
     );
     assert_eq!(next_seq(&log, "c"), 6);
     // Without --max: the rest, then nothing.
+    let times = common::cli::record_times(&log);
     assert_eq!(
         cmd("tail", &log, &["--name", "c", "--format", "json"]).ok(),
         (6..10)
             .map(|i| {
+                let time = common::cli::rfc3339_nanos(times[i].expect("a time"));
                 format!(
-                    "{{\"seq\":{i},\"time\":null,\"len\":2,\"data\":\"r{i}\",\"encoding\":\"utf8\"}}\n"
+                    "{{\"seq\":{i},\"time\":\"{time}\",\"len\":2,\"data\":\"r{i}\",\"encoding\":\"utf8\"}}\n"
                 )
             })
             .collect::<String>()

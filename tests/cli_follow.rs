@@ -277,11 +277,21 @@ fn tail_follow_waits_for_a_log_that_does_not_exist_yet() {
         (0, waiting.as_str()),
         "{run:?}"
     );
+    let times: Vec<String> = common::cli::record_times(&log)
+        .into_iter()
+        .map(|t| common::cli::rfc3339_nanos(t.expect("a time")))
+        .collect();
     assert_eq!(
         lines,
         [
-            r#"{"seq":0,"time":null,"len":5,"data":"first","encoding":"utf8"}"#,
-            r#"{"seq":1,"time":null,"len":6,"data":"second","encoding":"utf8"}"#
+            format!(
+                r#"{{"seq":0,"time":"{}","len":5,"data":"first","encoding":"utf8"}}"#,
+                times[0]
+            ),
+            format!(
+                r#"{{"seq":1,"time":"{}","len":6,"data":"second","encoding":"utf8"}}"#,
+                times[1]
+            )
         ]
     );
 
