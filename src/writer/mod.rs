@@ -79,6 +79,8 @@ pub struct Writer {
     slow_syncs: u64,
     /// Metric handles (feature `metrics`; empty without it).
     pub(crate) metrics: crate::metrics::WriterMetrics,
+    /// The figures in the log's stats file (`applog::stats`).
+    pub(crate) stats: crate::stats::Live,
     _lock: Lock,
 }
 
@@ -191,6 +193,15 @@ impl Writer {
         let mut seg = seg;
         seg.set_grow_pages(opts.grow_pages);
         let synced_pos = seg.synced_mark().min(pos);
+        // Durable at open: everything, unless recovery left sealed segments or a part of the
+        // active one unsynced (a crash of the previous writer's process); then what the synced
+        // marks say (a read of the newest synced part, which recovery just read).
+        let durable = if rec.unsynced.is_empty() && synced_pos == pos {
+            rec.next_seq
+        } else {
+            crate::durable_seq(&dir).unwrap_or(rec.first_seq)
+        };
+        let stats = crate::stats::Live::open(&dir, rec.next_seq, durable);
         tracing::debug!(dir = %dir.display(), segment = %seg.path().display(), next_seq = rec.next_seq, offset = pos, "writer opened");
         let mut max_record_len =
             (page * u64::from(pages)).saturating_sub(HEADER_LEN + FRAME_HEADER_LEN);
@@ -223,6 +234,7 @@ impl Writer {
             injected_sync_error: None,
             slow_syncs: 0,
             metrics,
+            stats,
             _lock: lock,
         })
     }
@@ -314,6 +326,7 @@ impl Writer {
         self.next_seq = seq + 1;
         self.unsynced_bytes += flen;
         self.metrics.appended(1, record.len() as u64);
+        self.stats.appended(seq, seq + 1, record.len() as u64);
         tracing::debug!(seq, bytes = record.len(), "appended");
         self.apply_policy()?;
         Ok(seq)
@@ -399,7 +412,9 @@ impl Writer {
             self.unsynced_bytes += end - start;
             self.metrics.appended((j - i) as u64, payload);
             self.pos = end;
+            let before = self.next_seq;
             self.next_seq += (j - i) as u64;
+            self.stats.appended(before, self.next_seq, payload);
             i = j;
         }
         tracing::debug!(
@@ -467,6 +482,23 @@ impl Writer {
     pub fn close(mut self) -> Result<()> {
         self.sync()?;
         self.flush_mark()
+    }
+
+    /// Whether every record appended so far is durable (nothing left for a sync to do).
+    fn all_durable(&self) -> bool {
+        self.poisoned.is_none()
+            && self.pending.is_empty()
+            && self.synced_pos == self.pos
+            && self.dir_synced_gen == self.dir_gen
+    }
+}
+
+impl Drop for Writer {
+    /// Publishes the final figures to the stats file, and whether the writer let go with
+    /// every record durable, before the lock is released.
+    fn drop(&mut self) {
+        let all_durable = self.all_durable();
+        self.stats.release(self.next_seq, all_durable);
     }
 }
 

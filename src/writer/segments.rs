@@ -187,6 +187,7 @@ impl Writer {
         self.synced_pos = 0;
         self.mark_flushed = 0;
         self.dir_gen += 1;
+        self.stats.publish(self.next_seq);
         Ok(())
     }
 }

@@ -84,6 +84,7 @@ impl Writer {
         if plan.was_slow(self.opts.slow_sync, outcome.is_ok()) {
             self.slow_syncs += 1;
             self.metrics.slow_sync();
+            self.stats.slow_sync();
         }
         match outcome {
             Ok(()) => {
@@ -97,6 +98,8 @@ impl Writer {
                     }
                 }
                 self.unsynced_bytes = self.unsynced_bytes.saturating_sub(plan.unsynced_bytes);
+                self.stats
+                    .synced(self.next_seq, plan.next_seq, plan.flushed_in);
                 tracing::debug!(
                     durable_seq = plan.next_seq,
                     sealed_segments = plan.sealed.len(),
@@ -110,6 +113,7 @@ impl Writer {
             }
             Err(e) => {
                 self.metrics.sync_failed();
+                self.stats.publish(self.next_seq);
                 self.poison(&e);
                 Err(e)
             }

@@ -25,6 +25,7 @@ mod info;
 mod problems;
 mod recover;
 mod ship;
+mod stats;
 mod tail;
 mod tail_named;
 mod trim;
@@ -59,6 +60,7 @@ enum Command {
     Consumers(consumers::Args),
     Trim(trim::Args),
     Ship(ship::Args),
+    Stats(stats::Args),
 }
 
 fn main() -> ExitCode {
@@ -83,6 +85,7 @@ fn main() -> ExitCode {
         Command::Consumers(args) => consumers::run(args),
         Command::Trim(args) => trim::run(args),
         Command::Ship(args) => ship::run(args),
+        Command::Stats(args) => stats::run(args),
     };
     match result {
         Ok(()) | Err(Failure::Closed) => ExitCode::SUCCESS,
