@@ -74,6 +74,11 @@ impl Live {
         self.publish(next_seq);
     }
 
+    /// Every record below this seq was durable at the last successful sync.
+    pub(crate) fn durable_seq(&self) -> u64 {
+        self.durable_seq
+    }
+
     /// A flush was slower than `Options::slow_sync`.
     pub(crate) fn slow_sync(&mut self) {
         self.slow_syncs += 1;

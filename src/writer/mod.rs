@@ -141,6 +141,14 @@ impl Writer {
     /// [`open`](Self::open) for any sync policy (the caller handles `Interval`).
     pub(crate) fn open_inner(dir: impl AsRef<Path>, opts: Options) -> Result<Writer> {
         let dir = dir.as_ref().to_owned();
+        let span = tracing::info_span!(
+            "applog.open",
+            dir = %dir.display(),
+            segments = tracing::field::Empty,
+            first_seq = tracing::field::Empty,
+            next_seq = tracing::field::Empty,
+        );
+        let _entered = span.enter();
         let page = page_size();
         opts.validate(page)?;
         let fs = Arc::clone(&opts.fs.0);
@@ -163,9 +171,27 @@ impl Writer {
         // List again under the lock: the previous holder may have changed things meanwhile.
         let listing = dir::list(&dir)?;
         let segments = listing.segments.len();
+        span.record("segments", segments);
         let started = std::time::Instant::now();
         let pages = segment_pages(&listing.segments, &opts, page)?;
-        let rec = recovery::recover_locked(&dir, &listing.segments, pages, &fs)?;
+        let recovering = tracing::info_span!(
+            "applog.recover",
+            dir = %dir.display(),
+            segments,
+            first_seq = tracing::field::Empty,
+            next_seq = tracing::field::Empty,
+            cut_bytes = tracing::field::Empty,
+        );
+        let rec = recovering
+            .in_scope(|| recovery::recover_locked(&dir, &listing.segments, pages, &fs))?;
+        for s in [&recovering, &span] {
+            s.record("first_seq", rec.first_seq.min(rec.next_seq));
+            s.record("next_seq", rec.next_seq);
+        }
+        if let Some((_, cut)) = &rec.cut {
+            recovering.record("cut_bytes", cut);
+        }
+        drop(recovering);
         tracing::debug!(
             dir = %dir.display(),
             segments,

@@ -69,6 +69,7 @@ impl Writer {
             dir: (self.dir_synced_gen != self.dir_gen).then(|| self.dir.clone()),
             dir_gen: self.dir_gen,
             next_seq: self.next_seq,
+            from_seq: self.stats.durable_seq(),
             unsynced_bytes: self.unsynced_bytes,
             injected: self.injected_sync_error.take(),
             started,
