@@ -25,6 +25,8 @@ pub(crate) struct SyncPlan {
     pub(crate) dir_gen: u64,
     /// Every record below this seq is durable once the plan ran.
     pub(crate) next_seq: u64,
+    /// Every record below this seq was durable before (as far as the writer knew).
+    pub(crate) from_seq: u64,
     pub(crate) unsynced_bytes: u64,
     pub(crate) injected: Option<io::Error>,
     pub(crate) started: std::time::Instant,
@@ -42,6 +44,15 @@ impl SyncPlan {
     /// of the directory, then the synced marks: each sealed segment's (and its header), then
     /// the active segment's (and its header, when due).
     pub(crate) fn run(&mut self) -> Result<()> {
+        let dir = self.active.path.parent().unwrap_or(&self.active.path);
+        let _span = tracing::debug_span!(
+            "applog.sync",
+            dir = %dir.display(),
+            from_seq = self.from_seq,
+            next_seq = self.next_seq,
+            sealed_segments = self.sealed.len(),
+        )
+        .entered();
         let started = Instant::now();
         let outcome = self.run_inner();
         self.flushed_in = started.elapsed();

@@ -144,6 +144,16 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// The writer's stats file ([`STATS_FILE`](crate::STATS_FILE)) is damaged or not an
+    /// applog stats file: its figures are not used (see [`stats`](crate::stats)).
+    StatsCorrupt {
+        /// The file.
+        path: PathBuf,
+        /// Where in it.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
     /// A consumer position outside what is allowed: `[first_seq, next_seq]`.
     ConsumerPosition {
         /// The name.
@@ -251,6 +261,15 @@ impl fmt::Display for Error {
             } => write!(
                 f,
                 "consumer {name:?}: corrupt file {} at byte offset {offset}: {reason}",
+                path.display()
+            ),
+            Error::StatsCorrupt {
+                path,
+                offset,
+                reason,
+            } => write!(
+                f,
+                "damaged stats file {} at byte offset {offset}: {reason}",
                 path.display()
             ),
             Error::ConsumerPosition {

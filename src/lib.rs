@@ -20,6 +20,9 @@
 //!   [`Writer::truncate_front`] removes old segments (retention).
 //! - [`durable_seq`] tells any reader, in any process, which records are durable; readers and
 //!   tailers can be told to yield only those ([`Reader::durable_only`]).
+//! - [`stats`] gives any process the live figures of a log (durable lag, the writer's syncs
+//!   and counters, whether a writer runs), which the writer keeps in a small shared file
+//!   ([`STATS_FILE`]); `applog stats` shows them.
 //! - With the `tokio` feature, `applog::tokio` is the async face: durability as futures
 //!   (`AsyncWriter::durable`), tailing as a `Stream` (`AsyncTailer`) with one waiter thread per
 //!   process for every tailer, and an async named consumer (see `docs/async.md`).
@@ -182,6 +185,7 @@ mod segment;
 mod shared;
 #[cfg(feature = "ship")]
 pub mod ship;
+mod stats;
 mod tailer;
 #[cfg(feature = "tokio")]
 pub mod tokio;
@@ -204,6 +208,7 @@ pub use recovery::{
 };
 pub use retention::{trim, Retention, Trim, TrimReport};
 pub use shared::SharedWriter;
+pub use stats::{stats, Stats, WriterFigures, WriterState, WriterStats, STATS_FILE};
 pub use tailer::{Tailer, WaitStrategy};
 pub use writer::Writer;
 

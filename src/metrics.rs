@@ -239,13 +239,21 @@ pub(crate) struct TailerMetrics {
 impl TailerMetrics {
     /// Registers the handle for a tailer of the log in `dir`.
     pub(crate) fn new(dir: &Path) -> TailerMetrics {
+        Self::named(dir, "applog_tailer_wakeups_total")
+    }
+
+    /// Registers the handle for an async tailer or consumer (`applog::tokio`) of the log in
+    /// `dir`.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn new_async(dir: &Path) -> TailerMetrics {
+        Self::named(dir, "applog_async_tailer_wakeups_total")
+    }
+
+    fn named(dir: &Path, name: &'static str) -> TailerMetrics {
         #[cfg(feature = "metrics")]
         {
             TailerMetrics {
-                wakeups: Some(counter!(
-                    "applog_tailer_wakeups_total",
-                    "log" => log_label(dir)
-                )),
+                wakeups: Some(counter!(name, "log" => log_label(dir))),
             }
         }
         #[cfg(not(feature = "metrics"))]
@@ -258,6 +266,113 @@ impl TailerMetrics {
         #[cfg(feature = "metrics")]
         if let Some(c) = &self.wakeups {
             c.increment(1);
+        }
+    }
+}
+
+/// A shipper's handles (`applog::ship`), registered when it starts.
+#[cfg(feature = "ship")]
+#[derive(Default)]
+pub(crate) struct ShipMetrics {
+    #[cfg(feature = "metrics")]
+    handles: Option<ShipHandles>,
+    /// Where the log's durable records end, as last read from the writer's stats file.
+    #[cfg(feature = "metrics")]
+    durable_end: std::sync::atomic::AtomicU64,
+    /// When the stats file was last read (`Instant` since `started`, in ms).
+    #[cfg(feature = "metrics")]
+    read_at_ms: std::sync::atomic::AtomicU64,
+    #[cfg(feature = "metrics")]
+    started: Option<std::time::Instant>,
+    #[cfg(feature = "metrics")]
+    dir: std::path::PathBuf,
+}
+
+#[cfg(all(feature = "ship", feature = "metrics"))]
+struct ShipHandles {
+    published: Counter,
+    acknowledged: Counter,
+    lag: Gauge,
+    retries: Counter,
+    errors: Counter,
+}
+
+/// How often a shipper reads the log's stats file for its lag.
+#[cfg(all(feature = "ship", feature = "metrics"))]
+const LAG_READ_EVERY_MS: u64 = 250;
+
+#[cfg(feature = "ship")]
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables, clippy::unused_self))]
+impl ShipMetrics {
+    /// Registers a shipper's handles for the log in `dir` and the stream `stream`.
+    pub(crate) fn new(dir: &Path, stream: &str) -> ShipMetrics {
+        #[cfg(feature = "metrics")]
+        {
+            let l = [("log", log_label(dir)), ("stream", stream.to_owned())];
+            ShipMetrics {
+                handles: Some(ShipHandles {
+                    published: counter!("applog_ship_published_records_total", &l),
+                    acknowledged: counter!("applog_ship_acknowledged_records_total", &l),
+                    lag: gauge!("applog_ship_lag_records", &l),
+                    retries: counter!("applog_ship_retries_total", &l),
+                    errors: counter!("applog_ship_errors_total", &l),
+                }),
+                durable_end: std::sync::atomic::AtomicU64::new(0),
+                read_at_ms: std::sync::atomic::AtomicU64::new(0),
+                started: Some(std::time::Instant::now()),
+                dir: dir.to_owned(),
+            }
+        }
+        #[cfg(not(feature = "metrics"))]
+        ShipMetrics {}
+    }
+
+    /// `records` records were published.
+    pub(crate) fn published(&self, records: u64) {
+        #[cfg(feature = "metrics")]
+        if let Some(h) = &self.handles {
+            h.published.increment(records);
+        }
+    }
+
+    /// The stream acknowledged a record, and the shipper committed every record below
+    /// `next_seq`: updates the lag (the log's durable end, from the writer's stats file read
+    /// at most every 250 ms, minus `next_seq`).
+    pub(crate) fn acknowledged(&self, next_seq: u64) {
+        #[cfg(feature = "metrics")]
+        if let Some(h) = &self.handles {
+            use std::sync::atomic::Ordering::Relaxed;
+            h.acknowledged.increment(1);
+            let now = self.started.map_or(0, |s| {
+                u64::try_from(s.elapsed().as_millis()).unwrap_or(u64::MAX)
+            });
+            let last = self.read_at_ms.load(Relaxed);
+            if last == 0 || now >= last + LAG_READ_EVERY_MS {
+                self.read_at_ms.store(now.max(1), Relaxed);
+                let path = self.dir.join(crate::stats::STATS_FILE);
+                if let Ok(s) = crate::stats::file::read(&path) {
+                    self.durable_end.fetch_max(s.figures.durable_seq, Relaxed);
+                }
+            }
+            let end = self.durable_end.load(Relaxed).max(next_seq);
+            #[allow(clippy::cast_precision_loss)]
+            h.lag.set((end - next_seq) as f64);
+        }
+    }
+
+    /// A failure the shipper retries.
+    pub(crate) fn retry(&self) {
+        #[cfg(feature = "metrics")]
+        if let Some(h) = &self.handles {
+            h.retries.increment(1);
+        }
+    }
+
+    /// The shipper stopped with an error.
+    pub(crate) fn failed(&self) {
+        #[cfg(feature = "metrics")]
+        if let Some(h) = &self.handles {
+            h.errors.increment(1);
         }
     }
 }

@@ -235,11 +235,24 @@ pub(crate) fn run(
     fs: &Arc<dyn FileSystem>,
     pass: &Pass<'_>,
 ) -> (TrimReport, Option<Error>) {
+    let span = tracing::info_span!(
+        "applog.retention",
+        dir = %dir.display(),
+        target = pass.target,
+        dry_run = pass.dry_run,
+        removed_segments = tracing::field::Empty,
+        removed_records = tracing::field::Empty,
+        first_seq = tracing::field::Empty,
+    );
+    let _entered = span.enter();
     let mut report = TrimReport {
         dry_run: pass.dry_run,
         ..TrimReport::default()
     };
     let err = run_into(dir, fs, pass, &mut report).err();
+    span.record("removed_segments", report.removed.len() as u64);
+    span.record("removed_records", report.records);
+    span.record("first_seq", report.first_seq);
     if !pass.dry_run {
         crate::metrics::retention_ran(
             dir,

@@ -7,6 +7,8 @@
 //! histogram samples recorded since the last one.
 #![cfg(feature = "metrics")]
 
+mod common;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -32,6 +34,7 @@ impl Seen {
                 match label.key() {
                     "log" => log = Some(label.value().to_string()),
                     "consumer" => name = format!("{name}/{}", label.value()),
+                    "stream" => name = format!("{name}/{}", label.value()),
                     other => panic!("unexpected label {other}"),
                 }
             }
@@ -307,4 +310,136 @@ fn group_commit_records_flushes_from_any_thread() {
     assert!(waiters.iter().all(|&w| w <= THREADS as f64), "{waiters:?}");
     assert!(waiters.iter().sum::<f64>() >= 1.0, "{waiters:?}");
     assert_eq!(seen.gauge("applog_durable_seq"), Some(total as f64));
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+fn an_async_tailer_polled_again_after_it_waited_counts_a_wakeup() {
+    use std::future::Future;
+    use std::task::Poll;
+    let d = tempfile::tempdir().unwrap();
+    let (rec, snap) = recorder();
+    let _local = metrics::set_default_local_recorder(&rec);
+    let mut w = Writer::open(d.path(), Options::new()).unwrap();
+    let mut tailer = applog::tokio::AsyncTailer::open_blocking(d.path(), 0).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let seq = rt.block_on(async {
+        let mut next = std::pin::pin!(tailer.next());
+        // Nothing there: the first poll registers the task with the waiter.
+        let first = std::future::poll_fn(|cx| Poll::Ready(next.as_mut().poll(cx))).await;
+        assert!(first.is_pending());
+        assert_eq!(
+            Seen::take(&snap, d.path()).counter("applog_async_tailer_wakeups_total"),
+            0
+        );
+        w.append(b"wake up").unwrap();
+        next.await.unwrap().seq()
+    });
+    assert_eq!(seq, 0);
+    let seen = Seen::take(&snap, d.path());
+    assert!(
+        seen.counter("applog_async_tailer_wakeups_total") >= 1,
+        "{seen:?}"
+    );
+}
+
+#[cfg(feature = "ship")]
+#[test]
+fn shipping_counts_published_and_acknowledged_records_and_its_lag_ends_at_zero() {
+    let Some(nats) = common::nats::Nats::single() else {
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let mut w = Writer::open(d.path(), Options::new()).unwrap();
+    for i in 0..300u32 {
+        w.append(&i.to_le_bytes()).unwrap();
+    }
+    w.sync().unwrap();
+    let (rec, snap) = recorder();
+    let _local = metrics::set_default_local_recorder(&rec);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let opts = applog::ship::ShipOptions::new(vec![nats.urls()], "METRICS");
+    let report = rt.block_on(applog::ship::ship(d.path(), &opts)).unwrap();
+    assert_eq!((report.shipped, report.next_seq), (300, 300));
+    let seen = Seen::take(&snap, d.path());
+    assert_eq!(
+        seen.counter("applog_ship_published_records_total/METRICS"),
+        300,
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen.counter("applog_ship_acknowledged_records_total/METRICS"),
+        300,
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen.gauge("applog_ship_lag_records/METRICS"),
+        Some(0.0),
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen.counter("applog_ship_errors_total/METRICS"),
+        0,
+        "{seen:?}"
+    );
+
+    // 100 more: a second run ships only those, and catches up again.
+    for i in 300..400u32 {
+        w.append(&i.to_le_bytes()).unwrap();
+    }
+    w.sync().unwrap();
+    let report = rt.block_on(applog::ship::ship(d.path(), &opts)).unwrap();
+    assert_eq!((report.shipped, report.next_seq), (100, 400));
+    let seen = Seen::take(&snap, d.path());
+    assert_eq!(
+        seen.counter("applog_ship_published_records_total/METRICS"),
+        100,
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen.counter("applog_ship_acknowledged_records_total/METRICS"),
+        100,
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen.gauge("applog_ship_lag_records/METRICS"),
+        Some(0.0),
+        "{seen:?}"
+    );
+}
+
+#[cfg(feature = "ship")]
+#[test]
+fn a_shipper_that_gives_up_counts_an_error() {
+    let d = tempfile::tempdir().unwrap();
+    let mut w = Writer::open(d.path(), Options::new()).unwrap();
+    w.append(b"a").unwrap();
+    w.sync().unwrap();
+    let (rec, snap) = recorder();
+    let _local = metrics::set_default_local_recorder(&rec);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // Nothing listens on port 1.
+    let mut opts = applog::ship::ShipOptions::new(vec!["nats://127.0.0.1:1".into()], "NOWHERE");
+    opts.retry_for = Duration::from_millis(200);
+    assert!(rt.block_on(applog::ship::ship(d.path(), &opts)).is_err());
+    let seen = Seen::take(&snap, d.path());
+    assert_eq!(
+        seen.counter("applog_ship_errors_total/NOWHERE"),
+        1,
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen.counter("applog_ship_published_records_total/NOWHERE"),
+        0,
+        "{seen:?}"
+    );
 }

@@ -56,6 +56,7 @@
 //! ```text
 //! cargo bench -p applog-bench --bench append                  # everything, a few minutes
 //! cargo bench -p applog-bench --bench append -- append/128B   # one group (criterion filter)
+//! cargo bench -p applog-bench --bench append --features metrics -- metrics/  # see append_metrics.rs
 //! ```
 //!
 //! Files go to `$APPLOG_BENCH_DIR` when set, else to cargo's per-target temporary directory
@@ -102,6 +103,7 @@
 //! of 15-30% on this machine (more for the fault-bound applog and mmap cases): run it more
 //! than once before believing a change.
 
+mod append_metrics;
 mod support;
 
 use std::fs::{self, File, OpenOptions};
@@ -1152,6 +1154,7 @@ fn benches(c: &mut Criterion) {
     check_fs();
     prewarm();
     append_benches(c);
+    append_metrics::metrics_benches(c);
     cost_benches(c);
     delete_temp_dirs();
 }

@@ -217,6 +217,8 @@ struct Ctx {
     /// The last error the server sent on the connection (a permissions violation, for one):
     /// the only word on a publish that is never acknowledged.
     server_error: Arc<Mutex<Option<String>>>,
+    /// Metric handles (feature `metrics`; empty without it).
+    metrics: crate::metrics::ShipMetrics,
 }
 
 impl Ctx {
@@ -324,6 +326,7 @@ pub async fn ship_until(
         let dir = dir.clone();
         crate::tokio::blocking(move || crate::log_id(dir)).await?
     };
+    let metrics = crate::metrics::ShipMetrics::new(&dir, &opts.stream);
     let ctx = Ctx {
         dir,
         id,
@@ -332,88 +335,97 @@ pub async fn ship_until(
         servers: opts.server_list(),
         stream: opts.stream.clone(),
         server_error: Arc::new(Mutex::new(None)),
+        metrics,
     };
-    // First, so that a second shipper under the same name is refused at once.
-    let mut consumer = {
-        let dir = ctx.dir.clone();
-        let name = ctx.consumer_name.clone();
-        let c = crate::tokio::blocking(move || Consumer::open(dir, &name)).await?;
-        AsyncConsumer::from_consumer(c.durable_only())
-    };
-    let stopped = ShipReport {
-        shipped: 0,
-        next_seq: consumer.committed(),
-    };
-    let Some(client) = stop.or_stop(connect(&ctx, opts)).await.transpose()? else {
-        return Ok(stopped);
-    };
-    let mut js = jetstream::new(client);
-    js.set_timeout(opts.ack_timeout);
-    let Some(stream) = stop
-        .or_stop(ensure_stream(&ctx, &js, opts))
-        .await
-        .transpose()?
-    else {
-        return Ok(stopped);
-    };
-
-    let target = if opts.follow {
-        u64::MAX
-    } else {
-        crate::tokio::durable_seq(&ctx.dir).await?
-    };
-    let mut shipped = 0u64;
-    let mut last_progress = Instant::now();
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let attempt = async {
-            let resume = resync(&ctx, &stream).await?;
-            let next = position(&ctx, &mut consumer, resume.next_seq).await?;
-            if next >= target {
-                return Ok(next);
-            }
-            run(
-                &ctx,
-                &js,
-                &mut consumer,
-                next,
-                resume.last_stream_seq,
-                target,
-                opts.in_flight.max(1),
-                &mut shipped,
-                &mut last_progress,
-                &mut stop,
-            )
-            .await
+    let result: Result<ShipReport, ShipError> = async {
+        // First, so that a second shipper under the same name is refused at once.
+        let mut consumer = {
+            let dir = ctx.dir.clone();
+            let name = ctx.consumer_name.clone();
+            let c = crate::tokio::blocking(move || Consumer::open(dir, &name)).await?;
+            AsyncConsumer::from_consumer(c.durable_only())
         };
-        match attempt.await {
-            Ok(next) => {
-                consumer.sync().await?;
-                return Ok(ShipReport {
-                    shipped,
-                    next_seq: next,
-                });
-            }
-            Err(Step::Fatal(e)) => return Err(e),
-            Err(Step::Retry(why)) => {
-                if last_progress.elapsed() >= opts.retry_for {
-                    return Err(ctx.publish_err(format!(
-                        "no progress for {:?}; last failure: {why}",
-                        opts.retry_for
-                    )));
+        let stopped = ShipReport {
+            shipped: 0,
+            next_seq: consumer.committed(),
+        };
+        let Some(client) = stop.or_stop(connect(&ctx, opts)).await.transpose()? else {
+            return Ok(stopped);
+        };
+        let mut js = jetstream::new(client);
+        js.set_timeout(opts.ack_timeout);
+        let Some(stream) = stop
+            .or_stop(ensure_stream(&ctx, &js, opts))
+            .await
+            .transpose()?
+        else {
+            return Ok(stopped);
+        };
+
+        let target = if opts.follow {
+            u64::MAX
+        } else {
+            crate::tokio::durable_seq(&ctx.dir).await?
+        };
+        let mut shipped = 0u64;
+        let mut last_progress = Instant::now();
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let attempt = async {
+                let resume = resync(&ctx, &stream).await?;
+                let next = position(&ctx, &mut consumer, resume.next_seq).await?;
+                if next >= target {
+                    return Ok(next);
                 }
-                tracing::warn!(stream = %ctx.stream, servers = %ctx.servers, "ship: {why}; retrying in {backoff:?}");
-                if stop.or_stop(tokio::time::sleep(backoff)).await.is_none() {
+                run(
+                    &ctx,
+                    &js,
+                    &mut consumer,
+                    next,
+                    resume.last_stream_seq,
+                    target,
+                    opts.in_flight.max(1),
+                    &mut shipped,
+                    &mut last_progress,
+                    &mut stop,
+                )
+                .await
+            };
+            match attempt.await {
+                Ok(next) => {
                     consumer.sync().await?;
                     return Ok(ShipReport {
                         shipped,
-                        next_seq: consumer.committed(),
+                        next_seq: next,
                     });
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                Err(Step::Fatal(e)) => return Err(e),
+                Err(Step::Retry(why)) => {
+                    if last_progress.elapsed() >= opts.retry_for {
+                        return Err(ctx.publish_err(format!(
+                            "no progress for {:?}; last failure: {why}",
+                            opts.retry_for
+                        )));
+                    }
+                    ctx.metrics.retry();
+                tracing::warn!(stream = %ctx.stream, servers = %ctx.servers, "ship: {why}; retrying in {backoff:?}");
+                    if stop.or_stop(tokio::time::sleep(backoff)).await.is_none() {
+                        consumer.sync().await?;
+                        return Ok(ShipReport {
+                            shipped,
+                            next_seq: consumer.committed(),
+                        });
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
             }
         }
     }
+    .await;
+    if result.is_err() {
+        ctx.metrics.failed();
+    }
+    result
 }
 
 /// The caller's stop signal: a future that completes when the shipper is to stop.

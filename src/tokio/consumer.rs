@@ -42,6 +42,8 @@ pub struct AsyncConsumer {
     slot: Option<Slot>,
     /// An error met after records that were handed out: returned by the next read.
     deferred: Option<crate::Error>,
+    /// Metric handle (feature `metrics`; empty without it).
+    metrics: crate::metrics::TailerMetrics,
 }
 
 impl AsyncConsumer {
@@ -60,6 +62,7 @@ impl AsyncConsumer {
     /// The async face of an open consumer.
     pub fn from_consumer(consumer: Consumer) -> AsyncConsumer {
         AsyncConsumer {
+            metrics: crate::metrics::TailerMetrics::new_async(consumer.dir()),
             name: consumer.name().to_owned(),
             consumer: Arc::new(Mutex::new(consumer)),
             slot: None,
@@ -107,6 +110,7 @@ impl AsyncConsumer {
             c.reader_mut(),
             &mut self.slot,
             &mut self.deferred,
+            &self.metrics,
             cx,
             1,
             &mut out,

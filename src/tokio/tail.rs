@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 
 use super::waiter::{self, Slot};
 use crate::error::Result;
+use crate::metrics::TailerMetrics;
 use crate::notify;
 use crate::reader::Reader;
 use crate::Error;
@@ -73,14 +74,20 @@ pub(super) fn read_into(
 /// The heart of every async read: reads up to `max` records into `out`; when there are none,
 /// announces the wait on the segment's wake word, looks once more, and registers the task with
 /// the process's waiter (`slot` remembers where). Ready with `out` non-empty, or an error.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn poll_read(
     reader: &mut Reader,
     slot: &mut Option<Slot>,
     deferred: &mut Option<Error>,
+    metrics: &TailerMetrics,
     cx: &mut Context<'_>,
     max: usize,
     out: &mut Vec<OwnedRecord>,
 ) -> Poll<Result<()>> {
+    if slot.is_some() {
+        // Polled again while registered with the waiter: a wake-up.
+        metrics.woke();
+    }
     if let Some(e) = deferred.take() {
         done(slot);
         return Poll::Ready(Err(e));
@@ -167,6 +174,8 @@ pub struct AsyncTailer {
     slot: Option<Slot>,
     /// An error met after records that were handed out: returned by the next read.
     deferred: Option<Error>,
+    /// Metric handle (feature `metrics`; empty without it).
+    metrics: TailerMetrics,
 }
 
 impl AsyncTailer {
@@ -188,6 +197,7 @@ impl AsyncTailer {
         let mut reader = Reader::open(dir)?;
         reader.seek(from_seq)?;
         Ok(AsyncTailer {
+            metrics: TailerMetrics::new_async(reader.dir()),
             reader,
             slot: None,
             deferred: None,
@@ -250,6 +260,7 @@ impl AsyncTailer {
             &mut self.reader,
             &mut self.slot,
             &mut self.deferred,
+            &self.metrics,
             cx,
             1,
             &mut out,
@@ -321,6 +332,7 @@ impl Future for NextBatch<'_> {
             &mut t.reader,
             &mut t.slot,
             &mut t.deferred,
+            &t.metrics,
             cx,
             this.max,
             &mut out,

@@ -82,6 +82,8 @@ pub struct Writer {
     clock: Clock,
     /// Metric handles (feature `metrics`; empty without it).
     pub(crate) metrics: crate::metrics::WriterMetrics,
+    /// The figures in the log's stats file (`applog::stats`).
+    pub(crate) stats: crate::stats::Live,
     _lock: Lock,
 }
 
@@ -142,6 +144,14 @@ impl Writer {
     /// [`open`](Self::open) for any sync policy (the caller handles `Interval`).
     pub(crate) fn open_inner(dir: impl AsRef<Path>, opts: Options) -> Result<Writer> {
         let dir = dir.as_ref().to_owned();
+        let span = tracing::info_span!(
+            "applog.open",
+            dir = %dir.display(),
+            segments = tracing::field::Empty,
+            first_seq = tracing::field::Empty,
+            next_seq = tracing::field::Empty,
+        );
+        let _entered = span.enter();
         let page = page_size();
         opts.validate(page)?;
         let fs = Arc::clone(&opts.fs.0);
@@ -164,9 +174,27 @@ impl Writer {
         // List again under the lock: the previous holder may have changed things meanwhile.
         let listing = dir::list(&dir)?;
         let segments = listing.segments.len();
+        span.record("segments", segments);
         let started = std::time::Instant::now();
         let pages = segment_pages(&listing.segments, &opts, page)?;
-        let rec = recovery::recover_locked(&dir, &listing.segments, pages, &fs)?;
+        let recovering = tracing::info_span!(
+            "applog.recover",
+            dir = %dir.display(),
+            segments,
+            first_seq = tracing::field::Empty,
+            next_seq = tracing::field::Empty,
+            cut_bytes = tracing::field::Empty,
+        );
+        let rec = recovering
+            .in_scope(|| recovery::recover_locked(&dir, &listing.segments, pages, &fs))?;
+        for s in [&recovering, &span] {
+            s.record("first_seq", rec.first_seq.min(rec.next_seq));
+            s.record("next_seq", rec.next_seq);
+        }
+        if let Some((_, cut)) = &rec.cut {
+            recovering.record("cut_bytes", cut);
+        }
+        drop(recovering);
         tracing::debug!(
             dir = %dir.display(),
             segments,
@@ -194,6 +222,15 @@ impl Writer {
         let mut seg = seg;
         seg.set_grow_pages(opts.grow_pages);
         let synced_pos = seg.synced_mark().min(pos);
+        // Durable at open: everything, unless recovery left sealed segments or a part of the
+        // active one unsynced (a crash of the previous writer's process); then what the synced
+        // marks say (a read of the newest synced part, which recovery just read).
+        let durable = if rec.unsynced.is_empty() && synced_pos == pos {
+            rec.next_seq
+        } else {
+            crate::durable_seq(&dir).unwrap_or(rec.first_seq)
+        };
+        let stats = crate::stats::Live::open(&dir, rec.next_seq, durable);
         tracing::debug!(dir = %dir.display(), segment = %seg.path().display(), next_seq = rec.next_seq, offset = pos, "writer opened");
         let layout = format::Layout::CURRENT;
         let mut max_record_len = (page * u64::from(pages))
@@ -229,6 +266,7 @@ impl Writer {
             slow_syncs: 0,
             clock: Clock::starting_at(rec.last_time),
             metrics,
+            stats,
             _lock: lock,
         })
     }
@@ -336,6 +374,7 @@ impl Writer {
         self.next_seq = seq + 1;
         self.unsynced_bytes += flen;
         self.metrics.appended(1, record.len() as u64);
+        self.stats.appended(seq, seq + 1, record.len() as u64);
         tracing::debug!(seq, bytes = record.len(), "appended");
         self.apply_policy()?;
         Ok(seq)
@@ -422,7 +461,9 @@ impl Writer {
             self.unsynced_bytes += end - start;
             self.metrics.appended((j - i) as u64, payload);
             self.pos = end;
+            let before = self.next_seq;
             self.next_seq += (j - i) as u64;
+            self.stats.appended(before, self.next_seq, payload);
             i = j;
         }
         tracing::debug!(
@@ -498,6 +539,23 @@ impl Writer {
     pub fn close(mut self) -> Result<()> {
         self.sync()?;
         self.flush_mark()
+    }
+
+    /// Whether every record appended so far is durable (nothing left for a sync to do).
+    fn all_durable(&self) -> bool {
+        self.poisoned.is_none()
+            && self.pending.is_empty()
+            && self.synced_pos == self.pos
+            && self.dir_synced_gen == self.dir_gen
+    }
+}
+
+impl Drop for Writer {
+    /// Publishes the final figures to the stats file, and whether the writer let go with
+    /// every record durable, before the lock is released.
+    fn drop(&mut self) {
+        let all_durable = self.all_durable();
+        self.stats.release(self.next_seq, all_durable);
     }
 }
 

@@ -149,6 +149,13 @@ impl Writer {
     }
 
     pub(super) fn roll_inner(&mut self) -> Result<()> {
+        let _span = tracing::debug_span!(
+            "applog.roll",
+            dir = %self.dir.display(),
+            sealed_base_seq = self.seg.header().base_seq,
+            next_seq = self.next_seq,
+        )
+        .entered();
         let seal_at = (self.pos + FRAME_HEADER_LEN <= self.seg.reservation()).then_some(self.pos);
         if let Some(at) = seal_at {
             // Make room for the seal first: once the successor exists, sealing cannot fail.
@@ -187,6 +194,7 @@ impl Writer {
         self.synced_pos = 0;
         self.mark_flushed = 0;
         self.dir_gen += 1;
+        self.stats.publish(self.next_seq);
         Ok(())
     }
 }

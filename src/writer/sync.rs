@@ -69,6 +69,7 @@ impl Writer {
             dir: (self.dir_synced_gen != self.dir_gen).then(|| self.dir.clone()),
             dir_gen: self.dir_gen,
             next_seq: self.next_seq,
+            from_seq: self.stats.durable_seq(),
             unsynced_bytes: self.unsynced_bytes,
             injected: self.injected_sync_error.take(),
             started,
@@ -84,6 +85,7 @@ impl Writer {
         if plan.was_slow(self.opts.slow_sync, outcome.is_ok()) {
             self.slow_syncs += 1;
             self.metrics.slow_sync();
+            self.stats.slow_sync();
         }
         match outcome {
             Ok(()) => {
@@ -97,6 +99,8 @@ impl Writer {
                     }
                 }
                 self.unsynced_bytes = self.unsynced_bytes.saturating_sub(plan.unsynced_bytes);
+                self.stats
+                    .synced(self.next_seq, plan.next_seq, plan.flushed_in);
                 tracing::debug!(
                     durable_seq = plan.next_seq,
                     sealed_segments = plan.sealed.len(),
@@ -110,6 +114,7 @@ impl Writer {
             }
             Err(e) => {
                 self.metrics.sync_failed();
+                self.stats.publish(self.next_seq);
                 self.poison(&e);
                 Err(e)
             }

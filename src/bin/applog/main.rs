@@ -1,8 +1,8 @@
 //! `applog`: the command-line tool for applog logs.
 //!
 //! A thin layer over the library: `main` parses the command line and dispatches to one small
-//! module per command (`append`, `tail`, `verify`, `info`, `recover`, `copy`, `consumers`,
-//! `trim`, `ship`), each with a `run` function; `tail --name` lives in `tail_named`,
+//! module per command (`append`, `tail`, `verify`, `info`, `stats`, `recover`, `copy`,
+//! `consumers`, `trim`, `ship`), each with a `run` function; `tail --name` lives in `tail_named`,
 //! `completions` and `man` in `generate`. Shared pieces live beside them: `Failure` (what a
 //! command can end with), `Out` (standard output, where a closed pipe is a quiet stop, and
 //! JSON lines through serde), `records` (how `tail` prints a record), `tail_bounds` (where it
@@ -30,6 +30,7 @@ mod progress;
 mod records;
 mod recover;
 mod ship;
+mod stats;
 mod tail;
 mod tail_bounds;
 mod tail_named;
@@ -39,8 +40,9 @@ mod verify;
 
 /// Append to, follow, check, recover, describe and copy applog logs.
 ///
-/// Also: read them with named consumers that resume where they stopped, list and reset those,
-/// trim old segments, ship logs into NATS JetStream streams, and print shell completions
+/// Also: watch a log's live figures (`applog stats`), read it with named consumers that resume
+/// where they stopped, list and reset those, trim old segments, ship logs into NATS JetStream
+/// streams, and print shell completions
 /// (`applog completions SHELL`) and the man page (`applog man`).
 ///
 /// A log is a directory of segment files (`<20-digit first seq>.seg`), a lock file, and a
@@ -70,6 +72,7 @@ enum Command {
     Ship(ship::Args),
     Completions(generate::CompletionsArgs),
     Man(generate::ManArgs),
+    Stats(stats::Args),
 }
 
 fn main() -> ExitCode {
@@ -96,6 +99,7 @@ fn main() -> ExitCode {
         Command::Ship(args) => ship::run(args),
         Command::Completions(args) => generate::completions(args),
         Command::Man(args) => generate::man(args),
+        Command::Stats(args) => stats::run(args),
     };
     match result {
         Ok(()) | Err(Failure::Closed) => ExitCode::SUCCESS,
