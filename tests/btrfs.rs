@@ -127,6 +127,10 @@ fn append_child() {
     let log = mnt.join("log");
     let mut w = Writer::open(&log, Options::new().segment_pages(16)).unwrap();
     append_synced(&mut w, 0, 5, 300);
+    // The stats file is written with pwrite here, not through a mapping: it reads back.
+    let stats = applog::stats(&log).unwrap();
+    let figures = stats.writer_stats().expect("the writer's figures");
+    assert_eq!((figures.next_seq, figures.durable_seq), (5, 5));
     fill(&mnt);
     // Keep appending (into the partly filled, written-out page first) and syncing until the
     // file system refuses more.
@@ -144,6 +148,15 @@ fn append_child() {
     };
     assert!(err.is_no_space(), "expected NoSpace, got {err:?}");
     drop(w);
+    // The stats file on the full file system: still readable (its figures may lag).
+    let stats = applog::stats(&log).unwrap();
+    assert!(
+        stats
+            .writer_stats()
+            .expect("the writer's figures")
+            .durable_seq
+            >= 5
+    );
     // Everything appended and synced is there.
     let got = read_all(&log);
     assert!(got.len() as u64 >= seq.min(5), "{} records", got.len());

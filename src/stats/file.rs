@@ -26,6 +26,12 @@
 //! The writer replaces the file at each open (written whole under a temporary name, then
 //! renamed into place), so a reader never sees one half initialised, and never sees a
 //! previous writer's figures mixed with this one's.
+//!
+//! On a copy-on-write file system (btrfs, see `cow`) the file is made no-copy-on-write and
+//! written with `pwrite`, never with stores through a mapping: a store into a written page
+//! there can need new space, and on a full file system the process that stores gets SIGBUS.
+//! Readers read the file with `read`, so a slot half written by a `pwrite` fails its check and
+//! the other slot is taken, as after a writer killed in the middle of an update.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -298,9 +304,40 @@ fn read_full(file: &File, out: &mut [u8]) -> io::Result<usize> {
 /// plain atomic stores into the shared page, no system call.
 pub(crate) struct StatsFile {
     path: PathBuf,
-    map: WordMap,
+    out: Words,
     header: u64,
     last: Figures,
+}
+
+/// How the writer stores words into its stats file.
+enum Words {
+    /// Atomic stores through a shared mapping.
+    Mapped(WordMap),
+    /// `pwrite`, on a copy-on-write file system (see the module docs).
+    Written(File),
+}
+
+impl Words {
+    /// Stores the words `words` from `off` on (`Release` for the last one when mapped).
+    fn store(&self, off: u64, words: &[u64], last: Ordering) -> io::Result<()> {
+        match self {
+            Words::Mapped(map) => {
+                for (i, w) in words.iter().enumerate() {
+                    let order = if i + 1 == words.len() {
+                        last
+                    } else {
+                        Ordering::Relaxed
+                    };
+                    map.store(off + 8 * i as u64, *w, order)?;
+                }
+                Ok(())
+            }
+            Words::Written(file) => {
+                let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+                file.write_all_at(&bytes, off)
+            }
+        }
+    }
 }
 
 impl StatsFile {
@@ -322,15 +359,22 @@ impl StatsFile {
                 .write(true)
                 .create_new(true)
                 .open(&tmp)?;
+            let by_pwrite = crate::cow::writes_by_pwrite(&f);
+            if by_pwrite {
+                // While it is empty: btrfs takes the attribute only then.
+                crate::cow::prepare_new_file(&f, &tmp).map_err(io::Error::other)?;
+            }
             f.write_all(&encode_new(pid, started_ns, figures))?;
             std::fs::rename(&tmp, &path)?;
-            let map = WordMap::new(&f, FILE_LEN)?;
-            Ok::<_, io::Error>(map)
+            if by_pwrite {
+                return Ok::<_, io::Error>(Words::Written(f));
+            }
+            Ok(Words::Mapped(WordMap::new(&f, FILE_LEN)?))
         })();
         match made {
-            Ok(map) => Ok(StatsFile {
+            Ok(out) => Ok(StatsFile {
                 path,
-                map,
+                out,
                 header: header_check(pid, started_ns),
                 last: figures,
             }),
@@ -352,12 +396,10 @@ impl StatsFile {
         figures.generation = self.last.generation.wrapping_add(1);
         figures.updated_ns = super::now_ns();
         let at = SLOTS[idx(figures.generation % 2)];
-        for (i, w) in figures.words().iter().enumerate() {
-            self.map.store(at + 8 * i as u64, *w, Ordering::Relaxed)?;
-        }
-        self.map.store(
+        self.out.store(at, &figures.words(), Ordering::Relaxed)?;
+        self.out.store(
             at + 8 * SLOT_WORDS,
-            figures.check(self.header),
+            &[figures.check(self.header)],
             Ordering::Release,
         )?;
         self.last = figures;
@@ -366,7 +408,7 @@ impl StatsFile {
 
     /// Stores the writer's state (`STATE_*`).
     pub(crate) fn set_state(&self, state: u64) -> io::Result<()> {
-        self.map.store(OFF_STATE, state, Ordering::Release)
+        self.out.store(OFF_STATE, &[state], Ordering::Release)
     }
 }
 
