@@ -29,9 +29,11 @@
 //! 3. **Published bytes are never written again.** Once a frame's CRC has passed, its bytes
 //!    stay as they are for as long as the file exists: the writer only writes past the last
 //!    frame it published or validated ([`WriteMap`] enforces this with `frozen`), and recovery
-//!    only zeroes bytes from the first frame that does not validate, which no reader can have
-//!    validated either (readers walk the same frames from the segment's start and stop at the
-//!    first bad one). That is what makes the `&[u8]` this module hands out sound.
+//!    only zeroes bytes from the first frame that does not validate, or from the first frame
+//!    of a batch whose last frame is missing, which no reader can have borrowed either
+//!    (readers walk the same frames from the segment's start, stop at the first bad one, and
+//!    look at the rest of a batch with [`View::check_frame`], which lends nothing, before
+//!    they lend any of it). That is what makes the `&[u8]` this module hands out sound.
 //! 4. **Unvalidated bytes are read atomically.** Bytes that may still change under us (a
 //!    payload whose CRC is not yet checked, garbage left by a crash that a recovering writer in
 //!    this process may be zeroing, header fields next to the wake word) are copied out with
@@ -248,14 +250,42 @@ impl View {
         seed: u32,
         layout: format::Layout,
     ) -> (Frame, &[u8]) {
+        let frame = self.check_frame(off, seq, seed, layout);
+        match frame {
+            Frame::Record { len, .. } => {
+                let start = off + layout.record_header_len();
+                let len = u64::from(len);
+                self.last[0].store(start, Ordering::Relaxed);
+                self.last[1].store(len, Ordering::Relaxed);
+                // SAFETY: `[start, start + len)` is the payload of the frame `check_frame`
+                // just validated: its header word was loaded with acquire semantics, its
+                // length was checked to lie inside the file, and its CRC matched the bytes in
+                // place.
+                (frame, unsafe { self.lend(start, len) })
+            }
+            _ => (frame, &[]),
+        }
+    }
+
+    /// As [`frame`](Self::frame), without lending the payload (nor remembering it for
+    /// [`validated`](Self::validated)): the verdict alone, over atomically loaded bytes. For
+    /// looking ahead at frames that may yet be cut (the rest of a batch: see `segment::run_end`).
+    #[inline]
+    pub(crate) fn check_frame(
+        &self,
+        off: u64,
+        seq: u64,
+        seed: u32,
+        layout: format::Layout,
+    ) -> Frame {
         let Some(word) = self.load(off) else {
             // No whole header word inside the file: nothing there (yet).
-            return (Frame::Empty, &[]);
+            return Frame::Empty;
         };
         let start = off + layout.record_header_len();
         let avail = self.limit().saturating_sub(start);
         let time = || self.load(off + FRAME_HEADER_LEN);
-        let frame = format::check_frame(layout, seed, seq, word, time, avail, |mut h, len| {
+        format::check_frame(layout, seed, seq, word, time, avail, |mut h, len| {
             let mut buf = [0u8; CRC_CHUNK];
             let mut at = start;
             let mut left = u64::from(len);
@@ -270,19 +300,7 @@ impl View {
                 left -= n as u64;
             }
             h.finalize()
-        });
-        match frame {
-            Frame::Record { len, .. } => {
-                let len = u64::from(len);
-                self.last[0].store(start, Ordering::Relaxed);
-                self.last[1].store(len, Ordering::Relaxed);
-                // SAFETY: `[start, start + len)` is the payload of the frame just validated:
-                // its header word was loaded with acquire semantics, `len <= avail` kept it
-                // inside the file, and its CRC matched the bytes in place.
-                (frame, unsafe { self.lend(start, len) })
-            }
-            _ => (frame, &[]),
-        }
+        })
     }
 
     /// The payload `[start, start + len)` of the last record frame [`frame`](Self::frame)

@@ -92,6 +92,12 @@ impl WriteMap {
         (frame, payload)
     }
 
+    /// Freezes `[0, end)`: recovery walked the frames below `end` (with
+    /// [`View::check_frame`], which freezes nothing) and keeps them.
+    pub(crate) fn freeze_kept(&self, end: u64) {
+        self.freeze(end);
+    }
+
     /// Freezes the segment header: bytes `[0, end)` are never written through this mapping
     /// again (the header is complete and readers may rely on it).
     pub(crate) fn freeze_header(&self, end: u64) {

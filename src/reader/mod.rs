@@ -7,7 +7,7 @@ use crate::dir;
 use crate::error::{Error, Result};
 use crate::format::{self, Frame, HEADER_LEN};
 use crate::recovery::Link;
-use crate::segment::{Opened, ReadSegment, Segment};
+use crate::segment::{Opened, ReadSegment, Run, Segment};
 
 mod time;
 
@@ -81,6 +81,9 @@ pub struct Reader {
     off: u64,
     /// Seq of the next frame.
     next_seq: u64,
+    /// Offset in `seg` after the last batch (run of frames with `MORE`) known to be whole:
+    /// frames of that batch are yielded without walking it again.
+    run_end: u64,
     /// Records below this seq are read but not yielded (a `seek` past the end).
     skip_until: u64,
     /// Yield only durable records: those that end at or below their segment's synced mark.
@@ -154,6 +157,7 @@ impl Reader {
             seg: None,
             off: HEADER_LEN,
             next_seq: first,
+            run_end: 0,
             skip_until: 0,
             skip_before: 0,
             durable_only: false,
@@ -258,6 +262,7 @@ impl Reader {
         self.seg = Some(seg);
         self.off = HEADER_LEN;
         self.next_seq = base;
+        self.run_end = 0;
         Ok(true)
     }
 
@@ -458,9 +463,21 @@ impl Reader {
             }
             match frame {
                 Frame::Empty => return Ok(Step::Nothing),
-                Frame::Record { len, time, .. } => {
+                Frame::Record { len, time, more } => {
                     let flen = seg.frame_len(u64::from(len));
-                    if self.durable_only && self.off + flen > seg.synced_mark() {
+                    // Where what must be there before this record is yielded ends: the frame,
+                    // or for a record of a batch, the batch's last frame.
+                    let mut end = self.off + flen;
+                    if more {
+                        if self.off >= self.run_end && !self.batch_is_whole(len)? {
+                            return Ok(Step::Nothing);
+                        }
+                        end = end.max(self.run_end);
+                    }
+                    let Some(seg) = self.seg.as_ref() else {
+                        return Ok(Step::Nothing);
+                    };
+                    if self.durable_only && end > seg.synced_mark() {
                         // Not durable yet: the writer's next checkpoint moves the mark (and
                         // wakes waiters on the wake word).
                         return Ok(Step::Nothing);
@@ -498,6 +515,42 @@ impl Reader {
                     tracing::debug!(segment = %seg.path().display(), offset = self.off, %why, "unreadable frame after the synced mark; waiting");
                     return Ok(Step::Nothing);
                 }
+            }
+        }
+    }
+
+    /// For a record with `MORE` at the reader's position (`len` bytes of payload): whether
+    /// its batch is whole, walking to its last frame (then remembered in `run_end`). A batch
+    /// whose frames stop before its last one is not yielded: a crash tore it, and the next
+    /// writer cuts it whole, so its seqs will be given to other records. Below the synced
+    /// mark, that is corruption (the writer never syncs in the middle of a batch); past it,
+    /// the batch is "not yet written", as a torn tail is.
+    ///
+    /// # Errors
+    /// `Corrupt` for a torn batch below the synced mark; `Io`.
+    #[cold]
+    fn batch_is_whole(&mut self, len: u32) -> Result<bool> {
+        let Some(seg) = self.seg.as_mut() else {
+            return Ok(false);
+        };
+        match crate::segment::run_end(seg, self.off, self.next_seq, len, true)? {
+            Run::Whole { end, .. } => {
+                self.run_end = end;
+                Ok(true)
+            }
+            Run::Torn { at, why, .. } => {
+                if self.off < seg.synced_mark() {
+                    return Err(Error::Corrupt {
+                        segment: seg.path().to_owned(),
+                        offset: self.off,
+                        reason: format!(
+                            "torn batch inside synced data: the batch that starts here lost its \
+                             last frame (its frames stop at offset {at}: {why})"
+                        ),
+                    });
+                }
+                tracing::debug!(segment = %seg.path().display(), offset = self.off, stop = at, %why, "a batch without its last frame after the synced mark; waiting");
+                Ok(false)
             }
         }
     }

@@ -5,6 +5,7 @@
 //! |---|---|
 //! | a segment whose synced mark fails its check | corruption at offset 48 (its frames stay readable) |
 //! | frames end (bad frame, zeros) below the synced mark | corruption at that frame |
+//! | a torn batch (frames with `MORE` not ended by one without) starting below the synced mark | corruption at its first frame |
 //! | a damaged mark and a bad frame or garbage after the last record | corruption (torn or rotten cannot be told) |
 //! | a blank segment that is not the newest | corruption: a segment lost its header |
 //! | a headless segment (no magic, data after it): the newest, after a segment whose seal is not durable (or lost) | a crash: started again |
@@ -18,7 +19,7 @@
 //! | not sealed, next segment does not continue it, no later synced data | torn tail across segments: cut, remove the later ones |
 //! | the same, but a later segment holds synced records | corruption |
 //! | the same, but the next segment starts inside this one | corruption: overlapping segments |
-//! | newest segment: bad frame or non-zero bytes after the last record, at or after the mark | torn tail: cut |
+//! | newest segment: bad frame, torn batch or non-zero bytes after the last record, at or after the mark | torn tail: cut (a torn batch from its first frame) |
 //! | newest segment: clean | fine |
 
 use std::path::PathBuf;
@@ -60,6 +61,10 @@ fn stop_reason(s: &Scanned) -> String {
         Stop::Clean if s.blank => "segment header was never completed".into(),
         Stop::Clean => "records end before the synced mark".into(),
         Stop::Sealed | Stop::Full => "non-zero bytes after the last record".into(),
+        Stop::TornBatch { at, records, why } => format!(
+            "torn batch: the batch that starts here lost its last frame ({records} of its \
+             frames are here, then at offset {at}: {why})"
+        ),
     }
 }
 
@@ -81,7 +86,8 @@ pub(crate) fn analyze(scans: &[Scanned]) -> Verdict {
                 format::SYNCED_MARK_OFFSET,
                 "synced mark fails its check",
             ));
-            let unclear = matches!(s.stop, Stop::Bad(_)) || (s.garbage_after && !s.is_sealed());
+            let unclear = matches!(s.stop, Stop::Bad(_) | Stop::TornBatch { .. })
+                || (s.garbage_after && !s.is_sealed());
             if unclear {
                 // Without the mark, damage after the last record cannot be told from a torn
                 // tail: it may lie inside synced data.
@@ -162,9 +168,18 @@ pub(crate) fn analyze(scans: &[Scanned]) -> Verdict {
             ));
             continue;
         }
-        // A frame missing or bad inside synced data is corruption.
+        // A frame missing or bad inside synced data is corruption; so is a torn batch that
+        // the synced mark reaches into (the writer never syncs in the middle of a batch).
         if !s.is_sealed() && s.end < s.mark {
-            v.corruptions.push(corrupt(s, s.end, stop_reason(s)));
+            let reason = match s.stop {
+                Stop::TornBatch { .. } => format!(
+                    "{}, inside synced data (the synced mark is at {})",
+                    stop_reason(s),
+                    s.mark
+                ),
+                _ => stop_reason(s),
+            };
+            v.corruptions.push(corrupt(s, s.end, reason));
             continue;
         }
         if let Some(next) = scans.get(i + 1) {
@@ -248,6 +263,7 @@ pub(crate) fn analyze(scans: &[Scanned]) -> Verdict {
         }
         let torn = match s.stop {
             Stop::Bad(b) => Some(b.to_string()),
+            Stop::TornBatch { .. } => Some(stop_reason(s)),
             _ if s.garbage_after => Some("non-zero bytes after the last record".into()),
             _ => None,
         };
