@@ -403,5 +403,8 @@ fn power_loss_images_recover_every_synced_record() {
          {torn_batches} with a torn batch cut whole), {lost_records} unsynced records at risk"
     );
     assert!(torn_cases * 2 > images);
-    assert!(torn_batches > 0, "no image tore a batch: the model lost its batches");
+    assert!(
+        torn_batches > 0,
+        "no image tore a batch: the model lost its batches"
+    );
 }

@@ -22,7 +22,11 @@ pub(crate) enum Stop {
     Bad(BadFrame),
     /// A torn batch from `end`: `records` frames with the batch bit (`MORE`), whose frames
     /// stop at `at` (for `why`) before the batch's last frame. Cut whole, from `end`.
-    TornBatch { at: u64, records: u64, why: RunBreak },
+    TornBatch {
+        at: u64,
+        records: u64,
+        why: RunBreak,
+    },
 }
 
 /// One segment, scanned.

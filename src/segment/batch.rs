@@ -22,7 +22,11 @@ pub(crate) enum Run {
     Whole { end: u64, records: u64, time: u64 },
     /// The run is torn: its frames stop at `at`, for `why`, before a frame without `MORE`;
     /// `records` valid frames lie before `at`.
-    Torn { at: u64, records: u64, why: RunBreak },
+    Torn {
+        at: u64,
+        records: u64,
+        why: RunBreak,
+    },
 }
 
 /// Where the frames of a torn batch stop.

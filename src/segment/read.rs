@@ -140,7 +140,8 @@ impl Segment for ReadSegment {
         judge_frame(
             &self.header,
             seq,
-            self.map.check_frame(off, seq, self.seed, self.header.layout),
+            self.map
+                .check_frame(off, seq, self.seed, self.header.layout),
         )
     }
 

@@ -583,7 +583,8 @@ impl Segment for WriteSegment {
         judge_frame(
             &self.header,
             seq,
-            self.map.check_frame(off, seq, self.seed, self.header.layout),
+            self.map
+                .check_frame(off, seq, self.seed, self.header.layout),
         )
     }
 
