@@ -294,3 +294,45 @@ fn batch_larger_than_a_segment_is_kept_part_by_part() {
     assert_eq!(got.len(), 3);
     assert_eq!(got[2], (2, payload(2, len)));
 }
+
+#[test]
+fn cli_verify_and_recover_name_a_torn_batch() {
+    use std::ffi::OsStr;
+    let log = log_with_unsynced_batch();
+    damage(&log, Loss::LaterFrames);
+    let at = format!(
+        "{} at byte offset {}: torn batch",
+        log.seg.display(),
+        log.frames[0]
+    );
+    let out = cli::run(&[OsStr::new("verify"), log.dir.as_os_str()]);
+    let text = out.ok();
+    assert!(text.contains(&at), "{text}");
+    assert!(text.contains("clean (with a torn tail)"), "{text}");
+    let out = cli::run(&[OsStr::new("recover"), log.dir.as_os_str()]);
+    let text = out.succeeded();
+    assert!(
+        text.contains(&format!(
+            "at byte offset {} of {} (torn batch",
+            log.frames[0],
+            log.seg.display()
+        )),
+        "{text}"
+    );
+    assert_eq!(read_all(&log.dir).len() as u64, BEFORE);
+
+    // The mark reaching into it: corruption, exit 1, naming the file and the offset.
+    let log = log_with_unsynced_batch();
+    damage(&log, Loss::LaterFrames);
+    set_synced_mark(&log.seg, log.frames[2]);
+    let out = cli::run(&[OsStr::new("verify"), log.dir.as_os_str()]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stdout.contains(&format!(
+            "{} at byte offset {}: torn batch",
+            log.seg.display(),
+            log.frames[0]
+        )),
+        "{out:?}"
+    );
+}
