@@ -541,6 +541,25 @@ mod tests {
     }
 
     #[test]
+    fn torn_batch_is_torn_from_its_first_frame_or_corruption_below_the_mark() {
+        let torn = Stop::TornBatch {
+            at: HEADER_LEN + 80,
+            records: 2,
+            why: crate::segment::RunBreak::Empty,
+        };
+        // The batch starts after 3 records, at or after the mark: a torn tail from there.
+        let v = analyze(&[garbage(synced(seg(0, 3, torn), HEADER_LEN + 48))]);
+        let (_, t) = v.torn.expect("torn");
+        assert_eq!(t.offset, HEADER_LEN + 48);
+        assert!(t.reason.contains("torn batch"), "{t:?}");
+        // The mark reaches into the batch: corruption at its first frame.
+        let v = analyze(&[garbage(synced(seg(0, 3, torn), HEADER_LEN + 64))]);
+        assert!(v.torn.is_none());
+        assert_eq!(v.corruptions[0].offset, HEADER_LEN + 48);
+        assert!(v.corruptions[0].reason.contains("synced"), "{v:?}");
+    }
+
+    #[test]
     fn garbage_after_a_seal_is_ignored() {
         let v = analyze(&[garbage(seg(0, 3, Stop::Sealed)), seg(3, 1, Stop::Clean)]);
         assert_eq!(v, Verdict::default());
