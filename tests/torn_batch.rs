@@ -97,19 +97,41 @@ enum Loss {
     TornFrame,
 }
 
-fn damage(log: &Log, loss: Loss) {
+/// The bytes the power cut damages.
+fn damaged_range(log: &Log, loss: Loss) -> (u64, u64) {
     let size = std::fs::metadata(&log.seg).unwrap().len();
-    let zero_from = |from: u64, to: u64| write_at(&log.seg, from, &vec![0; (to - from) as usize]);
     match loss {
         Loss::PageOfLastFrame => {
             let last = log.frames[BATCH as usize - 1];
             let page_start = last / page() * page();
-            let from = page_start.max(log.frames[1]);
-            zero_from(from, (page_start + page()).min(size));
+            (
+                page_start.max(log.frames[1]),
+                (page_start + page()).min(size),
+            )
         }
-        Loss::LaterFrames => zero_from(log.frames[3], size),
-        Loss::TornFrame => flip(&log.seg, log.frames[2] + 16 + 700, 0x5A),
+        Loss::LaterFrames => (log.frames[3], size),
+        Loss::TornFrame => {
+            let at = log.frames[2] + 16 + 700;
+            (at, at + 1)
+        }
     }
+}
+
+fn damage(log: &Log, loss: Loss) {
+    let (from, to) = damaged_range(log, loss);
+    match loss {
+        Loss::TornFrame => flip(&log.seg, from, 0x5A),
+        _ => write_at(&log.seg, from, &vec![0; (to - from) as usize]),
+    }
+}
+
+/// Where the batch's frames stop: the first frame the damage reaches.
+fn frames_stop(log: &Log, loss: Loss) -> u64 {
+    let (from, _) = damaged_range(log, loss);
+    *log.frames
+        .iter()
+        .find(|&&f| f + frame_len(BIG) > from)
+        .unwrap()
 }
 
 const LOSSES: [Loss; 3] = [Loss::PageOfLastFrame, Loss::LaterFrames, Loss::TornFrame];
@@ -193,20 +215,20 @@ fn synced_mark_inside_a_torn_batch_is_corruption_naming_file_and_offset() {
         // the middle of a batch, so this is damage, and the frames below it are synced data.
         set_synced_mark(&log.seg, log.frames[2]);
         let before = snapshot(&log.dir);
+        // Reported where the batch's frames stop, naming where it starts.
+        let stop = frames_stop(&log, loss);
+        let starts = format!("batch that starts at offset {}", log.frames[0]);
         let is_ours = |e: &Error| {
-            matches!(e, Error::Corrupt { segment, offset, .. }
-                if segment == &log.seg && *offset == log.frames[0])
+            matches!(e, Error::Corrupt { segment, offset, reason }
+                if segment == &log.seg && *offset == stop && reason.contains(&starts))
         };
 
         let report = applog::verify(&log.dir).unwrap();
         assert!(report.torn_tail.is_none(), "{loss:?}: {report:#?}");
         let c = report.corruptions.first().expect("a corruption");
-        assert_eq!(
-            (&c.segment, c.offset),
-            (&log.seg, log.frames[0]),
-            "{loss:?}"
-        );
+        assert_eq!((&c.segment, c.offset), (&log.seg, stop), "{loss:?}");
         assert!(c.reason.contains("torn batch"), "{loss:?}: {c:?}");
+        assert!(c.reason.contains(&starts), "{loss:?}: {c:?}");
 
         let mut r = Reader::open(&log.dir).unwrap();
         for _ in 0..BEFORE {
@@ -226,6 +248,19 @@ fn synced_mark_inside_a_torn_batch_is_corruption_naming_file_and_offset() {
         assert_eq!(snapshot(&log.dir), before, "{loss:?}: nothing changed");
         // `durable_seq` counts no record of a batch that is not whole below the mark.
         assert_eq!(applog::durable_seq(&log.dir).unwrap(), BEFORE, "{loss:?}");
+
+        // Asked to, recovery truncates there: the whole batch goes, the records before stay.
+        let report = applog::recover(&log.dir, RecoveryMode::TruncateAtCorruption).unwrap();
+        let t = report.truncation.expect("a truncation");
+        assert_eq!(
+            (&t.segment, t.offset, t.seq),
+            (&log.seg, log.frames[0], BEFORE),
+            "{loss:?}"
+        );
+        assert_eq!(report.next_seq, BEFORE);
+        let after = applog::verify(&log.dir).unwrap();
+        assert!(after.is_clean() && after.torn_tail.is_none(), "{after:#?}");
+        assert_eq!(read_all(&log.dir).len() as u64, BEFORE);
     }
 }
 
@@ -331,7 +366,7 @@ fn cli_verify_and_recover_name_a_torn_batch() {
         out.stdout.contains(&format!(
             "{} at byte offset {}: torn batch",
             log.seg.display(),
-            log.frames[0]
+            frames_stop(&log, Loss::LaterFrames)
         )),
         "{out:?}"
     );

@@ -523,8 +523,8 @@ impl Reader {
     /// its batch is whole, walking to its last frame (then remembered in `run_end`). A batch
     /// whose frames stop before its last one is not yielded: a crash tore it, and the next
     /// writer cuts it whole, so its seqs will be given to other records. Below the synced
-    /// mark, that is corruption (the writer never syncs in the middle of a batch); past it,
-    /// the batch is "not yet written", as a torn tail is.
+    /// mark, that is corruption where its frames stop (the writer never syncs in the middle of
+    /// a batch); past it, the batch is "not yet written", as a torn tail is.
     ///
     /// # Errors
     /// `Corrupt` for a torn batch below the synced mark; `Io`.
@@ -542,10 +542,11 @@ impl Reader {
                 if self.off < seg.synced_mark() {
                     return Err(Error::Corrupt {
                         segment: seg.path().to_owned(),
-                        offset: self.off,
+                        offset: at,
                         reason: format!(
-                            "torn batch inside synced data: the batch that starts here lost its \
-                             last frame (its frames stop at offset {at}: {why})"
+                            "torn batch inside synced data: {why}, before the last frame of the \
+                             batch that starts at offset {}",
+                            self.off
                         ),
                     });
                 }

@@ -5,7 +5,7 @@
 //! |---|---|
 //! | a segment whose synced mark fails its check | corruption at offset 48 (its frames stay readable) |
 //! | frames end (bad frame, zeros) below the synced mark | corruption at that frame |
-//! | a torn batch (frames with `MORE` not ended by one without) starting below the synced mark | corruption at its first frame |
+//! | a torn batch (frames with `MORE` not ended by one without) starting below the synced mark | corruption where its frames stop |
 //! | a damaged mark and a bad frame or garbage after the last record | corruption (torn or rotten cannot be told) |
 //! | a blank segment that is not the newest | corruption: a segment lost its header |
 //! | a headless segment (no magic, data after it): the newest, after a segment whose seal is not durable (or lost) | a crash: started again |
@@ -169,17 +169,21 @@ pub(crate) fn analyze(scans: &[Scanned]) -> Verdict {
             continue;
         }
         // A frame missing or bad inside synced data is corruption; so is a torn batch that
-        // the synced mark reaches into (the writer never syncs in the middle of a batch).
+        // the synced mark reaches into (the writer never syncs in the middle of a batch),
+        // reported where its frames stop.
         if !s.is_sealed() && s.end < s.mark {
-            let reason = match s.stop {
-                Stop::TornBatch { .. } => format!(
-                    "{}, inside synced data (the synced mark is at {})",
-                    stop_reason(s),
-                    s.mark
+            let (offset, reason) = match s.stop {
+                Stop::TornBatch { at, records, why } => (
+                    at,
+                    format!(
+                        "torn batch inside synced data: {why}, after {records} frames of the \
+                         batch that starts at offset {} (the synced mark is at {})",
+                        s.end, s.mark
+                    ),
                 ),
-                _ => stop_reason(s),
+                _ => (s.end, stop_reason(s)),
             };
-            v.corruptions.push(corrupt(s, s.end, reason));
+            v.corruptions.push(corrupt(s, offset, reason));
             continue;
         }
         if let Some(next) = scans.get(i + 1) {
@@ -552,10 +556,10 @@ mod tests {
         let (_, t) = v.torn.expect("torn");
         assert_eq!(t.offset, HEADER_LEN + 48);
         assert!(t.reason.contains("torn batch"), "{t:?}");
-        // The mark reaches into the batch: corruption at its first frame.
+        // The mark reaches into the batch: corruption where its frames stop.
         let v = analyze(&[garbage(synced(seg(0, 3, torn), HEADER_LEN + 64))]);
         assert!(v.torn.is_none());
-        assert_eq!(v.corruptions[0].offset, HEADER_LEN + 48);
+        assert_eq!(v.corruptions[0].offset, HEADER_LEN + 80);
         assert!(v.corruptions[0].reason.contains("synced"), "{v:?}");
     }
 

@@ -422,14 +422,19 @@ pub(crate) fn truncate(
             Some(s) if !s.blank => {
                 let tail = match s.stop {
                     Stop::Bad(_) => count_past_damage(s)?,
-                    // The frames after a bad one cannot be counted: a lower bound.
+                    // The batch's frames, then those from the bad one on, counted as after
+                    // any bad frame.
                     Stop::TornBatch {
+                        at,
                         records,
                         why: RunBreak::Bad(_),
-                        ..
                     } => {
-                        exact = false;
-                        Some(records)
+                        let bad = Scanned {
+                            end: at,
+                            next_seq: s.next_seq + records,
+                            ..s.clone()
+                        };
+                        count_past_damage(&bad)?.map(|n| n + records)
                     }
                     Stop::TornBatch { records, .. } => Some(records),
                     Stop::Clean if s.end < s.mark => None,
