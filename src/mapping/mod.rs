@@ -113,6 +113,10 @@ pub(crate) struct View {
     /// Payload offset and length of the last record frame [`frame`](Self::frame) validated,
     /// so that [`validated`](Self::validated) can lend it again without a second CRC.
     last: [AtomicU64; 2],
+    /// The frames of the last batch [`check_run`](Self::check_run) found whole, as
+    /// `start << 32 | end` (offsets are below 2^31; one word, so never torn between two
+    /// threads): [`frame`](Self::frame) lends them without a second CRC. 0: none.
+    run: AtomicU64,
 }
 
 impl View {
@@ -129,6 +133,7 @@ impl View {
             raw: Arc::new(raw),
             size: 0,
             last: [AtomicU64::new(u64::MAX), AtomicU64::new(0)],
+            run: AtomicU64::new(0),
         })
     }
 
@@ -250,6 +255,9 @@ impl View {
         seed: u32,
         layout: format::Layout,
     ) -> (Frame, &[u8]) {
+        if let Some(found) = self.frame_in_run(off, layout) {
+            return found;
+        }
         let frame = self.check_frame(off, seq, seed, layout);
         match frame {
             Frame::Record { len, .. } => {
@@ -264,6 +272,91 @@ impl View {
                 (frame, unsafe { self.lend(start, len) })
             }
             _ => (frame, &[]),
+        }
+    }
+
+    /// A record frame at `off` inside the last whole batch [`check_run`](Self::check_run)
+    /// validated, with its payload, without computing its CRC again; `None` when `off` is
+    /// not inside it.
+    #[inline]
+    fn frame_in_run(&self, off: u64, layout: format::Layout) -> Option<(Frame, &[u8])> {
+        let run = self.run.load(Ordering::Relaxed);
+        let (start, end) = (run >> 32, run & u64::from(u32::MAX));
+        if off < start || off >= end {
+            return None;
+        }
+        let format::Head::Record { len, more, .. } = format::decode_head(layout, self.load(off)?)
+        else {
+            return None;
+        };
+        let payload = off + layout.record_header_len();
+        let len = u64::from(len);
+        if payload + len > end {
+            return None;
+        }
+        let time = if layout.has_time() {
+            self.load(off + FRAME_HEADER_LEN)?
+        } else {
+            0
+        };
+        self.last[0].store(payload, Ordering::Relaxed);
+        self.last[1].store(len, Ordering::Relaxed);
+        let frame = Frame::Record {
+            len: format::to_u32(len),
+            time,
+            more,
+        };
+        // SAFETY: `[payload, payload + len)` lies inside `[start, end)` (checked above; `lend`
+        // checks the file bounds), the frames of a batch that `check_run` validated in this
+        // mapping one by one (each header word loaded with acquire semantics, each CRC
+        // matched) and found whole. Every byte there belongs to a published frame, never
+        // written again while the file exists (rule 3 of the module docs: recovery cuts only a
+        // batch whose last frame is missing), so no write can alias the borrow, whatever
+        // `off` the caller gives. At the offsets of the batch's frames, the header words are
+        // the ones `check_run` validated, so the frame returned is the one it checked.
+        Some((frame, unsafe { self.lend(payload, len) }))
+    }
+
+    /// Looks at the rest of the batch whose frame at `off` (of `seq`, `len` bytes of payload)
+    /// is a valid record with `MORE`: checks the frames after it (as
+    /// [`check_frame`](Self::check_frame), lending nothing) up to the first without `MORE`.
+    /// When the batch is whole, remembers its frames, so that [`frame`](Self::frame) lends
+    /// them without a second CRC. `None` when seqs would pass `u64::MAX`.
+    pub(crate) fn check_run(
+        &self,
+        off: u64,
+        seq: u64,
+        len: u32,
+        seed: u32,
+        layout: format::Layout,
+    ) -> Option<format::Run> {
+        use format::{Run, RunBreak};
+        let mut at = off + layout.frame_len(u64::from(len));
+        let mut seq = seq;
+        let mut records = 1;
+        let torn = |at, records, why| Some(Run::Torn { at, records, why });
+        loop {
+            seq = seq.checked_add(1)?;
+            if at + FRAME_HEADER_LEN > self.reservation() {
+                return torn(at, records, RunBreak::Full);
+            }
+            match self.check_frame(at, seq, seed, layout) {
+                Frame::Record { len, time, more } => {
+                    at += layout.frame_len(u64::from(len));
+                    records += 1;
+                    if !more {
+                        self.run.store((off << 32) | at, Ordering::Relaxed);
+                        return Some(Run::Whole {
+                            end: at,
+                            records,
+                            time,
+                        });
+                    }
+                }
+                Frame::Empty => return torn(at, records, RunBreak::Empty),
+                Frame::Seal => return torn(at, records, RunBreak::Seal),
+                Frame::Bad(b) => return torn(at, records, RunBreak::Bad(b)),
+            }
         }
     }
 

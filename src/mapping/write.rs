@@ -30,6 +30,7 @@ impl Clone for ViewRef {
             raw: Arc::clone(&self.0.raw),
             size: self.0.size,
             last: [AtomicU64::new(u64::MAX), AtomicU64::new(0)],
+            run: AtomicU64::new(0),
         })
     }
 }
