@@ -1,6 +1,7 @@
 //! What reading a record costs, by how it was appended: one `append` per record, or
-//! `append_batch` of 64 records (a reader walks a batch to its last frame before it yields its
-//! first record, checking each frame's CRC, so a batched record's CRC is computed twice).
+//! `append_batch` of 64 records (a reader walks a batch to its last frame, checking each
+//! frame's CRC, before it yields its first record; it then lends the batch's frames without
+//! checking them again).
 //!
 //! Each log holds 2^18 records of 128 B, written with default options and synced before
 //! anything is timed; it stays in the page cache. One iteration is one `Reader::next`; a reader

@@ -32,8 +32,9 @@
 //!    only zeroes bytes from the first frame that does not validate, or from the first frame
 //!    of a batch whose last frame is missing, which no reader can have borrowed either
 //!    (readers walk the same frames from the segment's start, stop at the first bad one, and
-//!    look at the rest of a batch with [`View::check_frame`], which lends nothing, before
-//!    they lend any of it). That is what makes the `&[u8]` this module hands out sound.
+//!    check the rest of a batch with [`View::check_run`], which lends nothing, before they
+//!    lend any of it; the frames of a batch found whole are then lent without a second CRC).
+//!    That is what makes the `&[u8]` this module hands out sound.
 //! 4. **Unvalidated bytes are read atomically.** Bytes that may still change under us (a
 //!    payload whose CRC is not yet checked, garbage left by a crash that a recovering writer in
 //!    this process may be zeroing, header fields next to the wake word) are copied out with
