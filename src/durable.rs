@@ -64,17 +64,22 @@ pub fn durable_seq(dir: impl AsRef<Path>) -> Result<u64> {
 }
 
 /// The first seq in `seg` not below its synced `mark`: its base plus the records that end
-/// at or below the mark (after a durable seal, the next segment's base).
+/// at or below the mark (after a durable seal, the next segment's base). A record of a batch
+/// counts only when the batch's last frame ends at or below the mark too, as for a
+/// [`durable_only`](crate::Reader::durable_only) reader.
 fn durable_in(seg: &ReadSegment, mark: u64) -> u64 {
     let mut off = HEADER_LEN;
     let mut seq = seg.header().base_seq;
+    // The seq of the first frame of the batch being walked (frames with `MORE`).
+    let mut batch = None;
     while off + format::FRAME_HEADER_LEN <= mark {
-        match seg.frame_at(off, seq).0 {
-            Frame::Record { len, .. } => {
+        match seg.check_at(off, seq) {
+            Frame::Record { len, more, .. } => {
                 let end = off + seg.frame_len(u64::from(len));
                 if end > mark {
                     break;
                 }
+                batch = if more { batch.or(Some(seq)) } else { None };
                 off = end;
                 seq += 1;
             }
@@ -82,5 +87,5 @@ fn durable_in(seg: &ReadSegment, mark: u64) -> u64 {
             Frame::Seal | Frame::Empty | Frame::Bad(_) => break,
         }
     }
-    seq
+    batch.unwrap_or(seq)
 }

@@ -536,6 +536,56 @@ pub enum Frame {
     Bad(BadFrame),
 }
 
+/// How a run of frames of one batch (version 2: frames with `MORE`, ended by the first frame
+/// without it) ends, looked at from one of its frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Run {
+    /// The batch is whole: its last frame ends at `end`; `records` frames from the one looked
+    /// at, the last appended at `time`.
+    Whole {
+        /// Offset after the batch's last frame.
+        end: u64,
+        /// Frames from the one looked at to the last, both included.
+        records: u64,
+        /// The last frame's time.
+        time: u64,
+    },
+    /// A torn batch: its frames stop at `at`, for `why`, before a frame without `MORE`;
+    /// `records` valid frames lie before `at`.
+    Torn {
+        /// Where the frames stop.
+        at: u64,
+        /// Valid frames of the batch before `at`, the one looked at included.
+        records: u64,
+        /// What is at `at`.
+        why: RunBreak,
+    },
+}
+
+/// Where the frames of a torn batch stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunBreak {
+    /// An empty header word (or the end of the file).
+    Empty,
+    /// A seal: the writer never seals in the middle of a batch.
+    Seal,
+    /// The end of the segment's reservation.
+    Full,
+    /// A bad frame.
+    Bad(BadFrame),
+}
+
+impl fmt::Display for RunBreak {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunBreak::Empty => write!(f, "nothing was written there"),
+            RunBreak::Seal => write!(f, "a seal"),
+            RunBreak::Full => write!(f, "the end of the segment"),
+            RunBreak::Bad(b) => write!(f, "{b}"),
+        }
+    }
+}
+
 /// Checks one frame.
 ///
 /// `word` is the header word at the frame's offset; `time` loads the time word (version 2;

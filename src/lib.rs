@@ -103,13 +103,14 @@
 //!
 //! ## Batches and power cuts
 //!
-//! [`Writer::append_batch`] publishes the records that land in one segment together: a
-//! reader sees all of them or none. On disk a batch is **not** all or nothing: until a sync
-//! covers it, a power cut or a kernel crash can keep any prefix of it (none, some or all of
-//! its records), because pages reach the disk in any order and recovery keeps the records up
-//! to the first one missing. Once a sync returned Ok, the whole batch survives. A crash of the
-//! process after `append_batch` returned loses none of it. [`Writer::append_batch`] says what
-//! a crash during the call keeps, and how to apply a batch all or nothing.
+//! [`Writer::append_batch`] is all or nothing: a reader sees all of a batch or none of it, and
+//! a power cut or a kernel crash leaves all of it or none. Pages reach the disk in any order,
+//! so recovery cuts a batch whose last record is missing whole, and readers never return a
+//! record of such a batch. Until a sync covers it, a power cut can lose the whole batch; once
+//! a sync returned Ok, the whole batch survives. A crash of the process after `append_batch`
+//! returned loses none of it. This holds for a batch that fits in one segment (the writer
+//! starts a new segment for it when needed); [`Writer::append_batch`] says what happens to a
+//! larger one.
 //!
 //! The on-disk format is described in `docs/format.md`.
 #![deny(missing_docs)]

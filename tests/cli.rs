@@ -511,10 +511,15 @@ fn verify_reports_a_torn_tail_but_it_is_not_corruption() {
     assert_eq!(read_all(&log).len(), 3);
 }
 
-/// A synced log of three records whose second record has one byte flipped; returns the
-/// second frame's offset.
+/// A synced log of three records, appended one by one (not as a batch, which would be cut
+/// whole), whose second record has one byte flipped; returns the second frame's offset.
 fn corrupt_log() -> (tempfile::TempDir, PathBuf, u64) {
-    let (tmp, log) = log_with(&[b"alpha", b"bravo", b"charlie"]);
+    let (tmp, log) = new_log();
+    let mut w = Writer::open(&log, Options::new()).expect("open writer");
+    for r in [&b"alpha"[..], b"bravo", b"charlie"] {
+        w.append(r).expect("append");
+    }
+    w.close().expect("close");
     // Header 64 bytes; "alpha" takes a 16-byte frame header (header word and time) and 8
     // bytes of padded payload.
     let second = 64 + 16 + 8;

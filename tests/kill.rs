@@ -16,6 +16,8 @@
 //! log with exactly the records `verify` counted, which include every append the child
 //! acknowledged (a kill loses nothing `append` returned for, so P2 holds a fortiori), and the
 //! records the reader gets are exactly the records appended, in order, byte for byte (P1, P3).
+//! Every batch (`append_batch`) that fits in a segment is in the log whole or not at all: the
+//! log never ends inside one, even when the kill lands in the middle of it.
 //!
 //! Each test prints its seed; `APPLOG_SEED` replays it and `APPLOG_SOAK` multiplies the number
 //! of kills (default: 800 at random moments and 240 at named points).
@@ -58,6 +60,9 @@ struct Reported {
     acked: u64,
     /// next_seq at the last sync that returned Ok.
     synced: u64,
+    /// Batches (first seq, end seq) that fit in one segment, announced before they were
+    /// appended.
+    batches: Vec<(u64, u64)>,
     lines: Vec<String>,
 }
 
@@ -106,6 +111,8 @@ fn spawn(dir: &Path, stream: u64, child_seed: u64, kill_at: Option<(&str, u64)>)
                 r.acked = num(n);
             } else if let Some(n) = line.strip_prefix("s ") {
                 r.synced = num(n);
+            } else if let Some((a, b)) = line.strip_prefix("b ").and_then(|b| b.split_once(' ')) {
+                r.batches.push((num(a), num(b)));
             }
             r.lines.push(line);
         }
@@ -160,6 +167,9 @@ struct Checker {
     reader: Option<Reader>,
     /// Records verified so far (the log's next_seq after the last kill).
     count: u64,
+    /// Seqs inside a batch that fits in a segment (`a + 1..b` for a batch `a..b`): the log
+    /// may not end at one of them.
+    inside: std::collections::BTreeSet<u64>,
 }
 
 impl Checker {
@@ -169,6 +179,7 @@ impl Checker {
             stream,
             reader: None,
             count: 0,
+            inside: std::collections::BTreeSet::new(),
         }
     }
 
@@ -196,6 +207,20 @@ impl Checker {
             report.next_seq
         );
         assert!(report.next_seq >= r.synced);
+        for &(first, end) in &r.batches {
+            self.inside.extend(first + 1..end);
+        }
+        assert!(
+            !self.inside.contains(&report.next_seq),
+            "{what}: the log ends at seq {}, inside a batch ({:?})",
+            report.next_seq,
+            r.batches
+                .iter()
+                .find(|(a, b)| (a + 1..*b).contains(&report.next_seq))
+        );
+        // Batches past the end were not appended (the kill came first): the next writer
+        // appends other records there.
+        self.inside.retain(|&s| s < report.next_seq);
         if self.reader.is_none() {
             self.reader = Some(Reader::open(&self.dir).unwrap());
         }
@@ -360,6 +385,11 @@ fn kill_child() {
             80..=91 => {
                 let n = 1 + rng.below(6);
                 let batch: Vec<Vec<u8>> = (next..next + n).map(|s| record(stream, s)).collect();
+                // A batch that fits in one segment must survive whole or not at all.
+                let frames: u64 = batch.iter().map(|r| frame_len(r.len())).sum();
+                if n > 1 && frames <= w.max_record_len() + 16 {
+                    println!("b {next} {}", next + n);
+                }
                 assert_eq!(w.append_batch(&batch).unwrap(), next..next + n);
                 next += n;
                 println!("a {next}");

@@ -22,17 +22,22 @@
 //!   lands in bytes that hold no synced data and not in the first 64 bytes of a file (a
 //!   segment whose header is garbage is a foreign file, which the log never rewrites).
 //!
+//! The writer appends single records and batches (`append_batch`), some of which do not fit
+//! in what is left of a segment (the writer rolls first, so that each batch lies in one
+//! segment: checked on the live files).
+//!
 //! Pass criterion: for every image, `verify` reports no corruption; a reader yields only the
-//! appended records, in order, byte for byte (P1, P3); the writer opens it (P4) with an exact
-//! prefix of the appended records (P1) that holds every record synced (P2); after that the log
-//! verifies clean without a torn tail and takes appends.
+//! appended records, in order, byte for byte (P1, P3), and never part of a batch; the writer
+//! opens it (P4) with an exact prefix of the appended records that ends at a batch boundary,
+//! never inside a batch (P1), and holds every record synced (P2); after that the log verifies
+//! clean without a torn tail and takes appends.
 //!
 //! Thousands of images per run (2,400 by default; `APPLOG_SOAK` multiplies), generated from
 //! a printed seed (`APPLOG_SEED` replays a run).
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use applog::{Options, Writer};
@@ -75,6 +80,9 @@ struct Moment {
     new_files: Vec<String>,
     /// Every synced-mark word each file held at a sync up to now, 0 (none) included.
     marks: BTreeMap<String, Vec<u64>>,
+    /// Seqs that lie inside a batch (a batch `a..b` puts `a + 1..b` here): the log may not
+    /// end at one of them, since a batch survives whole or not at all.
+    inside: BTreeSet<u64>,
 }
 
 /// What is durable of a segment file created since the last sync: its header page, when the
@@ -118,7 +126,8 @@ fn ends_in_seal(bytes: &[u8]) -> bool {
         if lenw == u32::MAX {
             return true;
         }
-        off += 8 + ((lenw & 0x7fff_ffff) as usize).div_ceil(8) * 8;
+        let len = u64::from(lenw) & h.layout.max_len();
+        off += h.layout.frame_len(len) as usize;
     }
     false
 }
@@ -217,13 +226,41 @@ fn synced_end(durable: &[u8]) -> usize {
     h.decode_synced_mark(word).unwrap() as usize
 }
 
-fn check_image(img: &Files, m: &Moment, stream: u64, dir: &Path, what: &str) {
+/// Whether a batch whose records are `batch` fits in one segment of `pages` pages: the
+/// writer then writes it in one segment, whole (a larger one goes in one part per segment).
+fn fits_in_a_segment(batch: &[Vec<u8>], page: usize, pages: u32) -> bool {
+    let frames: usize = batch.iter().map(|r| 16 + r.len().div_ceil(8) * 8).sum();
+    frames <= page * pages as usize - 64
+}
+
+/// Checks on the live files that the batch `first..end` lies in one segment: no segment
+/// starts inside it.
+fn assert_in_one_segment(dir: &Path, first: u64, end: u64) {
+    for name in files(dir).keys().filter(|n| n.ends_with(".seg")) {
+        let base: u64 = name.trim_end_matches(".seg").parse().unwrap();
+        assert!(
+            base <= first || base >= end,
+            "the batch {first}..{end} was split: segment {name} starts inside it"
+        );
+    }
+}
+
+/// Whether recovery cut a torn batch in an image: its report says so.
+fn torn_batch_in(dir: &Path) -> bool {
+    applog::verify(dir)
+        .ok()
+        .and_then(|r| r.torn_tail)
+        .is_some_and(|t| t.reason.contains("torn batch"))
+}
+
+fn check_image(img: &Files, m: &Moment, stream: u64, dir: &Path, what: &str) -> bool {
     std::fs::create_dir(dir).unwrap();
     for (name, bytes) in img {
         std::fs::write(dir.join(name), bytes).unwrap();
     }
     let report = applog::verify(dir).unwrap_or_else(|e| panic!("{what}: verify failed: {e}"));
     assert!(report.is_clean(), "{what}: {report:#?}");
+    let torn_batch = torn_batch_in(dir);
     assert!(report.next_seq >= m.synced, "{what}: P2: {report:#?}");
     let mut r = applog::Reader::open(dir).unwrap();
     let mut n = 0;
@@ -233,6 +270,14 @@ fn check_image(img: &Files, m: &Moment, stream: u64, dir: &Path, what: &str) {
         n += 1;
     }
     assert!(n <= report.next_seq, "{what}");
+    assert!(
+        !m.inside.contains(&n),
+        "{what}: a reader yielded part of a batch: records up to {n}"
+    );
+    assert!(
+        !m.inside.contains(&report.next_seq),
+        "{what}: verify keeps part of a batch: {report:#?}"
+    );
     let mut w = Writer::open(dir, Options::new().segment_pages(3))
         .unwrap_or_else(|e| panic!("{what}: P4: recovery failed: {e}"));
     let next = w.next_seq();
@@ -245,6 +290,10 @@ fn check_image(img: &Files, m: &Moment, stream: u64, dir: &Path, what: &str) {
         "{what}: P1/P2: {next} records recovered, {} synced, {} appended",
         m.synced,
         m.appended
+    );
+    assert!(
+        !m.inside.contains(&next),
+        "{what}: P1: recovery kept part of a batch: the log ends at seq {next}, inside one"
     );
     w.append(&record(stream, next)).unwrap();
     w.sync().unwrap();
@@ -260,6 +309,7 @@ fn check_image(img: &Files, m: &Moment, stream: u64, dir: &Path, what: &str) {
         "{what}: {after:#?}"
     );
     std::fs::remove_dir_all(dir).unwrap();
+    torn_batch
 }
 
 /// A scratch directory on a tmpfs when there is one: recovery syncs what it changes.
@@ -275,13 +325,15 @@ fn power_loss_images_recover_every_synced_record() {
     let scenarios = 20 * soak();
     let images_per_moment = 40;
     let work = scratch();
-    let (mut images, mut torn_cases, mut lost_records) = (0u64, 0u64, 0u64);
+    let (mut images, mut torn_cases, mut lost_records, mut torn_batches) = (0u64, 0u64, 0u64, 0);
     for sc in 0..scenarios {
         let stream = rng.next();
         let logdir = work.path().join(format!("live{sc}"));
+        let pages = 2 + rng.below(3) as u32;
         let opts = Options::new()
-            .segment_pages(2 + rng.below(3) as u32)
+            .segment_pages(pages)
             .grow_pages(1 + rng.below(2) as u32);
+        let mut inside = BTreeSet::new();
         let mut w = Writer::open(&logdir, opts).unwrap();
         let mut next = 0u64;
         let mut marks: BTreeMap<String, Vec<u64>> = BTreeMap::new();
@@ -302,10 +354,14 @@ fn power_loss_images_recover_every_synced_record() {
             }
             // Appended after the sync: records, batches, rollovers.
             for _ in 0..1 + rng.below(15) {
-                if rng.chance(1, 4) {
-                    let n = 1 + rng.below(4);
+                if rng.chance(1, 3) {
+                    let n = 1 + rng.below(6);
                     let b: Vec<Vec<u8>> = (next..next + n).map(|s| record(stream, s)).collect();
-                    w.append_batch(&b).unwrap();
+                    assert_eq!(w.append_batch(&b).unwrap(), next..next + n);
+                    if fits_in_a_segment(&b, page, pages) {
+                        assert_in_one_segment(&logdir, next, next + n);
+                        inside.extend(next + 1..next + n);
+                    }
                     next += n;
                 } else {
                     w.append(&record(stream, next)).unwrap();
@@ -325,12 +381,13 @@ fn power_loss_images_recover_every_synced_record() {
                 appended: next,
                 new_files,
                 marks: marks.clone(),
+                inside: inside.clone(),
             };
             for i in 0..images_per_moment {
                 let img = image(&m, page, &mut rng);
                 let what = format!("scenario {sc} moment {moment} image {i} (seed {seed})");
                 let dir = work.path().join("img");
-                check_image(&img, &m, stream, &dir, &what);
+                torn_batches += u64::from(check_image(&img, &m, stream, &dir, &what));
                 images += 1;
                 if img != m.live {
                     torn_cases += 1;
@@ -342,8 +399,12 @@ fn power_loss_images_recover_every_synced_record() {
         std::fs::remove_dir_all(&logdir).unwrap();
     }
     eprintln!(
-        "power_loss_images: {images} images ({torn_cases} differing from the live files), \
-         {lost_records} unsynced records at risk"
+        "power_loss_images: {images} images ({torn_cases} differing from the live files, \
+         {torn_batches} with a torn batch cut whole), {lost_records} unsynced records at risk"
     );
     assert!(torn_cases * 2 > images);
+    assert!(
+        torn_batches > 0,
+        "no image tore a batch: the model lost its batches"
+    );
 }

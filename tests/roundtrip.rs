@@ -59,8 +59,13 @@ proptest! {
             prop_assert_eq!(data, &payloads[i]);
         }
 
-        // Records land where the documented format puts them: one segment per rollover.
-        let placed = place(&lens, reservation());
+        // Records land where the documented format puts them: one segment per rollover, and a
+        // batch in one segment when it fits in one.
+        let placed = if batch {
+            place_batches(&lens, &[lens.len() / 2, lens.len()], reservation())
+        } else {
+            place(&lens, reservation())
+        };
         let segments: std::collections::BTreeSet<u64> = placed.iter().map(|p| p.segment).collect();
         let files: Vec<_> = std::fs::read_dir(d.path()).unwrap().filter_map(|e| {
             let n = e.unwrap().file_name().into_string().unwrap();

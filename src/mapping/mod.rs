@@ -29,9 +29,12 @@
 //! 3. **Published bytes are never written again.** Once a frame's CRC has passed, its bytes
 //!    stay as they are for as long as the file exists: the writer only writes past the last
 //!    frame it published or validated ([`WriteMap`] enforces this with `frozen`), and recovery
-//!    only zeroes bytes from the first frame that does not validate, which no reader can have
-//!    validated either (readers walk the same frames from the segment's start and stop at the
-//!    first bad one). That is what makes the `&[u8]` this module hands out sound.
+//!    only zeroes bytes from the first frame that does not validate, or from the first frame
+//!    of a batch whose last frame is missing, which no reader can have borrowed either
+//!    (readers walk the same frames from the segment's start, stop at the first bad one, and
+//!    check the rest of a batch with [`View::check_run`], which lends nothing, before they
+//!    lend any of it; the frames of a batch found whole are then lent without a second CRC).
+//!    That is what makes the `&[u8]` this module hands out sound.
 //! 4. **Unvalidated bytes are read atomically.** Bytes that may still change under us (a
 //!    payload whose CRC is not yet checked, garbage left by a crash that a recovering writer in
 //!    this process may be zeroing, header fields next to the wake word) are copied out with
@@ -111,6 +114,10 @@ pub(crate) struct View {
     /// Payload offset and length of the last record frame [`frame`](Self::frame) validated,
     /// so that [`validated`](Self::validated) can lend it again without a second CRC.
     last: [AtomicU64; 2],
+    /// The frames of the last batch [`check_run`](Self::check_run) found whole, as
+    /// `start << 32 | end` (offsets are below 2^31; one word, so never torn between two
+    /// threads): [`frame`](Self::frame) lends them without a second CRC. 0: none.
+    run: AtomicU64,
 }
 
 impl View {
@@ -127,6 +134,7 @@ impl View {
             raw: Arc::new(raw),
             size: 0,
             last: [AtomicU64::new(u64::MAX), AtomicU64::new(0)],
+            run: AtomicU64::new(0),
         })
     }
 
@@ -248,14 +256,130 @@ impl View {
         seed: u32,
         layout: format::Layout,
     ) -> (Frame, &[u8]) {
+        if let Some(found) = self.frame_in_run(off, layout) {
+            return found;
+        }
+        let frame = self.check_frame(off, seq, seed, layout);
+        match frame {
+            Frame::Record { len, .. } => {
+                let start = off + layout.record_header_len();
+                let len = u64::from(len);
+                self.last[0].store(start, Ordering::Relaxed);
+                self.last[1].store(len, Ordering::Relaxed);
+                // SAFETY: `[start, start + len)` is the payload of the frame `check_frame`
+                // just validated: its header word was loaded with acquire semantics, its
+                // length was checked to lie inside the file, and its CRC matched the bytes in
+                // place.
+                (frame, unsafe { self.lend(start, len) })
+            }
+            _ => (frame, &[]),
+        }
+    }
+
+    /// A record frame at `off` inside the last whole batch [`check_run`](Self::check_run)
+    /// validated, with its payload, without computing its CRC again; `None` when `off` is
+    /// not inside it.
+    #[inline]
+    fn frame_in_run(&self, off: u64, layout: format::Layout) -> Option<(Frame, &[u8])> {
+        let run = self.run.load(Ordering::Relaxed);
+        let (start, end) = (run >> 32, run & u64::from(u32::MAX));
+        if off < start || off >= end {
+            return None;
+        }
+        let format::Head::Record { len, more, .. } = format::decode_head(layout, self.load(off)?)
+        else {
+            return None;
+        };
+        let payload = off + layout.record_header_len();
+        let len = u64::from(len);
+        if payload + len > end {
+            return None;
+        }
+        let time = if layout.has_time() {
+            self.load(off + FRAME_HEADER_LEN)?
+        } else {
+            0
+        };
+        self.last[0].store(payload, Ordering::Relaxed);
+        self.last[1].store(len, Ordering::Relaxed);
+        let frame = Frame::Record {
+            len: format::to_u32(len),
+            time,
+            more,
+        };
+        // SAFETY: `[payload, payload + len)` lies inside `[start, end)` (checked above; `lend`
+        // checks the file bounds), the frames of a batch that `check_run` validated in this
+        // mapping one by one (each header word loaded with acquire semantics, each CRC
+        // matched) and found whole. Every byte there belongs to a published frame, never
+        // written again while the file exists (rule 3 of the module docs: recovery cuts only a
+        // batch whose last frame is missing), so no write can alias the borrow, whatever
+        // `off` the caller gives. At the offsets of the batch's frames, the header words are
+        // the ones `check_run` validated, so the frame returned is the one it checked.
+        Some((frame, unsafe { self.lend(payload, len) }))
+    }
+
+    /// Looks at the rest of the batch whose frame at `off` (of `seq`, `len` bytes of payload)
+    /// is a valid record with `MORE`: checks the frames after it (as
+    /// [`check_frame`](Self::check_frame), lending nothing) up to the first without `MORE`.
+    /// When the batch is whole, remembers its frames, so that [`frame`](Self::frame) lends
+    /// them without a second CRC. `None` when seqs would pass `u64::MAX`.
+    pub(crate) fn check_run(
+        &self,
+        off: u64,
+        seq: u64,
+        len: u32,
+        seed: u32,
+        layout: format::Layout,
+    ) -> Option<format::Run> {
+        use format::{Run, RunBreak};
+        let mut at = off + layout.frame_len(u64::from(len));
+        let mut seq = seq;
+        let mut records = 1;
+        let torn = |at, records, why| Some(Run::Torn { at, records, why });
+        loop {
+            seq = seq.checked_add(1)?;
+            if at + FRAME_HEADER_LEN > self.reservation() {
+                return torn(at, records, RunBreak::Full);
+            }
+            match self.check_frame(at, seq, seed, layout) {
+                Frame::Record { len, time, more } => {
+                    at += layout.frame_len(u64::from(len));
+                    records += 1;
+                    if !more {
+                        self.run.store((off << 32) | at, Ordering::Relaxed);
+                        return Some(Run::Whole {
+                            end: at,
+                            records,
+                            time,
+                        });
+                    }
+                }
+                Frame::Empty => return torn(at, records, RunBreak::Empty),
+                Frame::Seal => return torn(at, records, RunBreak::Seal),
+                Frame::Bad(b) => return torn(at, records, RunBreak::Bad(b)),
+            }
+        }
+    }
+
+    /// As [`frame`](Self::frame), without lending the payload (nor remembering it for
+    /// [`validated`](Self::validated)): the verdict alone, over atomically loaded bytes. For
+    /// looking ahead at frames that may yet be cut (the rest of a batch: see `segment::run_end`).
+    #[inline]
+    pub(crate) fn check_frame(
+        &self,
+        off: u64,
+        seq: u64,
+        seed: u32,
+        layout: format::Layout,
+    ) -> Frame {
         let Some(word) = self.load(off) else {
             // No whole header word inside the file: nothing there (yet).
-            return (Frame::Empty, &[]);
+            return Frame::Empty;
         };
         let start = off + layout.record_header_len();
         let avail = self.limit().saturating_sub(start);
         let time = || self.load(off + FRAME_HEADER_LEN);
-        let frame = format::check_frame(layout, seed, seq, word, time, avail, |mut h, len| {
+        format::check_frame(layout, seed, seq, word, time, avail, |mut h, len| {
             let mut buf = [0u8; CRC_CHUNK];
             let mut at = start;
             let mut left = u64::from(len);
@@ -270,19 +394,7 @@ impl View {
                 left -= n as u64;
             }
             h.finalize()
-        });
-        match frame {
-            Frame::Record { len, .. } => {
-                let len = u64::from(len);
-                self.last[0].store(start, Ordering::Relaxed);
-                self.last[1].store(len, Ordering::Relaxed);
-                // SAFETY: `[start, start + len)` is the payload of the frame just validated:
-                // its header word was loaded with acquire semantics, `len <= avail` kept it
-                // inside the file, and its CRC matched the bytes in place.
-                (frame, unsafe { self.lend(start, len) })
-            }
-            _ => (frame, &[]),
-        }
+        })
     }
 
     /// The payload `[start, start + len)` of the last record frame [`frame`](Self::frame)

@@ -30,6 +30,7 @@ impl Clone for ViewRef {
             raw: Arc::clone(&self.0.raw),
             size: self.0.size,
             last: [AtomicU64::new(u64::MAX), AtomicU64::new(0)],
+            run: AtomicU64::new(0),
         })
     }
 }
@@ -90,6 +91,12 @@ impl WriteMap {
             self.freeze(off + layout.frame_len(u64::from(len)));
         }
         (frame, payload)
+    }
+
+    /// Freezes `[0, end)`: recovery walked the frames below `end` (with
+    /// [`View::check_frame`], which freezes nothing) and keeps them.
+    pub(crate) fn freeze_kept(&self, end: u64) {
+        self.freeze(end);
     }
 
     /// Freezes the segment header: bytes `[0, end)` are never written through this mapping

@@ -9,6 +9,7 @@ use crate::format::{self, Frame, HEADER_LEN};
 use crate::recovery::Link;
 use crate::segment::{Opened, ReadSegment, Segment};
 
+mod batch;
 mod time;
 
 /// A record read from the log: its seq and a zero-copy borrow of its bytes in the mapping.
@@ -81,6 +82,9 @@ pub struct Reader {
     off: u64,
     /// Seq of the next frame.
     next_seq: u64,
+    /// Offset in `seg` after the last batch (run of frames with `MORE`) known to be whole:
+    /// frames of that batch are yielded without walking it again.
+    run_end: u64,
     /// Records below this seq are read but not yielded (a `seek` past the end).
     skip_until: u64,
     /// Yield only durable records: those that end at or below their segment's synced mark.
@@ -154,6 +158,7 @@ impl Reader {
             seg: None,
             off: HEADER_LEN,
             next_seq: first,
+            run_end: 0,
             skip_until: 0,
             skip_before: 0,
             durable_only: false,
@@ -258,6 +263,7 @@ impl Reader {
         self.seg = Some(seg);
         self.off = HEADER_LEN;
         self.next_seq = base;
+        self.run_end = 0;
         Ok(true)
     }
 
@@ -458,9 +464,21 @@ impl Reader {
             }
             match frame {
                 Frame::Empty => return Ok(Step::Nothing),
-                Frame::Record { len, time, .. } => {
+                Frame::Record { len, time, more } => {
                     let flen = seg.frame_len(u64::from(len));
-                    if self.durable_only && self.off + flen > seg.synced_mark() {
+                    // Where what must be there before this record is yielded ends: the frame,
+                    // or for a record of a batch, the batch's last frame.
+                    let mut end = self.off + flen;
+                    if more {
+                        if self.off >= self.run_end && !self.batch_is_whole(len)? {
+                            return Ok(Step::Nothing);
+                        }
+                        end = end.max(self.run_end);
+                    }
+                    let Some(seg) = self.seg.as_ref() else {
+                        return Ok(Step::Nothing);
+                    };
+                    if self.durable_only && end > seg.synced_mark() {
                         // Not durable yet: the writer's next checkpoint moves the mark (and
                         // wakes waiters on the wake word).
                         return Ok(Step::Nothing);

@@ -5,6 +5,7 @@
 //! |---|---|
 //! | a segment whose synced mark fails its check | corruption at offset 48 (its frames stay readable) |
 //! | frames end (bad frame, zeros) below the synced mark | corruption at that frame |
+//! | a torn batch (frames with `MORE` not ended by one without) starting below the synced mark | corruption where its frames stop |
 //! | a damaged mark and a bad frame or garbage after the last record | corruption (torn or rotten cannot be told) |
 //! | a blank segment that is not the newest | corruption: a segment lost its header |
 //! | a headless segment (no magic, data after it): the newest, after a segment whose seal is not durable (or lost) | a crash: started again |
@@ -18,7 +19,7 @@
 //! | not sealed, next segment does not continue it, no later synced data | torn tail across segments: cut, remove the later ones |
 //! | the same, but a later segment holds synced records | corruption |
 //! | the same, but the next segment starts inside this one | corruption: overlapping segments |
-//! | newest segment: bad frame or non-zero bytes after the last record, at or after the mark | torn tail: cut |
+//! | newest segment: bad frame, torn batch or non-zero bytes after the last record, at or after the mark | torn tail: cut (a torn batch from its first frame) |
 //! | newest segment: clean | fine |
 
 use std::path::PathBuf;
@@ -60,6 +61,10 @@ fn stop_reason(s: &Scanned) -> String {
         Stop::Clean if s.blank => "segment header was never completed".into(),
         Stop::Clean => "records end before the synced mark".into(),
         Stop::Sealed | Stop::Full => "non-zero bytes after the last record".into(),
+        Stop::TornBatch { at, records, why } => format!(
+            "torn batch: the batch that starts here lost its last frame ({records} of its \
+             frames are here, then at offset {at}: {why})"
+        ),
     }
 }
 
@@ -81,7 +86,8 @@ pub(crate) fn analyze(scans: &[Scanned]) -> Verdict {
                 format::SYNCED_MARK_OFFSET,
                 "synced mark fails its check",
             ));
-            let unclear = matches!(s.stop, Stop::Bad(_)) || (s.garbage_after && !s.is_sealed());
+            let unclear = matches!(s.stop, Stop::Bad(_) | Stop::TornBatch { .. })
+                || (s.garbage_after && !s.is_sealed());
             if unclear {
                 // Without the mark, damage after the last record cannot be told from a torn
                 // tail: it may lie inside synced data.
@@ -162,9 +168,22 @@ pub(crate) fn analyze(scans: &[Scanned]) -> Verdict {
             ));
             continue;
         }
-        // A frame missing or bad inside synced data is corruption.
+        // A frame missing or bad inside synced data is corruption; so is a torn batch that
+        // the synced mark reaches into (the writer never syncs in the middle of a batch),
+        // reported where its frames stop.
         if !s.is_sealed() && s.end < s.mark {
-            v.corruptions.push(corrupt(s, s.end, stop_reason(s)));
+            let (offset, reason) = match s.stop {
+                Stop::TornBatch { at, records, why } => (
+                    at,
+                    format!(
+                        "torn batch inside synced data: {why}, after {records} frames of the \
+                         batch that starts at offset {} (the synced mark is at {})",
+                        s.end, s.mark
+                    ),
+                ),
+                _ => (s.end, stop_reason(s)),
+            };
+            v.corruptions.push(corrupt(s, offset, reason));
             continue;
         }
         if let Some(next) = scans.get(i + 1) {
@@ -248,6 +267,7 @@ pub(crate) fn analyze(scans: &[Scanned]) -> Verdict {
         }
         let torn = match s.stop {
             Stop::Bad(b) => Some(b.to_string()),
+            Stop::TornBatch { .. } => Some(stop_reason(s)),
             _ if s.garbage_after => Some("non-zero bytes after the last record".into()),
             _ => None,
         };
@@ -522,6 +542,25 @@ mod tests {
     fn newest_garbage_after_last_record_is_torn() {
         let v = analyze(&[garbage(seg(0, 3, Stop::Clean))]);
         assert!(v.torn.expect("torn").1.reason.contains("non-zero"));
+    }
+
+    #[test]
+    fn torn_batch_is_torn_from_its_first_frame_or_corruption_below_the_mark() {
+        let torn = Stop::TornBatch {
+            at: HEADER_LEN + 80,
+            records: 2,
+            why: crate::segment::RunBreak::Empty,
+        };
+        // The batch starts after 3 records, at or after the mark: a torn tail from there.
+        let v = analyze(&[garbage(synced(seg(0, 3, torn), HEADER_LEN + 48))]);
+        let (_, t) = v.torn.expect("torn");
+        assert_eq!(t.offset, HEADER_LEN + 48);
+        assert!(t.reason.contains("torn batch"), "{t:?}");
+        // The mark reaches into the batch: corruption where its frames stop.
+        let v = analyze(&[garbage(synced(seg(0, 3, torn), HEADER_LEN + 64))]);
+        assert!(v.torn.is_none());
+        assert_eq!(v.corruptions[0].offset, HEADER_LEN + 80);
+        assert!(v.corruptions[0].reason.contains("synced"), "{v:?}");
     }
 
     #[test]

@@ -17,7 +17,12 @@
 //! - a bad frame, zeros, or garbage **at or after the mark**, after the last good frame, is a
 //!   torn tail: recovery zeroes it in place (never shrinking the file) and makes that durable;
 //! - a mark that fails its own check is corruption of the mark alone: every frame stays
-//!   readable, but damage after the last record can no longer be told from a torn tail.
+//!   readable, but damage after the last record can no longer be told from a torn tail;
+//! - a batch counts whole or not at all: a run of frames with `MORE` whose frames stop before
+//!   the batch's last frame (a **torn batch**, see `segment::batch`) ends the segment's
+//!   records at the batch's first frame. It is a torn tail from there, or corruption (where
+//!   its frames stop) when that first frame lies below the mark: the writer never syncs in
+//!   the middle of a batch.
 //!
 //! The price of the lag: after a power cut, bit rot in the newest second or so of synced data
 //! of the active segment (past its mark on disk) is taken for a torn tail and cut. The page

@@ -11,7 +11,7 @@ use crate::dir::{self, Entry};
 use crate::error::{Error, Result};
 use crate::format::{self, Frame, FRAME_HEADER_LEN, HEADER_LEN};
 use crate::io::FileSystem;
-use crate::segment::{Opened, ReadSegment, Segment, SegmentSync, WriteSegment};
+use crate::segment::{Opened, ReadSegment, RunBreak, Segment, SegmentSync, WriteSegment};
 
 /// The writer's position after recovery.
 pub(crate) struct Recovered {
@@ -151,7 +151,7 @@ pub(crate) fn recover_locked(
     rec.active = match (blank, last.stop) {
         (Some(seg), _) => Some((seg, HEADER_LEN)),
         (None, Stop::Sealed | Stop::Full) => None,
-        (None, Stop::Clean | Stop::Bad(_)) => {
+        (None, Stop::Clean | Stop::Bad(_) | Stop::TornBatch { .. }) => {
             let seg = match newest {
                 Some(seg) => seg,
                 None => reopen(&last.entry, fs)?.1,
@@ -391,8 +391,8 @@ pub(crate) fn truncate(
                     || entries.last().is_some_and(|l| l.base > s.entry.base);
                 break;
             }
-            Stop::Clean | Stop::Bad(_) => {
-                broken = matches!(s.stop, Stop::Bad(_))
+            Stop::Clean | Stop::Bad(_) | Stop::TornBatch { .. } => {
+                broken = matches!(s.stop, Stop::Bad(_) | Stop::TornBatch { .. })
                     || s.end < s.mark
                     || s.garbage_after
                     || entries.last().is_some_and(|l| l.base > s.entry.base);
@@ -422,6 +422,21 @@ pub(crate) fn truncate(
             Some(s) if !s.blank => {
                 let tail = match s.stop {
                     Stop::Bad(_) => count_past_damage(s)?,
+                    // The batch's frames, then those from the bad one on, counted as after
+                    // any bad frame.
+                    Stop::TornBatch {
+                        at,
+                        records,
+                        why: RunBreak::Bad(_),
+                    } => {
+                        let bad = Scanned {
+                            end: at,
+                            next_seq: s.next_seq + records,
+                            ..s.clone()
+                        };
+                        count_past_damage(&bad)?.map(|n| n + records)
+                    }
+                    Stop::TornBatch { records, .. } => Some(records),
                     Stop::Clean if s.end < s.mark => None,
                     _ => Some(0),
                 };

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::dir::{self, Entry};
 use crate::error::{Error, Result};
 use crate::format::{self, BadFrame, Frame, HEADER_LEN};
-use crate::segment::{Opened, ReadSegment, Segment, WriteSegment};
+use crate::segment::{run_end, Opened, ReadSegment, Run, RunBreak, Segment, WriteSegment};
 
 /// How a segment's frames end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,6 +20,13 @@ pub(crate) enum Stop {
     Full,
     /// A bad frame at `end`.
     Bad(BadFrame),
+    /// A torn batch from `end`: `records` frames with the batch bit (`MORE`), whose frames
+    /// stop at `at` (for `why`) before the batch's last frame. Cut whole, from `end`.
+    TornBatch {
+        at: u64,
+        records: u64,
+        why: RunBreak,
+    },
 }
 
 /// One segment, scanned.
@@ -132,7 +139,9 @@ pub(crate) fn scan<S: Segment>(seg: &mut S, entry: Entry, live: bool) -> Result<
         if off >= reservation {
             break Stop::Full;
         }
-        let mut frame = seg.frame_at(off, seq).0;
+        // The verdict alone: frames are kept (frozen, in a writable segment) only once the
+        // walk is over, since the frames of a torn batch validate and yet are cut.
+        let mut frame = seg.check_at(off, seq);
         let past_size = off + format::FRAME_HEADER_LEN > seg.size();
         if live
             && (matches!(frame, Frame::Bad(BadFrame::LengthOutOfBounds { .. }))
@@ -140,17 +149,28 @@ pub(crate) fn scan<S: Segment>(seg: &mut S, entry: Entry, live: bool) -> Result<
         {
             // A live writer grows the file before it publishes: look at the size again.
             seg.refresh_size()?;
-            frame = seg.frame_at(off, seq).0;
+            frame = seg.check_at(off, seq);
         }
         match frame {
-            Frame::Record { len, time, .. } => {
+            Frame::Record { len, time, more } => {
+                // A batch counts only whole: walk to its last frame first.
+                let (end, records, time) = if more {
+                    match run_end(seg, off, seq, len, live)? {
+                        Run::Whole { end, records, time } => (end, records, time),
+                        Run::Torn { at, records, why } => {
+                            break Stop::TornBatch { at, records, why }
+                        }
+                    }
+                } else {
+                    (off + header.layout.frame_len(u64::from(len)), 1, time)
+                };
                 if seq == entry.base {
                     first_time = time;
                 }
                 last_time = time;
-                off += header.layout.frame_len(u64::from(len));
+                off = end;
                 seq = seq
-                    .checked_add(1)
+                    .checked_add(records)
                     .ok_or_else(|| seq_overflow(&entry.path, off))?;
             }
             Frame::Seal => break Stop::Sealed,
@@ -178,6 +198,7 @@ pub(crate) fn scan<S: Segment>(seg: &mut S, entry: Entry, live: bool) -> Result<
         last_time,
     };
     s.garbage_after = !seg.view().is_zero_from(s.sealed_end());
+    seg.keep(s.end);
     Ok(s)
 }
 

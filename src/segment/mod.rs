@@ -6,12 +6,14 @@
 //! Every byte of a mapping is reached through `crate::mapping`, the crate's one module with
 //! raw pointers; every system call that changes durable state through `crate::io`.
 
+mod batch;
 mod read;
 mod write;
 
 use std::fs::File;
 use std::path::Path;
 
+pub(crate) use batch::{run_end, Run, RunBreak};
 pub(crate) use read::ReadSegment;
 pub(crate) use write::{SegmentSync, WriteSegment};
 
@@ -49,6 +51,13 @@ pub(crate) trait Segment {
     /// Checks the frame at `off` as the frame of `seq`; returns the verdict and, for a valid
     /// record, its payload.
     fn frame_at(&self, off: u64, seq: u64) -> (Frame, &[u8]);
+    /// As [`frame_at`](Self::frame_at), the verdict alone: lends nothing and, in a writable
+    /// segment, freezes nothing. For frames that may still be cut (the rest of a batch: see
+    /// [`run_end`]) and for walks that need no payload.
+    fn check_at(&self, off: u64, seq: u64) -> Frame;
+    /// Says that recovery keeps the frames below `end`: a writable segment never writes there
+    /// again (see `mapping`). Nothing for a read-only one.
+    fn keep(&self, _end: u64) {}
     /// Re-reads the file size (to see growth by a live writer); the writer knows it already.
     ///
     /// # Errors
@@ -91,6 +100,11 @@ fn judge<'a>(header: &SegmentHeader, seq: u64, frame: (Frame, &'a [u8])) -> (Fra
         Frame::Seal if seq == header.base_seq => (Frame::Bad(BadFrame::EmptySeal), &[]),
         _ => frame,
     }
+}
+
+/// [`judge`] for a verdict alone.
+fn judge_frame(header: &SegmentHeader, seq: u64, frame: Frame) -> Frame {
+    judge(header, seq, (frame, &[])).0
 }
 
 /// Opens a segment file and returns it with its size. Never blocks (a FIFO named like a

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 
-use super::{judge, open_file, page_size, probe, Opened, Segment};
+use super::{judge, judge_frame, open_file, page_size, probe, Opened, Segment};
 use crate::error::{Error, Result};
 use crate::format::{self, Frame, SegmentHeader};
 use crate::mapping::{ReadMap, View, WakeView};
@@ -132,6 +132,16 @@ impl Segment for ReadSegment {
             &self.header,
             seq,
             self.map.frame(off, seq, self.seed, self.header.layout),
+        )
+    }
+
+    #[inline]
+    fn check_at(&self, off: u64, seq: u64) -> Frame {
+        judge_frame(
+            &self.header,
+            seq,
+            self.map
+                .check_frame(off, seq, self.seed, self.header.layout),
         )
     }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 
-use super::{judge, open_file, page_size, probe, Opened, Segment};
+use super::{judge, judge_frame, open_file, page_size, probe, Opened, Segment};
 use crate::error::{is_enospc, Error, Result};
 use crate::format::{self, Frame, SegmentHeader, FRAME_HEADER_LEN, HEADER_LEN, SYNCED_MARK_OFFSET};
 use crate::io::{FileSystem, Msync};
@@ -576,6 +576,20 @@ impl Segment for WriteSegment {
             seq,
             self.map.frame(off, seq, self.seed, self.header.layout),
         )
+    }
+
+    #[inline]
+    fn check_at(&self, off: u64, seq: u64) -> Frame {
+        judge_frame(
+            &self.header,
+            seq,
+            self.map
+                .check_frame(off, seq, self.seed, self.header.layout),
+        )
+    }
+
+    fn keep(&self, end: u64) {
+        self.map.freeze_kept(end);
     }
 
     fn refresh_size(&mut self) -> Result<u64> {

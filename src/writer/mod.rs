@@ -380,30 +380,35 @@ impl Writer {
         Ok(seq)
     }
 
-    /// Appends many records and returns their seqs. Records that land in the same segment are
-    /// written with one growth step and published together with one release store, so a reader
-    /// sees either none or all of them. A batch that spans a rollover is published in one
-    /// piece per segment.
+    /// Appends many records and returns their seqs, all or nothing: readers see none or all of
+    /// them, and a crash or power cut leaves the whole batch or none of it.
+    ///
+    /// A batch is written in one segment: when it does not fit in what is left of the active
+    /// one, the writer rolls to a new segment first. Its frames are written with one growth
+    /// step and published together with one release store, each marked as belonging to the
+    /// batch but the last.
     ///
     /// # Crashes and power cuts
-    /// A batch is **not** a transaction on disk. Until a sync covers it ([`sync`](Self::sync),
-    /// the [`SyncPolicy`], [`SharedWriter::wait_durable`](crate::SharedWriter::wait_durable)),
-    /// a power cut or a kernel crash can leave **any prefix** of it: none, some or all of its
-    /// records. The kernel writes dirty pages back in any order, and recovery keeps the records
-    /// up to the first one that did not reach the disk and cuts the rest. Once a sync returned
-    /// Ok, the whole batch survives.
+    /// Until a sync covers it ([`sync`](Self::sync), the [`SyncPolicy`],
+    /// [`SharedWriter::wait_durable`](crate::SharedWriter::wait_durable)), a power cut or a
+    /// kernel crash can lose the batch, but never keeps only part of it: the kernel writes
+    /// dirty pages back in any order, and recovery cuts a batch whose last record did not
+    /// reach the disk whole, from its first record (see `verify`'s "torn batch"), so its seqs
+    /// go to the records appended next. Readers never return a record of such a batch. Once a
+    /// sync returned Ok, the whole batch survives. A crash of this process (`kill -9`, a
+    /// panic) after `append_batch` returned loses none of it, and during the call leaves all
+    /// of it or none.
     ///
-    /// A crash of this process (`kill -9`, a panic) after `append_batch` returned loses none
-    /// of it. During the call, a batch whose records all land in one segment survives whole or
-    /// not at all; one that spans a rollover can keep the records it published in the segments
-    /// before.
-    ///
-    /// To apply a batch all or nothing after a power cut, put it in one record, or end it with
-    /// a record of your own that marks it complete and ignore an unfinished batch on replay.
+    /// This holds for a batch that fits in one segment: its records, each taking 16 bytes
+    /// more rounded up to a multiple of 8, at most [`max_record_len`](Self::max_record_len)
+    /// plus 16 bytes in all (a segment of the log's size, see [`Options::segment_pages`]). A
+    /// larger batch is accepted and written in one part per segment: each part is kept or cut
+    /// whole, so a power cut can keep the parts in the segments before the one it tore.
     ///
     /// # Errors
-    /// As [`append`](Self::append). Sizes are checked before anything is written; if growing
-    /// or rolling fails midway, the records before the failure are appended (see
+    /// As [`append`](Self::append). Sizes are checked before anything is written, and a batch
+    /// that fits in one segment is appended whole or not at all. Only for a larger one, if
+    /// growing or rolling fails midway, the parts before the failure are appended (see
     /// [`next_seq`](Self::next_seq)) and the rest are not.
     ///
     /// # Example
@@ -429,6 +434,9 @@ impl Writer {
             self.check_len(r.as_ref().len())?;
         }
         self.check_seqs(records.len() as u64)?;
+        if records.len() > 1 {
+            self.roll_for_batch(records)?;
+        }
         let first = self.next_seq;
         let time = self.clock.now();
         let mut i = 0;
@@ -474,6 +482,34 @@ impl Writer {
         self.metrics.batch(records.len());
         self.apply_policy()?;
         Ok(first..self.next_seq)
+    }
+
+    /// Rolls to a new segment first when `records` do not fit in what is left of the active
+    /// segment but fit whole in a new one, or when the active segment is of version 1, whose
+    /// frames cannot mark a batch: a batch is then written in one segment, one run of frames
+    /// that recovery keeps or cuts whole. A batch too large for one segment is written in one
+    /// part per segment (each part whole on its own); an empty active segment cannot roll
+    /// (its successor would have its name).
+    fn roll_for_batch<B: AsRef<[u8]>>(&mut self, records: &[B]) -> Result<()> {
+        if self.pos == HEADER_LEN {
+            return Ok(());
+        }
+        let frames = |layout: format::Layout| {
+            records.iter().fold(0u64, |sum, r| {
+                sum.saturating_add(layout.frame_len(r.as_ref().len() as u64))
+            })
+        };
+        let layout = self.seg.header().layout;
+        if layout == format::Layout::CURRENT
+            && self.pos.saturating_add(frames(layout)) <= self.seg.reservation()
+        {
+            return Ok(());
+        }
+        let capacity = (page_size() * u64::from(self.segment_pages)).saturating_sub(HEADER_LEN);
+        if frames(format::Layout::CURRENT) > capacity {
+            return Ok(());
+        }
+        self.roll()
     }
 
     /// Bytes of frames appended since the last sync.

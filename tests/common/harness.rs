@@ -111,6 +111,28 @@ pub struct Built {
     /// Each record's time (version 2; `None` in a version-1 segment).
     pub times: Vec<Option<u64>>,
     pub durable: usize,
+    /// Whether each seq lies inside a batch (version 2: the frame before it has `MORE`), so
+    /// that the log may not end there: a batch is kept whole or not at all.
+    pub inside: Vec<bool>,
+    /// The first seq of a batch whose last frame was never written (its frames end with
+    /// `MORE` set): no record from there on may be kept.
+    pub torn_batch: Option<usize>,
+}
+
+impl Built {
+    /// Checks that a log holding the first `n` records keeps only whole batches.
+    fn check_whole_batches(&self, n: usize, what: &str) {
+        assert!(
+            !self.inside.get(n).copied().unwrap_or(false),
+            "{what}: the log ends at seq {n}, inside a batch"
+        );
+        if let Some(torn) = self.torn_batch {
+            assert!(
+                n <= torn,
+                "{what}: {n} records, but the batch from seq {torn} has no last frame"
+            );
+        }
+    }
 }
 
 fn put(buf: &mut Vec<u8>, at: u64, bytes: &[u8]) {
@@ -147,6 +169,8 @@ pub fn build_segment(data: &[u8]) -> (Vec<u8>, Built) {
         records: Vec::new(),
         times: Vec::new(),
         durable: 0,
+        inside: vec![false],
+        torn_batch: None,
     };
     if mode & 1 == 0 {
         let body = inp.rest();
@@ -158,7 +182,20 @@ pub fn build_segment(data: &[u8]) -> (Vec<u8>, Built) {
     let mut off = HEADER_LEN;
     let mut ends = Vec::new();
     let n = inp.u8() % 64;
+    // Frames left in the batch being written (version 2): every frame of a batch but its
+    // last has `MORE`. A batch the frames run out in has no last frame: a torn batch.
+    let mut batch_left = 0u8;
+    let mut batch_start = 0;
     for i in 0..n {
+        if layout == Layout::V2 && batch_left == 0 {
+            let b = inp.u8();
+            if b % 4 == 0 {
+                batch_left = 2 + (b / 4) % 5;
+                batch_start = built.records.len();
+            }
+        }
+        let more = batch_left > 1;
+        batch_left = batch_left.saturating_sub(1);
         let len = match inp.u8() {
             0..=199 => usize::from(inp.u8()),
             200..=249 => usize::from(inp.u16() % 5000),
@@ -170,7 +207,7 @@ pub fn build_segment(data: &[u8]) -> (Vec<u8>, Built) {
         }
         let payload: Vec<u8> = (0..len).map(|k| (k as u8) ^ (i ^ mode)).collect();
         let time = 1_700_000_000_000_000_000 + u64::from(i) * 1000;
-        let word = format::frame_word(layout, seed, u64::from(i), time, false, &payload);
+        let word = format::frame_word(layout, seed, u64::from(i), time, more, &payload);
         put(&mut file, off, &word.to_le_bytes());
         let skip = layout.record_header_len() - 8;
         if layout.has_time() {
@@ -181,6 +218,8 @@ pub fn build_segment(data: &[u8]) -> (Vec<u8>, Built) {
         off += flen;
         ends.push(off);
         built.records.push(payload);
+        built.inside.push(more);
+        built.torn_batch = more.then_some(batch_start);
     }
     if mode & 0x10 != 0 && off + 8 <= reservation {
         let next = built.records.len() as u64;
@@ -286,6 +325,7 @@ pub fn check_recovery(dir: &Path, data: &[u8]) {
     let before = read_all(dir);
     if let Ok(got) = &before {
         is_written(got);
+        built.check_whole_batches(got.len(), "a reader");
     }
     let report = applog::verify(dir);
     let snapshot = files(dir);
@@ -314,6 +354,7 @@ pub fn check_recovery(dir: &Path, data: &[u8]) {
             let after = read_all(dir).expect("a recovered log reads");
             assert_eq!(after.len() as u64, n);
             is_written(&after);
+            built.check_whole_batches(after.len(), "recovery");
             assert!(
                 after.len() >= built.durable,
                 "P2: {} records were synced and undamaged, {} recovered",
@@ -328,6 +369,7 @@ pub fn check_recovery(dir: &Path, data: &[u8]) {
             if let Ok(r) = &report {
                 assert!(r.is_clean(), "open succeeded, verify said {r:?}");
                 assert_eq!(r.next_seq, n);
+                built.check_whole_batches(r.records as usize, "verify");
             }
             w.append(b"after recovery").unwrap();
             w.sync().unwrap();

@@ -128,6 +128,44 @@ pub fn place(lens: &[usize], reservation: u64) -> Vec<Placed> {
     out
 }
 
+/// As [`place`], for records appended in batches, the batch `k` ending before record
+/// `ends[k]`: a batch of two records or more that does not fit in what is left of a segment
+/// holding records, but fits in an empty one, starts a new segment (the writer rolls first,
+/// so that the batch lies in one segment).
+pub fn place_batches(lens: &[usize], ends: &[usize], reservation: u64) -> Vec<Placed> {
+    let mut out = Vec::new();
+    let mut seg = 0;
+    let mut off = HEADER;
+    let mut start = 0;
+    for &end in ends {
+        let total: u64 = lens[start..end].iter().map(|&l| frame_len(l)).sum();
+        if end - start > 1
+            && off > HEADER
+            && off + total > reservation
+            && HEADER + total <= reservation
+        {
+            seg = start as u64;
+            off = HEADER;
+        }
+        for (i, &len) in lens.iter().enumerate().take(end).skip(start) {
+            let f = frame_len(len);
+            if off + f > reservation {
+                seg = i as u64;
+                off = HEADER;
+            }
+            out.push(Placed {
+                seq: i as u64,
+                segment: seg,
+                offset: off,
+                len,
+            });
+            off += f;
+        }
+        start = end;
+    }
+    out
+}
+
 /// Deterministic payload for a seq: its length and bytes depend on the seq only.
 pub fn payload(seq: u64, len: usize) -> Vec<u8> {
     let mut x = seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xDEAD_BEEF;
