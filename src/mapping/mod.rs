@@ -114,10 +114,14 @@ pub(crate) struct View {
     /// Payload offset and length of the last record frame [`frame`](Self::frame) validated,
     /// so that [`validated`](Self::validated) can lend it again without a second CRC.
     last: [AtomicU64; 2],
-    /// The frames of the last batch [`check_run`](Self::check_run) found whole, as
-    /// `start << 32 | end` (offsets are below 2^31; one word, so never torn between two
-    /// threads): [`frame`](Self::frame) lends them without a second CRC. 0: none.
+    /// Where the rest of the last batch [`check_run`](Self::check_run) found whole lies:
+    /// `next << 32 | end`, the offset of the next frame of it not yet lent and the batch's
+    /// end (offsets are below 2^31), with `run_seq`, the seq of the frame at `next`.
+    /// [`frame`](Self::frame) lends that frame without a second CRC when asked for exactly
+    /// that offset and seq, and moves on to the next; any other query (or a pair torn by
+    /// two threads) takes the full check. 0: none.
     run: AtomicU64,
+    run_seq: AtomicU64,
 }
 
 impl View {
@@ -135,6 +139,7 @@ impl View {
             size: 0,
             last: [AtomicU64::new(u64::MAX), AtomicU64::new(0)],
             run: AtomicU64::new(0),
+            run_seq: AtomicU64::new(0),
         })
     }
 
@@ -256,7 +261,7 @@ impl View {
         seed: u32,
         layout: format::Layout,
     ) -> (Frame, &[u8]) {
-        if let Some(found) = self.frame_in_run(off, layout) {
+        if let Some(found) = self.frame_in_run(off, seq, layout) {
             return found;
         }
         let frame = self.check_frame(off, seq, seed, layout);
@@ -276,14 +281,14 @@ impl View {
         }
     }
 
-    /// A record frame at `off` inside the last whole batch [`check_run`](Self::check_run)
-    /// validated, with its payload, without computing its CRC again; `None` when `off` is
-    /// not inside it.
+    /// The next frame of the last whole batch [`check_run`](Self::check_run) validated, with
+    /// its payload, without computing its CRC again: only when `off` and `seq` are exactly
+    /// the offset and seq of that frame as the walk met it; `None` otherwise.
     #[inline]
-    fn frame_in_run(&self, off: u64, layout: format::Layout) -> Option<(Frame, &[u8])> {
+    fn frame_in_run(&self, off: u64, seq: u64, layout: format::Layout) -> Option<(Frame, &[u8])> {
         let run = self.run.load(Ordering::Relaxed);
         let (start, end) = (run >> 32, run & u64::from(u32::MAX));
-        if off < start || off >= end {
+        if run == 0 || off != start || seq != self.run_seq.load(Ordering::Relaxed) {
             return None;
         }
         let format::Head::Record { len, more, .. } = format::decode_head(layout, self.load(off)?)
@@ -302,6 +307,11 @@ impl View {
         };
         self.last[0].store(payload, Ordering::Relaxed);
         self.last[1].store(len, Ordering::Relaxed);
+        // On to the next frame of the batch (none after its last).
+        let next = off + layout.frame_len(len);
+        let advanced = if next < end { (next << 32) | end } else { 0 };
+        self.run.store(advanced, Ordering::Relaxed);
+        self.run_seq.store(seq.wrapping_add(1), Ordering::Relaxed);
         let frame = Frame::Record {
             len: format::to_u32(len),
             time,
@@ -312,9 +322,9 @@ impl View {
         // mapping one by one (each header word loaded with acquire semantics, each CRC
         // matched) and found whole. Every byte there belongs to a published frame, never
         // written again while the file exists (rule 3 of the module docs: recovery cuts only a
-        // batch whose last frame is missing), so no write can alias the borrow, whatever
-        // `off` the caller gives. At the offsets of the batch's frames, the header words are
-        // the ones `check_run` validated, so the frame returned is the one it checked.
+        // batch whose last frame is missing), so no write can alias the borrow. `off` and
+        // `seq` are the offset and seq of a frame the walk validated (a torn pair from two
+        // threads can only make a query miss), so the frame returned is the one it checked.
         Some((frame, unsafe { self.lend(payload, len) }))
     }
 
@@ -332,6 +342,7 @@ impl View {
         layout: format::Layout,
     ) -> Option<format::Run> {
         use format::{Run, RunBreak};
+        let (first_len, first_seq) = (len, seq);
         let mut at = off + layout.frame_len(u64::from(len));
         let mut seq = seq;
         let mut records = 1;
@@ -346,7 +357,11 @@ impl View {
                     at += layout.frame_len(u64::from(len));
                     records += 1;
                     if !more {
-                        self.run.store((off << 32) | at, Ordering::Relaxed);
+                        // The batch's second frame is the next one a reader asks for.
+                        let second = off + layout.frame_len(u64::from(first_len));
+                        self.run_seq
+                            .store(first_seq.wrapping_add(1), Ordering::Relaxed);
+                        self.run.store((second << 32) | at, Ordering::Relaxed);
                         return Some(Run::Whole {
                             end: at,
                             records,
@@ -483,6 +498,64 @@ mod tests {
         assert!(m.store(4096, 1, Ordering::Relaxed).is_err());
         m.set_size(100); // never shrinks
         assert_eq!(m.limit(), 4096);
+    }
+
+    /// Writes a batch of version-2 frames from offset 64 (seqs from `seq`), published with
+    /// the first header last; returns each frame's offset.
+    fn batch(m: &WriteMap, seed: u32, seq: u64, payloads: &[&[u8]]) -> Vec<u64> {
+        let layout = format::Layout::V2;
+        let mut offs = Vec::new();
+        let mut off = 64;
+        let mut words = Vec::new();
+        for (i, p) in payloads.iter().enumerate() {
+            let more = i + 1 < payloads.len();
+            m.stage(off + 8, 7).unwrap(); // the time
+            m.write_payload(off + 16, p).unwrap();
+            words.push(format::frame_word(layout, seed, seq + i as u64, 7, more, p));
+            offs.push(off);
+            off += layout.frame_len(p.len() as u64);
+        }
+        for i in (1..offs.len()).rev() {
+            m.stage(offs[i], words[i]).unwrap();
+        }
+        m.publish(offs[0], words[0], off, Ordering::Release)
+            .unwrap();
+        offs
+    }
+
+    #[test]
+    fn a_whole_batch_is_lent_frame_by_frame_only_at_the_seqs_the_walk_met() {
+        let (_d, f) = file(4096);
+        let mut m = WriteMap::new(&f, 4096).unwrap();
+        m.set_size(4096);
+        let layout = format::Layout::V2;
+        let offs = batch(&m, 3, 10, &[b"one", b"two", b"three"]);
+        let r = ReadMap::new(&f, 4096).unwrap();
+        let mut r = r;
+        r.set_size(4096);
+        let (first, _) = r.frame(offs[0], 10, 3, layout);
+        assert!(matches!(
+            first,
+            Frame::Record {
+                len: 3,
+                more: true,
+                ..
+            }
+        ));
+        assert!(matches!(
+            r.check_run(offs[0], 10, 3, 3, layout),
+            Some(format::Run::Whole { records: 3, .. })
+        ));
+        // Asked with another seq at the second frame's offset: the full check, which fails.
+        assert!(matches!(
+            r.frame(offs[1], 99, 3, layout).0,
+            Frame::Bad(format::BadFrame::CrcMismatch { .. })
+        ));
+        // At the walk's own offset and seq: the frame, then the next one.
+        assert_eq!(r.frame(offs[1], 11, 3, layout).1, b"two");
+        let (last, payload) = r.frame(offs[2], 12, 3, layout);
+        assert!(matches!(last, Frame::Record { more: false, .. }));
+        assert_eq!(payload, b"three");
     }
 
     #[test]

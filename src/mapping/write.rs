@@ -31,6 +31,7 @@ impl Clone for ViewRef {
             size: self.0.size,
             last: [AtomicU64::new(u64::MAX), AtomicU64::new(0)],
             run: AtomicU64::new(0),
+            run_seq: AtomicU64::new(0),
         })
     }
 }
