@@ -109,12 +109,13 @@ fn new_log_on_nearly_full_tmpfs_uses_every_free_page() {
     let mut w = Writer::open(&log, Options::new().segment_pages(1000)).unwrap_or_else(|e| {
         panic!("opening a writer with {free} bytes free: {e:?}");
     });
-    // Creating the log also wrote its identity file, which takes a page of its own.
-    let identity = std::fs::metadata(log.join(applog::LOG_ID_FILE))
-        .unwrap()
-        .blocks()
-        * 512;
-    let next = append_until_no_space(&mut w, &mount.dir, 0, free - identity);
+    // Creating the log also wrote its identity file and the writer's stats file, which take
+    // a page each.
+    let own: u64 = [applog::LOG_ID_FILE, applog::STATS_FILE]
+        .iter()
+        .map(|f| std::fs::metadata(log.join(f)).unwrap().blocks() * 512)
+        .sum();
+    let next = append_until_no_space(&mut w, &mount.dir, 0, free - own);
     w.sync().unwrap();
     drop(w);
     check_log(&log, next);
