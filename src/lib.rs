@@ -190,6 +190,7 @@ mod stats;
 mod tailer;
 #[cfg(feature = "tokio")]
 pub mod tokio;
+mod word_file;
 mod writer;
 
 pub use consumer::{

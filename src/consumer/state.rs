@@ -23,12 +23,12 @@
 //! committed, never after. Both slots failing is damage.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use crate::error::{Error, Result};
 use crate::mapping::WordMap;
+use crate::word_file::{check_start, idx, read_full, word, OFF_MAGIC, OFF_VERSION};
 
 /// `APLGCONS`, little-endian.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"APLGCONS");
@@ -37,8 +37,6 @@ pub(crate) const VERSION: u64 = 1;
 /// Bytes of the file in use.
 pub(crate) const USED: usize = 192;
 
-const OFF_MAGIC: u64 = 0;
-const OFF_VERSION: u64 = 8;
 const OFF_CREATED: u64 = 16;
 const OFF_HOLDER: u64 = 24;
 const OFF_STATE: u64 = 32;
@@ -106,19 +104,6 @@ pub(crate) struct Snapshot {
     pub slot: usize,
 }
 
-/// A word offset as an index: all of them are below `USED`.
-#[allow(clippy::cast_possible_truncation)]
-const fn idx(off: u64) -> usize {
-    off as usize
-}
-
-fn word(bytes: &[u8], off: u64) -> u64 {
-    let at = idx(off);
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&bytes[at..at + 8]);
-    u64::from_le_bytes(w)
-}
-
 fn damaged(name: &str, path: &Path, offset: u64, reason: impl Into<String>) -> Error {
     Error::ConsumerCorrupt {
         name: name.to_owned(),
@@ -133,34 +118,8 @@ fn damaged(name: &str, path: &Path, offset: u64, reason: impl Into<String>) -> E
 /// # Errors
 /// `ConsumerCorrupt`, naming the byte offset of what is wrong.
 pub(crate) fn decode(name: &str, path: &Path, bytes: &[u8]) -> Result<Snapshot> {
-    if bytes.len() < USED {
-        return Err(damaged(
-            name,
-            path,
-            bytes.len() as u64,
-            format!(
-                "the file is {} bytes long, shorter than a consumer file",
-                bytes.len()
-            ),
-        ));
-    }
-    if word(bytes, OFF_MAGIC) != MAGIC {
-        return Err(damaged(
-            name,
-            path,
-            OFF_MAGIC,
-            "not an applog consumer file (bad magic)",
-        ));
-    }
-    let version = word(bytes, OFF_VERSION);
-    if version != VERSION {
-        return Err(damaged(
-            name,
-            path,
-            OFF_VERSION,
-            format!("unknown consumer file version {version}"),
-        ));
-    }
+    check_start(bytes, USED, MAGIC, VERSION, "consumer file")
+        .map_err(|(offset, reason)| damaged(name, path, offset, reason))?;
     let parked = match word(bytes, OFF_STATE) {
         STATE_ACTIVE => None,
         STATE_PARKED => Some(Parked {
@@ -248,19 +207,6 @@ pub(crate) fn read(name: &str, path: &Path, file: &File) -> Result<Snapshot> {
         std::thread::yield_now();
     }
     Err(last.unwrap_or_else(|| damaged(name, path, 0, "unreadable")))
-}
-
-fn read_full(file: &File, out: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < out.len() {
-        match file.read_at(&mut out[n..], n as u64) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// A consumer file mapped read-write: by its holder (to commit) and by retention (to park).

@@ -41,6 +41,7 @@ use std::sync::atomic::Ordering;
 
 use crate::error::{Error, Result};
 use crate::mapping::WordMap;
+use crate::word_file::{check_start, idx, read_full, word, OFF_MAGIC, OFF_VERSION};
 
 /// `APLGSTAT`, little-endian.
 const MAGIC: u64 = u64::from_le_bytes(*b"APLGSTAT");
@@ -52,8 +53,6 @@ const USED: usize = 224;
 /// too).
 const FILE_LEN: u64 = 4096;
 
-const OFF_MAGIC: u64 = 0;
-const OFF_VERSION: u64 = 8;
 const OFF_PID: u64 = 16;
 const OFF_STARTED: u64 = 24;
 const OFF_HEADER_CHECK: u64 = 32;
@@ -141,19 +140,6 @@ pub(crate) struct Snapshot {
     pub figures: Figures,
 }
 
-/// A word offset as an index: all of them are below `USED`.
-#[allow(clippy::cast_possible_truncation)]
-const fn idx(off: u64) -> usize {
-    off as usize
-}
-
-fn word(bytes: &[u8], off: u64) -> u64 {
-    let at = idx(off);
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&bytes[at..at + 8]);
-    u64::from_le_bytes(w)
-}
-
 fn damaged(path: &Path, offset: u64, reason: impl Into<String>) -> Error {
     Error::StatsCorrupt {
         path: path.to_owned(),
@@ -167,31 +153,8 @@ fn damaged(path: &Path, offset: u64, reason: impl Into<String>) -> Error {
 /// # Errors
 /// `StatsCorrupt`, naming the byte offset of what is wrong.
 pub(crate) fn decode(path: &Path, bytes: &[u8]) -> Result<Snapshot> {
-    if bytes.len() < USED {
-        return Err(damaged(
-            path,
-            bytes.len() as u64,
-            format!(
-                "the file is {} bytes long, shorter than a stats file",
-                bytes.len()
-            ),
-        ));
-    }
-    if word(bytes, OFF_MAGIC) != MAGIC {
-        return Err(damaged(
-            path,
-            OFF_MAGIC,
-            "not an applog stats file (bad magic)",
-        ));
-    }
-    let version = word(bytes, OFF_VERSION);
-    if version != VERSION {
-        return Err(damaged(
-            path,
-            OFF_VERSION,
-            format!("unknown stats file version {version}"),
-        ));
-    }
+    check_start(bytes, USED, MAGIC, VERSION, "stats file")
+        .map_err(|(offset, reason)| damaged(path, offset, reason))?;
     let (pid, started_ns) = (word(bytes, OFF_PID), word(bytes, OFF_STARTED));
     let header = header_check(pid, started_ns);
     if word(bytes, OFF_HEADER_CHECK) != header {
@@ -285,19 +248,6 @@ pub(crate) fn read(path: &Path) -> Result<Snapshot> {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
     Err(last.unwrap_or_else(|| damaged(path, 0, "unreadable")))
-}
-
-fn read_full(file: &File, out: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < out.len() {
-        match file.read_at(&mut out[n..], n as u64) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// The writer's side: the mapped file, and what it last published. Every update is a few
