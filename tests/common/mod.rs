@@ -108,24 +108,9 @@ pub struct Placed {
 /// the current offset if it fits in the reservation, otherwise the segment is sealed and the
 /// next starts at offset 64.
 pub fn place(lens: &[usize], reservation: u64) -> Vec<Placed> {
-    let mut out = Vec::new();
-    let mut seg = 0;
-    let mut off = HEADER;
-    for (i, &len) in lens.iter().enumerate() {
-        let f = frame_len(len);
-        if off + f > reservation {
-            seg = i as u64;
-            off = HEADER;
-        }
-        out.push(Placed {
-            seq: i as u64,
-            segment: seg,
-            offset: off,
-            len,
-        });
-        off += f;
-    }
-    out
+    // Each record on its own: a batch of one never rolls first.
+    let ends: Vec<usize> = (1..=lens.len()).collect();
+    place_batches(lens, &ends, reservation)
 }
 
 /// As [`place`], for records appended in batches, the batch `k` ending before record
