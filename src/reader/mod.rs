@@ -441,6 +441,30 @@ impl Reader {
                 self.check_not_removed(self.next_seq)?;
                 return Ok(Step::Nothing);
             };
+            // The log's end cut (`Writer::truncate_back`): the frames from the cut on are
+            // dead. Checked before every frame, so no removed record is ever yielded.
+            if let Some(cut) = seg.cut()? {
+                if cut == 0 || self.off > cut {
+                    // The reader is past the cut: it yielded records that are gone now.
+                    return Err(Error::Rewound {
+                        segment: seg.path().to_owned(),
+                        seq: self.next_seq,
+                    });
+                }
+                if self.off == cut {
+                    // The segment ends here; the records after the cut are appended to the
+                    // segment named by the next seq: a new file, or, for a segment cut at its
+                    // first record, a new file of the same name.
+                    let next = self.next_seq;
+                    if cut == HEADER_LEN && seg.is_file_at(seg.path()) {
+                        return Ok(Step::Nothing);
+                    }
+                    if self.next_segment(next, false)? {
+                        continue;
+                    }
+                    return Ok(Step::Nothing);
+                }
+            }
             let reservation = seg.reservation();
             if self.off + format::FRAME_HEADER_LEN > reservation {
                 // Full to the last byte: no seal; the next segment starts at next_seq.
