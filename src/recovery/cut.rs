@@ -47,13 +47,20 @@ pub(crate) fn offset_of<S: Segment>(seg: &S, seq: u64) -> Result<u64> {
     Ok(off)
 }
 
-/// The cut offset stored in a segment's header, if any.
+/// The cut offset stored in a segment's header, if any (`None` for a damaged one).
 fn cut_of(entry: &Entry) -> Result<Option<u64>> {
-    match ReadSegment::open(&entry.path)? {
+    match ReadSegment::open(&entry.path) {
         // 0 ("removed by a cut before it") after a cut is removed with the rest; met first,
         // it ends the log like a cut at the segment's first record.
-        Opened::Ready(seg) => Ok(seg.cut()?.map(|c| c.max(HEADER_LEN))),
-        Opened::Blank | Opened::Headless => Ok(None),
+        Ok(Opened::Ready(seg)) => match seg.cut() {
+            Ok(cut) => Ok(cut.map(|c| c.max(HEADER_LEN))),
+            // A damaged header or cut word is for the scan to report (or for
+            // `recover --truncate-at-corruption` to cut).
+            Err(Error::Corrupt { .. }) => Ok(None),
+            Err(e) => Err(e),
+        },
+        Ok(Opened::Blank | Opened::Headless) | Err(Error::Corrupt { .. }) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 

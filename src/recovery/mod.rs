@@ -151,6 +151,8 @@ pub(crate) fn recover_with(
             _ => None,
         })
         .unwrap_or(crate::options::DEFAULT_SEGMENT_PAGES);
+    // A cut of the log's end that a crash interrupted is finished first, as a writer does.
+    let entries = cut::finish(dir, entries, segment_pages, fs)?;
 
     // Every segment, not only the untrusted tail a writer scans.
     let mut corruptions = Vec::new();
