@@ -56,6 +56,8 @@ fn records_after_the_cut_are_gone_and_appending_continues_at_the_cut() {
     w.truncate_back(42).unwrap();
     assert_eq!(w.next_seq(), 42);
     assert_eq!(seqs(dir), (0..42).collect::<Vec<_>>());
+    // The records before the cut are durable; the removed ones do not count.
+    assert_eq!(applog::durable_seq(dir).unwrap(), 42);
     assert_eq!(w.append(b"new 42").unwrap(), 42);
     assert_eq!(w.append(b"new 43").unwrap(), 43);
     let all = read_all(dir);
