@@ -166,3 +166,41 @@ fn verify_reports_the_cut() {
     assert_eq!(cut[0].cut_at, Some(cut[0].data_end));
     assert!(v.removed_by_cut.is_empty());
 }
+
+#[test]
+fn applog_verify_prints_the_cut() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut w = log_with(dir, 100);
+    w.truncate_back(42).unwrap();
+    drop(w);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_applog"))
+        .arg("verify")
+        .arg(dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("cut ") && l.ends_with("the log's end was cut at seq 42")),
+        "{text}"
+    );
+    assert!(text.contains("next seq   42"), "{text}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_applog"))
+        .args(["verify", "--format", "json"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["cuts"][0]["seq"], 42, "{json}");
+    assert_eq!(
+        json["removed_by_cut"].as_array().map(Vec::len),
+        Some(0),
+        "{json}"
+    );
+}
