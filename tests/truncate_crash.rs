@@ -82,6 +82,15 @@ fn check(images: &Path, cut: u64, done: u64, synced: u64) -> usize {
         if !v.removed_by_cut.is_empty() {
             assert!(v.next_seq == cut, "image {call}: {v:?}");
             dead_files += 1;
+            // A reader, as one that meets the cut while the writer is still removing those
+            // files: the records before the cut, then nothing (no error, no removed record).
+            let mut r = Reader::open(&log).unwrap();
+            let mut n = 0;
+            while let Some(rec) = r.next().unwrap_or_else(|e| panic!("image {call}: {e}")) {
+                assert_eq!(rec.data(), old(rec.seq()), "image {call}");
+                n += 1;
+            }
+            assert_eq!(n, cut, "image {call}");
         }
         let w = Writer::open(&log, Options::new().segment_pages(1))
             .unwrap_or_else(|e| panic!("image {call}: recovery refused a crash image: {e}"));

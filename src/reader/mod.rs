@@ -459,9 +459,13 @@ impl Reader {
                     if cut == HEADER_LEN && seg.is_file_at(seg.path()) {
                         return Ok(Step::Nothing);
                     }
-                    if self.next_segment(next, false)? {
+                    // Not `next_segment`: until the writer has removed the segments past the
+                    // cut and created the next one, a missing successor is no damage.
+                    let (old, old_off) = (self.seg.take(), self.off);
+                    if self.open_segment(next)? {
                         continue;
                     }
+                    (self.seg, self.off, self.next_seq) = (old, old_off, next);
                     return Ok(Step::Nothing);
                 }
             }
