@@ -10,6 +10,7 @@ use crate::recovery::Link;
 use crate::segment::{Opened, ReadSegment, Segment};
 
 mod batch;
+mod cut;
 mod time;
 
 /// A record read from the log: its seq and a zero-copy borrow of its bytes in the mapping.
@@ -434,41 +435,23 @@ impl Reader {
     /// Advances over one record (or segment boundary); does not borrow the record.
     fn step(&mut self) -> Result<Step> {
         loop {
-            let Some(seg) = self.seg.as_mut() else {
+            if self.seg.is_none() {
                 if self.open_segment(self.next_seq)? {
                     continue;
                 }
                 self.check_not_removed(self.next_seq)?;
                 return Ok(Step::Nothing);
-            };
-            // The log's end cut (`Writer::truncate_back`): the frames from the cut on are
-            // dead. Checked before every frame, so no removed record is ever yielded.
-            if let Some(cut) = seg.cut()? {
-                if cut == 0 || self.off > cut {
-                    // The reader is past the cut: it yielded records that are gone now.
-                    return Err(Error::Rewound {
-                        segment: seg.path().to_owned(),
-                        seq: self.next_seq,
-                    });
-                }
-                if self.off == cut {
-                    // The segment ends here; the records after the cut are appended to the
-                    // segment named by the next seq: a new file, or, for a segment cut at its
-                    // first record, a new file of the same name.
-                    let next = self.next_seq;
-                    if cut == HEADER_LEN && seg.is_file_at(seg.path()) {
-                        return Ok(Step::Nothing);
-                    }
-                    // Not `next_segment`: until the writer has removed the segments past the
-                    // cut and created the next one, a missing successor is no damage.
-                    let (old, old_off) = (self.seg.take(), self.off);
-                    if self.open_segment(next)? {
-                        continue;
-                    }
-                    (self.seg, self.off, self.next_seq) = (old, old_off, next);
-                    return Ok(Step::Nothing);
-                }
             }
+            // The log's end cut (`Writer::truncate_back`): checked before every frame, so no
+            // removed record is ever yielded.
+            match self.meet_cut()? {
+                cut::AtCut::No => {}
+                cut::AtCut::Moved => continue,
+                cut::AtCut::Wait => return Ok(Step::Nothing),
+            }
+            let Some(seg) = self.seg.as_mut() else {
+                return Ok(Step::Nothing);
+            };
             let reservation = seg.reservation();
             if self.off + format::FRAME_HEADER_LEN > reservation {
                 // Full to the last byte: no seal; the next segment starts at next_seq.
