@@ -202,3 +202,24 @@ fn cutting_twice_in_the_same_segment() {
     assert!(v.is_clean(), "{:?}", v.corruptions);
     assert_eq!(Writer::open(dir, opts()).unwrap().next_seq(), 56);
 }
+
+#[test]
+fn recover_keeps_a_cut_log_as_it_is() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut w = log_with(dir, 100);
+    w.truncate_back(42).unwrap();
+    w.append(b"new 42").unwrap();
+    w.close().unwrap();
+    for mode in [
+        applog::RecoveryMode::CutTornTail,
+        applog::RecoveryMode::TruncateAtCorruption,
+    ] {
+        let report = applog::recover(dir, mode).unwrap();
+        assert_eq!(report.next_seq, 43);
+        assert!(report.truncation.is_none() && report.torn_tail.is_none());
+        let all = read_all(dir);
+        assert_eq!(all.len(), 43);
+        assert_eq!(all[42].1, b"new 42");
+    }
+}
