@@ -52,7 +52,11 @@ pub fn durable_seq(dir: impl AsRef<Path>) -> Result<u64> {
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => break,
             Err(err) => return Err(err),
         };
-        let mark = seg.synced_mark();
+        // Frames from a cut of the log's end on are removed, durable or not.
+        let mark = match seg.cut()? {
+            Some(cut) => seg.synced_mark().min(cut.max(HEADER_LEN)),
+            None => seg.synced_mark(),
+        };
         if mark > 0 {
             // The mark may lie past the size seen when the file was opened: look again, so
             // that frames below it are not taken for out of bounds.

@@ -179,6 +179,22 @@ pub enum Error {
         /// How many bytes it lagged then.
         lag_bytes: u64,
     },
+    /// The log's end was cut (`Writer::truncate_back`) at or below the record a reader was
+    /// about to read: that record and every later one were removed. Records read before are
+    /// still valid (their bytes never change). Seek to a seq below the writer's `next_seq`,
+    /// or open a new reader, to go on.
+    Rewound {
+        /// The segment file in which the reader met the cut.
+        segment: PathBuf,
+        /// The seq the reader was about to read.
+        seq: u64,
+    },
+    /// `Writer::truncate_back` cannot cut at this seq: it lies inside a batch (a batch is
+    /// cut whole or not at all).
+    CutInsideBatch {
+        /// The seq asked for.
+        seq: u64,
+    },
     /// The writer will not start a new segment: the file system has less free space than the
     /// retention policy's floor, and retention could not free enough.
     FreeSpaceFloor {
@@ -221,6 +237,15 @@ impl fmt::Display for Error {
             Error::NotALog { path, reason } => {
                 write!(f, "not an applog log: {}: {reason}", path.display())
             }
+            Error::Rewound { segment, seq } => write!(
+                f,
+                "the log's end was cut at or below seq {seq}: records from there on were removed ({})",
+                segment.display()
+            ),
+            Error::CutInsideBatch { seq } => write!(
+                f,
+                "cannot cut the log at seq {seq}: it lies inside a batch, which is cut whole or not at all"
+            ),
             Error::SeqBeforeStart { seq, first_seq } => write!(
                 f,
                 "seq {seq} is before the first record of the log ({first_seq})"

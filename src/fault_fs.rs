@@ -358,6 +358,10 @@ impl FileSystem for FaultFs {
         self.run(Call::Rename, |_| RealFs.rename(from, to))
     }
 
+    fn rename_over(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.run(Call::Rename, |_| RealFs.rename_over(from, to))
+    }
+
     fn try_lock(&self, file: &File, path: &Path) -> io::Result<()> {
         self.run(Call::TryLock, |_| RealFs.try_lock(file, path))
     }

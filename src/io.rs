@@ -141,6 +141,13 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     /// `AlreadyExists` when `to` exists; else the operating system's error.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
 
+    /// `rename(2)` that atomically replaces `to` when it exists (a segment cut at its first
+    /// record is replaced by a new, empty one).
+    ///
+    /// # Errors
+    /// The operating system's error.
+    fn rename_over(&self, from: &Path, to: &Path) -> io::Result<()>;
+
     /// Takes an exclusive `flock(2)` on `file` without waiting.
     ///
     /// # Errors
@@ -215,6 +222,10 @@ impl FileSystem for RealFs {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    fn rename_over(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
     }
 
     fn try_lock(&self, file: &File, _path: &Path) -> io::Result<()> {

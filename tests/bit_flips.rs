@@ -135,8 +135,9 @@ fn a_gap_before_synced_segments_is_corruption() {
 
 #[test]
 fn every_bit_of_a_synced_segment_header_is_checked() {
-    // Bytes 0..40 are covered by the header CRC, 40..44 are that CRC, 44..48 and 60..64 are
-    // reserved (must be zero) and 48..56 is the synced mark, which carries its own check.
+    // Bytes 0..40 are covered by the header CRC, 40..44 are that CRC, 44..48 are reserved
+    // (must be zero), 48..56 is the synced mark and 60..64 the cut word, each with its own
+    // check (one bit flipped in a zero cut word never makes a valid cut).
     // 56..60 is the wake word: readers and the writer change it while the log is in use and
     // it carries no data, so any value is valid there.
     let lens = vec![30; 8];
@@ -166,7 +167,11 @@ fn every_bit_of_a_synced_segment_header_is_checked() {
                 Error::NotALog { path, .. } if *path == wseg && byte < 8 => 0,
                 other => panic!("flip {byte}:{bit}: {other:?}"),
             };
-            let field = if (48..56).contains(&byte) { 48 } else { 0 };
+            let field = match byte {
+                48..56 => 48,
+                60..64 => 60,
+                _ => 0,
+            };
             assert_eq!(at, field, "flip {byte}:{bit}: {err}");
             assert_eq!(
                 snapshot(&work),

@@ -6,6 +6,9 @@ use super::{
     halves, le_u32, le_u64, to_u32, Layout, HEADER_BYTES, HEADER_LEN, MAGIC, MAX_RESERVATION,
 };
 
+/// Bits of the cut word that hold the cut offset in 8-byte units.
+const CUT_OFFSET_MASK: u32 = (1 << 28) - 1;
+
 /// The fixed fields of a segment header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SegmentHeader {
@@ -126,9 +129,10 @@ impl SegmentHeader {
         if le_u32(b, 20) != 0 {
             return Err(HeaderError::BadField("flags"));
         }
-        // Outside the CRC: bytes 44..48 and 60..64 are reserved and zero. (The synced mark at
-        // 48..56 carries its own check; the wake word at 56..60 may hold any value.)
-        if le_u32(b, 44) != 0 || le_u32(b, 60) != 0 {
+        // Outside the CRC: bytes 44..48 are reserved and zero. (The synced mark at 48..56 and
+        // the cut word at 60..64 carry their own checks; the wake word at 56..60 may hold any
+        // value.)
+        if le_u32(b, 44) != 0 {
             return Err(HeaderError::BadField("reserved"));
         }
         Ok(h)
@@ -150,6 +154,43 @@ impl SegmentHeader {
         let (offset, check) = halves(word);
         (check == self.mark_check(offset) && u64::from(offset) <= self.reservation())
             .then_some(u64::from(offset))
+    }
+
+    /// The cut word for a cut at `offset`: 8-aligned, below the reservation, and either at
+    /// least the header length (the frame of the first seq removed) or 0 (the whole segment
+    /// was removed by a cut before it). `offset / 8` in bits 0..28, a check in bits 28..32.
+    pub fn encode_cut(&self, offset: u64) -> u32 {
+        let eighths = to_u32(offset / 8) & CUT_OFFSET_MASK;
+        eighths | (self.cut_check(eighths * 8) << 28)
+    }
+
+    /// Decodes a cut word: `Ok(None)` when the segment is not cut, `Ok(Some(offset))` (0: the
+    /// whole segment was removed by a cut before it), or `Err(())` when the word fails its
+    /// check (damaged after it was written).
+    #[allow(clippy::result_unit_err)]
+    pub fn decode_cut(&self, word: u32) -> Result<Option<u64>, ()> {
+        if word == 0 {
+            return Ok(None);
+        }
+        let eighths = word & CUT_OFFSET_MASK;
+        let offset = u64::from(eighths) * 8;
+        if word >> 28 != self.cut_check(eighths * 8)
+            || (offset != 0 && offset < HEADER_BYTES as u64)
+            || offset >= self.reservation()
+        {
+            return Err(());
+        }
+        Ok(Some(offset))
+    }
+
+    /// One of the 4-bit values with at least two bits set, so that no single bit flipped in
+    /// a zero word makes a valid cut.
+    fn cut_check(&self, offset: u32) -> u32 {
+        const CHECKS: [u32; 11] = [3, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15];
+        let mut h = crc32fast::Hasher::new_with_initial(self.crc_seed());
+        h.update(b"cut");
+        h.update(&offset.to_le_bytes());
+        CHECKS[(h.finalize() % 11) as usize]
     }
 
     fn mark_check(&self, offset: u32) -> u32 {

@@ -70,6 +70,9 @@ pub const MAX_RESERVATION: u64 = 1 << 31;
 pub const SYNCED_MARK_OFFSET: u64 = 48;
 /// Offset of the 32-bit wake word inside the header (see `notify`).
 pub const WAKE_WORD_OFFSET: u64 = 56;
+/// Offset of the 32-bit cut word inside the header: where the log's end was cut (see
+/// [`SegmentHeader::encode_cut`]).
+pub const CUT_WORD_OFFSET: u64 = 60;
 
 const PRESENT: u32 = 1 << 31;
 /// Version 2: the frame after this one belongs to the same batch.

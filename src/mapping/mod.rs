@@ -20,7 +20,8 @@
 //! *publish protocol*, which every writer of the format follows:
 //!
 //! 1. **Header words are atomic.** Frame headers, the segment magic and the synced mark are
-//!    aligned 8-byte words, the wake word an aligned 4-byte word; they are only ever read and
+//!    aligned 8-byte words, the wake word and the cut word aligned 4-byte words; they are only
+//!    ever read and
 //!    written with atomic operations, here and in every other process.
 //! 2. **Payload before header.** The writer copies a frame's payload into place, then stores
 //!    its header word with `Release`. A reader loads the header word (a `Relaxed` load followed
@@ -70,7 +71,7 @@ compile_error!("applog needs 64-bit atomics: readers and the writer share 8-byte
 
 use std::fs::File;
 use std::io;
-use std::sync::atomic::{fence, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use memmap2::{MmapOptions, MmapRaw};
@@ -194,6 +195,24 @@ impl View {
         let v = self.word(off)?.load(Ordering::Relaxed);
         fence(Ordering::Acquire);
         Some(u64::from_le(v))
+    }
+
+    /// Loads the little-endian 4-byte header word at `off` (the cut word) with acquire
+    /// semantics, like [`load`](Self::load); `None` when out of bounds or not 4-aligned.
+    #[inline]
+    pub(crate) fn load32(&self, off: u64) -> Option<u32> {
+        if off % 4 != 0 {
+            return None;
+        }
+        let at = self.check(off, 4)?;
+        // SAFETY: `[at, at + 4)` is inside the mapping and the file (checked), 4-aligned from
+        // the page-aligned base. The cut word is only ever accessed atomically as a 4-byte
+        // word, here and in other processes (rule 1), never as part of a wider word; a load
+        // is sound on read-only memory.
+        let v = unsafe { AtomicU32::from_ptr(self.raw.as_mut_ptr().add(at).cast::<u32>()) }
+            .load(Ordering::Relaxed);
+        fence(Ordering::Acquire);
+        Some(u32::from_le(v))
     }
 
     /// Copies `out.len()` bytes at `off` out of the mapping with atomic loads (rule 4): for

@@ -10,6 +10,7 @@ use crate::recovery::Link;
 use crate::segment::{Opened, ReadSegment, Segment};
 
 mod batch;
+mod cut;
 mod time;
 
 /// A record read from the log: its seq and a zero-copy borrow of its bytes in the mapping.
@@ -434,11 +435,21 @@ impl Reader {
     /// Advances over one record (or segment boundary); does not borrow the record.
     fn step(&mut self) -> Result<Step> {
         loop {
-            let Some(seg) = self.seg.as_mut() else {
+            if self.seg.is_none() {
                 if self.open_segment(self.next_seq)? {
                     continue;
                 }
                 self.check_not_removed(self.next_seq)?;
+                return Ok(Step::Nothing);
+            }
+            // The log's end cut (`Writer::truncate_back`): checked before every frame, so no
+            // removed record is ever yielded.
+            match self.meet_cut()? {
+                cut::AtCut::No => {}
+                cut::AtCut::Moved => continue,
+                cut::AtCut::Wait => return Ok(Step::Nothing),
+            }
+            let Some(seg) = self.seg.as_mut() else {
                 return Ok(Step::Nothing);
             };
             let reservation = seg.reservation();

@@ -60,7 +60,7 @@ fn stop_reason(s: &Scanned) -> String {
         Stop::Bad(b) => b.to_string(),
         Stop::Clean if s.blank => "segment header was never completed".into(),
         Stop::Clean => "records end before the synced mark".into(),
-        Stop::Sealed | Stop::Full => "non-zero bytes after the last record".into(),
+        Stop::Sealed | Stop::Full | Stop::Cut => "non-zero bytes after the last record".into(),
         Stop::TornBatch { at, records, why } => format!(
             "torn batch: the batch that starts here lost its last frame ({records} of its \
              frames are here, then at offset {at}: {why})"
@@ -107,7 +107,10 @@ pub(crate) fn analyze(scans: &[Scanned]) -> Verdict {
         // torn tail from this segment's start.
         if s.blank {
             let vouched = match i.checked_sub(1).map(|p| &scans[p]) {
-                Some(prev) => durably_sealed(prev) || (s.headless && prev.stop == Stop::Full),
+                Some(prev) => {
+                    durably_sealed(prev)
+                        || (s.headless && matches!(prev.stop, Stop::Full | Stop::Cut))
+                }
                 None => s.headless,
             };
             if vouched {
@@ -190,8 +193,8 @@ pub(crate) fn analyze(scans: &[Scanned]) -> Verdict {
             let continues = next.entry.base == s.next_seq;
             match s.stop {
                 // Bytes after a seal hold no records and are never read: nothing to report.
-                Stop::Sealed | Stop::Full if continues => continue,
-                Stop::Sealed | Stop::Full => {
+                Stop::Sealed | Stop::Full | Stop::Cut if continues => continue,
+                Stop::Sealed | Stop::Full | Stop::Cut => {
                     let what = if next.entry.base < s.next_seq {
                         "two segments overlap"
                     } else {

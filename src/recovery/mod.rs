@@ -36,6 +36,7 @@
 //! segments with `unlink`, which never disturbs a reader that still maps them.
 
 mod analyze;
+mod cut;
 mod repair;
 mod scan;
 mod verify;
@@ -44,6 +45,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use analyze::TornTail;
+pub(crate) use cut::{finish as finish_cuts, offset_of};
 pub use repair::Truncation;
 pub(crate) use repair::{link, recover_locked, Link};
 pub(crate) use scan::seq_overflow;
@@ -149,6 +151,8 @@ pub(crate) fn recover_with(
             _ => None,
         })
         .unwrap_or(crate::options::DEFAULT_SEGMENT_PAGES);
+    // A cut of the log's end that a crash interrupted is finished first, as a writer does.
+    let entries = cut::finish(dir, entries, segment_pages, fs)?;
 
     // Every segment, not only the untrusted tail a writer scans.
     let mut corruptions = Vec::new();

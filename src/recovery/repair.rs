@@ -150,7 +150,7 @@ pub(crate) fn recover_locked(
     };
     rec.active = match (blank, last.stop) {
         (Some(seg), _) => Some((seg, HEADER_LEN)),
-        (None, Stop::Sealed | Stop::Full) => None,
+        (None, Stop::Sealed | Stop::Full | Stop::Cut) => None,
         (None, Stop::Clean | Stop::Bad(_) | Stop::TornBatch { .. }) => {
             let seg = match newest {
                 Some(seg) => seg,
@@ -216,6 +216,10 @@ fn durably_sealed(e: &Entry, next: u64) -> Result<bool> {
     let Opened::Ready(seg) = ReadSegment::open(&e.path)? else {
         return Ok(false);
     };
+    if seg.cut()?.is_some() {
+        // The seal lies past the cut, dead: the segment's successor is the one at the cut.
+        return Ok(false);
+    }
     let mark = seg.synced_mark();
     Ok(mark >= HEADER_LEN + FRAME_HEADER_LEN
         && seg.frame_at(mark - FRAME_HEADER_LEN, next).0 == Frame::Seal)
@@ -380,10 +384,10 @@ pub(crate) fn truncate(
         let continues = exists(s.next_seq) && s.next_seq > s.entry.base;
         let readable_to_end = s.end >= s.mark || s.mark_damaged;
         match s.stop {
-            Stop::Sealed | Stop::Full if continues => {}
+            Stop::Sealed | Stop::Full | Stop::Cut if continues => {}
             // A seal lost in a crash before the successor: recovery rewrites it.
             Stop::Clean if continues && !s.garbage_after && readable_to_end => {}
-            Stop::Sealed | Stop::Full => {
+            Stop::Sealed | Stop::Full | Stop::Cut => {
                 end = Some((s, s.sealed_end()));
                 seq = s.next_seq;
                 // A durable seal names a segment that must exist (see `analyze`).

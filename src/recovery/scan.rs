@@ -18,6 +18,10 @@ pub(crate) enum Stop {
     Sealed,
     /// `end` is the end of the reservation: full, no room for a seal.
     Full,
+    /// `end` is where the log's end was cut (the segment's cut word): the frames from there
+    /// on are dead. Like `Full`, the segment ends there and its successor, if any, starts at
+    /// `next_seq`.
+    Cut,
     /// A bad frame at `end`.
     Bad(BadFrame),
     /// A torn batch from `end`: `records` frames with the batch bit (`MORE`), whose frames
@@ -106,7 +110,7 @@ impl Scanned {
     }
 
     pub(crate) fn is_sealed(&self) -> bool {
-        matches!(self.stop, Stop::Sealed | Stop::Full)
+        matches!(self.stop, Stop::Sealed | Stop::Full | Stop::Cut)
     }
 }
 
@@ -131,11 +135,16 @@ pub(crate) fn scan<S: Segment>(seg: &mut S, entry: Entry, live: bool) -> Result<
     // the file grown to hold them), so a scan that starts after this load sees all of them.
     let checked = seg.synced_mark_checked();
     let mark = checked.unwrap_or(0);
+    // A segment wholly after a cut (0) holds no live frame either.
+    let cut = seg.cut()?.map(|c| c.max(HEADER_LEN));
     let mut off = HEADER_LEN;
     let mut seq = entry.base;
     let reservation = seg.reservation();
     let (mut first_time, mut last_time) = (0, 0);
     let stop = loop {
+        if cut == Some(off) {
+            break Stop::Cut;
+        }
         if off >= reservation {
             break Stop::Full;
         }
@@ -164,6 +173,16 @@ pub(crate) fn scan<S: Segment>(seg: &mut S, entry: Entry, live: bool) -> Result<
                 } else {
                     (off + header.layout.frame_len(u64::from(len)), 1, time)
                 };
+                if matches!(cut, Some(c) if off < c && end > c) {
+                    return Err(Error::Corrupt {
+                        segment: entry.path,
+                        offset: format::CUT_WORD_OFFSET,
+                        reason: format!(
+                            "the cut word says offset {c}, inside the frame at {off}",
+                            c = cut.unwrap_or(0)
+                        ),
+                    });
+                }
                 if seq == entry.base {
                     first_time = time;
                 }
@@ -197,7 +216,8 @@ pub(crate) fn scan<S: Segment>(seg: &mut S, entry: Entry, live: bool) -> Result<
         first_time,
         last_time,
     };
-    s.garbage_after = !seg.view().is_zero_from(s.sealed_end());
+    // Bytes after a cut are dead frames, not garbage.
+    s.garbage_after = s.stop != Stop::Cut && !seg.view().is_zero_from(s.sealed_end());
     seg.keep(s.end);
     Ok(s)
 }

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use super::analyze::{analyze, TornTail};
-use super::scan::{scan_all, Corruption};
+use super::scan::{scan_all, Corruption, Stop};
 use crate::dir;
 use crate::error::Result;
 
@@ -39,6 +39,9 @@ pub struct SegmentReport {
     pub first_time: Option<u64>,
     /// Append time of its last valid record (as `first_time`).
     pub last_time: Option<u64>,
+    /// Where the log's end was cut in it (`Writer::truncate_back`), when it was: its records
+    /// end there (at `data_end`); the frames after it were removed.
+    pub cut_at: Option<u64>,
 }
 
 /// What [`verify`] found.
@@ -60,6 +63,10 @@ pub struct VerifyReport {
     /// Damage inside synced data or in the log's structure (a missing, overlapping or
     /// damaged segment), each with its file and offset.
     pub corruptions: Vec<Corruption>,
+    /// Segment files wholly after a cut of the log's end (`Writer::truncate_back`) that a
+    /// crash left in place: their records are removed (not corruption); the next writer
+    /// deletes the files.
+    pub removed_by_cut: Vec<PathBuf>,
     /// Whether a writer held the log's lock when the check started (the newest records may
     /// then have been appended during the check).
     pub writer_active: bool,
@@ -128,7 +135,7 @@ fn verify_once(dir: &Path) -> Result<VerifyReport> {
         // Look again.
         let n = scans.len();
         for s in scans.iter_mut().take(n.saturating_sub(1)) {
-            if s.stop == super::scan::Stop::Clean {
+            if s.stop == Stop::Clean {
                 *s = super::scan::scan_read(s.entry.clone())?;
             }
         }
@@ -139,6 +146,21 @@ fn verify_once(dir: &Path) -> Result<VerifyReport> {
             last.garbage_after = false;
         }
     }
+    // Files after a cut that does not continue in the segment named by its seq are dead.
+    let dead_from = scans.iter().enumerate().find_map(|(i, s)| {
+        let continues = s.end > crate::format::HEADER_LEN
+            && scans.get(i + 1).is_some_and(|n| n.entry.base == s.next_seq);
+        (s.stop == Stop::Cut && !continues).then_some(i + 1)
+    });
+    let removed_by_cut = match dead_from {
+        Some(i) => scans
+            .split_off(i)
+            .into_iter()
+            .map(|s| s.entry.path)
+            .collect(),
+        None => Vec::new(),
+    };
+    corruptions.retain(|c| !removed_by_cut.contains(&c.segment));
     let verdict = analyze(&scans);
     corruptions.extend(verdict.corruptions);
     corruptions.sort_by(|a, b| (&a.segment, a.offset).cmp(&(&b.segment, b.offset)));
@@ -162,6 +184,7 @@ fn verify_once(dir: &Path) -> Result<VerifyReport> {
             format_version: s.version,
             first_time: (s.first_time != 0).then_some(s.first_time),
             last_time: (s.last_time != 0).then_some(s.last_time),
+            cut_at: (s.stop == Stop::Cut).then_some(s.end),
         })
         .collect::<Vec<_>>();
     Ok(VerifyReport {
@@ -172,6 +195,7 @@ fn verify_once(dir: &Path) -> Result<VerifyReport> {
         next_seq,
         torn_tail: verdict.torn.map(|(_, t)| t),
         corruptions,
+        removed_by_cut,
         writer_active,
     })
 }

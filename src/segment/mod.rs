@@ -85,6 +85,23 @@ pub(crate) trait Segment {
         self.header().decode_synced_mark(word)
     }
 
+    /// Where the log's end was cut in this segment (see `format::CUT_WORD_OFFSET`): `Ok(None)`
+    /// when it was not, `Ok(Some(offset))` (frames from `offset` on are dead), or
+    /// `Err(Corrupt)` at offset 60 when the word fails its check.
+    ///
+    /// # Errors
+    /// `Corrupt` naming the segment.
+    fn cut(&self) -> Result<Option<u64>> {
+        let word = self.view().load32(format::CUT_WORD_OFFSET).unwrap_or(0);
+        self.header()
+            .decode_cut(word)
+            .map_err(|()| crate::error::Error::Corrupt {
+                segment: self.path().to_owned(),
+                offset: format::CUT_WORD_OFFSET,
+                reason: "cut word fails its check".into(),
+            })
+    }
+
     /// The synced mark: offset below which every frame had been made durable. 0 when none,
     /// or when the mark fails its check.
     fn synced_mark(&self) -> u64 {

@@ -77,6 +77,18 @@ impl ReadSegment {
         }
     }
 
+    /// Whether the file at `path` is still this segment's file (a segment cut at its first
+    /// record is replaced by a new file of the same name). False when it cannot be examined.
+    pub(crate) fn is_file_at(&self, path: &Path) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let (Ok(now), Ok(ours)) = (std::fs::metadata(path), rustix::fs::fstat(&self.file)) else {
+            return false;
+        };
+        #[allow(clippy::useless_conversion)] // `st_dev` and `st_ino` differ in width by target
+        let same = now.dev() == u64::from(ours.st_dev) && now.ino() == u64::from(ours.st_ino);
+        same
+    }
+
     /// Maps the header page writable, so that this reader can announce that it waits (it sets
     /// a bit in the wake word; its data mapping stays read-only). The file is opened again
     /// through `/proc/self/fd`, which works even after retention unlinked it. When that is not

@@ -540,6 +540,32 @@ impl WriteSegment {
         }
     }
 
+    /// Cuts the log's end at `offset` in this segment: stores the cut word (one aligned
+    /// atomic store, or a `pwrite` on a segment written with `pwrite`), wakes the readers that
+    /// wait on it, and when `durable` is set msyncs the header page. No frame byte is touched.
+    ///
+    /// # Errors
+    /// `Io` with the operating system's error.
+    pub(crate) fn store_cut(&self, offset: u64, durable: bool) -> Result<()> {
+        let word = self.header.encode_cut(offset);
+        let io = |e| Error::io("could not write the cut word of", &self.path, e);
+        if self.by_pwrite {
+            fence(Ordering::SeqCst);
+            self.pwrite(&word.to_le_bytes(), format::CUT_WORD_OFFSET)
+                .map_err(io)?;
+        } else {
+            self.map
+                .word32(format::CUT_WORD_OFFSET)
+                .ok_or_else(|| io(io::Error::other("the header is not mapped")))?
+                .store(word.to_le(), Ordering::Release);
+        }
+        self.wake_readers();
+        if durable {
+            msync(&*self.fs, &self.path, &self.map, 0, HEADER_LEN)?;
+        }
+        Ok(())
+    }
+
     /// A handle that flushes `[from, end)` and stores the synced mark `end` (making it durable
     /// when `flush_mark` is set) without borrowing the segment (see [`SegmentSync`]).
     pub(crate) fn sync_handle(&self, from: u64, end: u64, flush_mark: bool) -> SegmentSync {

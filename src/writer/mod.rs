@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 mod segments;
 mod sync;
+mod truncate;
 
 /// How often a checkpoint also msyncs the active segment's header page, to make its synced
 /// mark durable. The mark is stored at every checkpoint but written out with the data only
@@ -84,7 +85,8 @@ pub struct Writer {
     pub(crate) metrics: crate::metrics::WriterMetrics,
     /// The figures in the log's stats file (`applog::stats`).
     pub(crate) stats: crate::stats::Live,
-    _lock: Lock,
+    /// Always `Some`, except after a failed `truncate_back` (which poisons the writer).
+    lock: Option<Lock>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -171,12 +173,26 @@ impl Writer {
             }
         }
         let lock = Lock::acquire(&dir, &*fs)?;
+        Self::open_locked(dir, opts, fs, lock, &span)
+    }
+
+    /// The rest of [`open`](Self::open), under the lock: recovery, then the writer's state.
+    fn open_locked(
+        dir: PathBuf,
+        opts: Options,
+        fs: Arc<dyn FileSystem>,
+        lock: Lock,
+        span: &tracing::Span,
+    ) -> Result<Writer> {
+        let page = page_size();
         // List again under the lock: the previous holder may have changed things meanwhile.
         let listing = dir::list(&dir)?;
-        let segments = listing.segments.len();
+        let pages = segment_pages(&listing.segments, &opts, page)?;
+        // A cut of the log's end that a crash interrupted is finished first.
+        let entries = recovery::finish_cuts(&dir, listing.segments, pages, &fs)?;
+        let segments = entries.len();
         span.record("segments", segments);
         let started = std::time::Instant::now();
-        let pages = segment_pages(&listing.segments, &opts, page)?;
         let recovering = tracing::info_span!(
             "applog.recover",
             dir = %dir.display(),
@@ -185,9 +201,8 @@ impl Writer {
             next_seq = tracing::field::Empty,
             cut_bytes = tracing::field::Empty,
         );
-        let rec = recovering
-            .in_scope(|| recovery::recover_locked(&dir, &listing.segments, pages, &fs))?;
-        for s in [&recovering, &span] {
+        let rec = recovering.in_scope(|| recovery::recover_locked(&dir, &entries, pages, &fs))?;
+        for s in [&recovering, span] {
             s.record("first_seq", rec.first_seq.min(rec.next_seq));
             s.record("next_seq", rec.next_seq);
         }
@@ -267,7 +282,7 @@ impl Writer {
             clock: Clock::starting_at(rec.last_time),
             metrics,
             stats,
-            _lock: lock,
+            lock: Some(lock),
         })
     }
 

@@ -65,6 +65,23 @@ fn print(args: &Args, r: &applog::VerifyReport) -> Result<(), Failure> {
             if let Some(t) = &r.torn_tail {
                 writeln!(out, "torn tail  {}", torn_tail_text(t))?;
             }
+            for s in &r.segments {
+                if let Some(at) = s.cut_at {
+                    writeln!(
+                        out,
+                        "cut        {} at byte offset {at}: the log's end was cut at seq {}",
+                        s.path.display(),
+                        s.base_seq + s.records
+                    )?;
+                }
+            }
+            for path in &r.removed_by_cut {
+                writeln!(
+                    out,
+                    "past cut   {}: removed by a cut of the log's end (the next writer deletes it)",
+                    path.display()
+                )?;
+            }
             for c in &r.corruptions {
                 writeln!(out, "corrupt    {}", corruption_text(c))?;
             }
@@ -89,6 +106,18 @@ fn print(args: &Args, r: &applog::VerifyReport) -> Result<(), Failure> {
             bytes: r.bytes,
             torn_tail: torn_tail_json(r.torn_tail.as_ref()),
             corruptions: corruptions_json(&r.corruptions),
+            cuts: r
+                .segments
+                .iter()
+                .filter_map(|s| {
+                    s.cut_at.map(|offset| CutJson {
+                        segment: json_path(&s.path),
+                        offset,
+                        seq: s.base_seq + s.records,
+                    })
+                })
+                .collect(),
+            removed_by_cut: r.removed_by_cut.iter().map(|p| json_path(p)).collect(),
         })?,
     }
     out.finish()
@@ -106,4 +135,16 @@ struct Report {
     bytes: u64,
     torn_tail: Option<TornTailJson>,
     corruptions: Vec<CorruptionJson>,
+    /// Segments whose end was cut (`Writer::truncate_back`).
+    cuts: Vec<CutJson>,
+    /// Segment files wholly past a cut, left by a crash.
+    removed_by_cut: Vec<String>,
+}
+
+/// A cut of the log's end in `verify --format json`.
+#[derive(Serialize)]
+struct CutJson {
+    segment: String,
+    offset: u64,
+    seq: u64,
 }

@@ -1,0 +1,136 @@
+//! Cutting the log's end: [`Writer::truncate_back`].
+
+use std::sync::Arc;
+
+use super::Writer;
+use crate::dir;
+use crate::error::{Error, Result};
+use crate::recovery;
+use crate::segment::{Opened, Segment, WriteSegment};
+
+impl Writer {
+    /// Removes every record at and after `seq`, durably, and appends at `seq` from then on:
+    /// what a Raft node needs when a new leader overwrites the end of its log.
+    ///
+    /// Everything appended so far is synced first. Then the cut is recorded in the header of
+    /// the segment that holds `seq` and made durable: from that moment on, the records from
+    /// `seq` on are gone, for readers in every process (they get [`Error::Rewound`]) and for
+    /// recovery after a crash. No byte of a record is written or zeroed, so records that
+    /// readers hold stay as they are. Later segment files are removed, and the records from
+    /// `seq` on go to a new segment file. A crash at any point leaves the log either as it was
+    /// or cut.
+    ///
+    /// `seq == next_seq` changes nothing.
+    ///
+    /// # Errors
+    /// [`Error::SeqNotAppended`] above [`next_seq`](Self::next_seq) and
+    /// [`Error::SeqBeforeStart`] below [`first_seq`](Self::first_seq) (nothing changed);
+    /// [`Error::CutInsideBatch`] when `seq` lies inside a batch (everything was synced, nothing
+    /// else changed); [`Error::Io`], [`Error::NoSpace`]: when the cut could not be made durable
+    /// or the log not opened again after it, the writer is poisoned (reopen the log: recovery
+    /// finishes or undoes the cut). [`Error::Poisoned`] after a failed sync.
+    ///
+    /// # Example
+    /// ```
+    /// use applog::{Options, Reader, Writer};
+    /// # fn main() -> applog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let mut log = Writer::open(dir.path(), Options::default())?;
+    /// for record in [b"a", b"b", b"c"] {
+    ///     log.append(record)?;
+    /// }
+    /// log.truncate_back(1)?; // "b" and "c" are gone
+    /// assert_eq!(log.next_seq(), 1);
+    /// assert_eq!(log.append(b"B")?, 1);
+    ///
+    /// let mut reader = Reader::open(dir.path())?;
+    /// assert_eq!(reader.next()?.map(|r| r.data().to_vec()), Some(b"a".to_vec()));
+    /// assert_eq!(reader.next()?.map(|r| r.data().to_vec()), Some(b"B".to_vec()));
+    /// assert!(reader.next()?.is_none());
+    /// # Ok(()) }
+    /// ```
+    pub fn truncate_back(&mut self, seq: u64) -> Result<()> {
+        self.check_poisoned()?;
+        if seq > self.next_seq {
+            return Err(Error::SeqNotAppended {
+                seq,
+                next_seq: self.next_seq,
+            });
+        }
+        if seq < self.first_seq {
+            return Err(Error::SeqBeforeStart {
+                seq,
+                first_seq: self.first_seq,
+            });
+        }
+        if seq == self.next_seq {
+            return Ok(());
+        }
+        // The records before `seq` durable before anything of the cut can reach the disk.
+        self.sync()?;
+        let Some(entry) = dir::list(&self.dir)?
+            .segments
+            .into_iter()
+            .rev()
+            .find(|e| e.base <= seq)
+        else {
+            return Err(Error::SeqBeforeStart {
+                seq,
+                first_seq: self.first_seq,
+            });
+        };
+        let other = if entry.path == self.seg.path() {
+            None
+        } else {
+            match WriteSegment::open(&entry.path, &self.fs)? {
+                Opened::Ready(seg) => Some(seg),
+                Opened::Blank | Opened::Headless => {
+                    return Err(Error::Corrupt {
+                        segment: entry.path,
+                        offset: 0,
+                        reason: "the segment to cut has no header".into(),
+                    })
+                }
+            }
+        };
+        let seg = other.as_ref().unwrap_or(&self.seg);
+        let offset = recovery::offset_of(seg, seq)?;
+        // The commit point: once this header page is durable, the log ends at `seq`.
+        if let Err(e) = seg.store_cut(offset, true) {
+            self.poison(&e);
+            return Err(e);
+        }
+        tracing::info!(dir = %self.dir.display(), seq, segment = %entry.path.display(), offset, "cut the log's end");
+        drop(other);
+        // The rest (later segments removed, the new segment) is what an open does after a
+        // crash in the middle of a cut: do it the same way.
+        let Some(lock) = self.lock.take() else {
+            return self.check_poisoned();
+        };
+        let span = tracing::info_span!(
+            "applog.truncate_back",
+            dir = %self.dir.display(),
+            seq,
+            segments = tracing::field::Empty,
+            first_seq = tracing::field::Empty,
+            next_seq = tracing::field::Empty,
+        );
+        let opened = Writer::open_locked(
+            self.dir.clone(),
+            self.opts.clone(),
+            Arc::clone(&self.fs),
+            lock,
+            &span,
+        );
+        match opened {
+            Ok(writer) => {
+                *self = writer;
+                Ok(())
+            }
+            Err(e) => {
+                self.poison(&e);
+                Err(e)
+            }
+        }
+    }
+}
