@@ -227,6 +227,9 @@ pub struct State<W> {
     sleeping: [u64; 2],
     /// The sync thread must stop.
     stop: bool,
+    /// How many times the log was rewound ([`Group::rewind`]): a waiter that started before
+    /// a rewind returns, since its record was durable when the rewind began.
+    rewinds: u64,
     hook: Option<SyncHook>,
 }
 
@@ -279,6 +282,7 @@ impl<P: Primitives, W: CommitLog> Group<P, W> {
                 syncs: 0,
                 sleeping: [0; 2],
                 stop: false,
+                rewinds: 0,
                 hook: None,
             }),
             flushed: [P::condvar(), P::condvar()],
@@ -304,9 +308,10 @@ impl<P: Primitives, W: CommitLog> Group<P, W> {
         mut st: P::Guard<'a, State<W>>,
         target: u64,
     ) -> Result<P::Guard<'a, State<W>>> {
+        let rewinds = st.rewinds;
         loop {
             st.w.check_poisoned()?;
-            if st.durable >= target {
+            if st.durable >= target || st.rewinds != rewinds {
                 return Ok(st);
             }
             st.wanted = st.wanted.max(target);
@@ -404,6 +409,39 @@ impl<P: Primitives, W: CommitLog> Group<P, W> {
             self.wake_all();
         }
         published.map(|()| st)
+    }
+
+    /// Changes the log under the lock in a way that can remove records or move `next_seq`
+    /// (cutting its end, a reset): first makes every record appended so far durable and waits
+    /// for any flush still running to end (its plan names segments that `change` may remove),
+    /// then runs `change`, which leaves every record in the log durable. Waiters that started
+    /// before return Ok: their records were durable when the change began.
+    ///
+    /// # Errors
+    /// A failed flush, or the error of `change`.
+    pub fn rewind<'a, T>(
+        &'a self,
+        mut st: P::Guard<'a, State<W>>,
+        change: impl FnOnce(&mut W) -> Result<T>,
+    ) -> Result<(P::Guard<'a, State<W>>, T)> {
+        loop {
+            let target = st.w.next_seq();
+            st = self.wait_until(st, target)?;
+            if !st.flushing {
+                break;
+            }
+            // A flush handed to the sync thread, or one that covers nothing we need: let it end.
+            let parity = (st.gen % 2) as usize;
+            st.sleeping[parity] += 1;
+            st = P::wait(&self.flushed[parity], st);
+            st.sleeping[parity] -= 1;
+        }
+        let out = change(&mut st.w);
+        st.durable = st.w.next_seq();
+        st.wanted = st.wanted.min(st.durable);
+        st.rewinds += 1;
+        self.wake_all();
+        out.map(|t| (st, t))
     }
 
     fn wake_all(&self) {

@@ -189,12 +189,6 @@ pub enum Error {
         /// The seq the reader was about to read.
         seq: u64,
     },
-    /// `Writer::truncate_back` cannot cut at this seq: it lies inside a batch (a batch is
-    /// cut whole or not at all).
-    CutInsideBatch {
-        /// The seq asked for.
-        seq: u64,
-    },
     /// The writer will not start a new segment: the file system has less free space than the
     /// retention policy's floor, and retention could not free enough.
     FreeSpaceFloor {
@@ -241,10 +235,6 @@ impl fmt::Display for Error {
                 f,
                 "the log's end was cut at or below seq {seq}: records from there on were removed ({})",
                 segment.display()
-            ),
-            Error::CutInsideBatch { seq } => write!(
-                f,
-                "cannot cut the log at seq {seq}: it lies inside a batch, which is cut whole or not at all"
             ),
             Error::SeqBeforeStart { seq, first_seq } => write!(
                 f,

@@ -312,6 +312,21 @@ impl SharedWriter {
         self.core().lock().w.truncate_front(seq)
     }
 
+    /// Removes every record at and after `seq`, durably, as [`Writer::truncate_back`] does;
+    /// the next append gets `seq`. Everything appended so far is made durable first (with the
+    /// other threads' waits), and a flush still running is let end; appends from other
+    /// threads wait meanwhile. A thread waiting for a record's durability when the cut began
+    /// returns Ok: the record was durable (and then removed by the cut).
+    ///
+    /// # Errors
+    /// As [`Writer::truncate_back`].
+    pub fn truncate_back(&self, seq: u64) -> Result<()> {
+        let core = self.core();
+        core.group
+            .rewind(core.lock(), |w| w.truncate_back(seq))
+            .map(drop)
+    }
+
     /// Every record below this seq is durable.
     pub fn durable_seq(&self) -> u64 {
         self.core().lock().durable()

@@ -168,20 +168,44 @@ fn cutting_outside_the_log_is_an_error_and_changes_nothing() {
 }
 
 #[test]
-fn cutting_inside_a_batch_is_refused() {
+fn a_cut_inside_a_batch_keeps_the_batch_records_before_it() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let mut w = Writer::open(dir, opts()).unwrap();
     w.append(b"a").unwrap();
     assert_eq!(w.append_batch(&[b"b", b"c", b"d"]).unwrap(), 1..4);
-    let err = w.truncate_back(2).unwrap_err();
-    assert!(matches!(err, Error::CutInsideBatch { seq: 2 }), "{err:?}");
-    assert_eq!(w.next_seq(), 4);
-    // At the batch's first record, the whole batch goes.
-    w.truncate_back(1).unwrap();
-    assert_eq!(w.append(b"B").unwrap(), 1);
+    w.append(b"e").unwrap();
+    // A reader that read into the batch before the cut.
+    let mut early = Reader::open(dir).unwrap();
+    assert_eq!(early.next().unwrap().map(|r| r.seq()), Some(0));
+    assert_eq!(early.next().unwrap().map(|r| r.seq()), Some(1));
+    w.truncate_back(2).unwrap();
+    assert_eq!(w.next_seq(), 2);
+    // The batch ends at the cut: "b" stays, for the writer, a new reader and recovery.
+    assert_eq!(w.append_batch(&[b"C", b"D"]).unwrap(), 2..4);
+    let mut late = Reader::open(dir).unwrap();
+    let mut got = Vec::new();
+    while let Some(r) = late.next().unwrap() {
+        got.push(r.data().to_vec());
+    }
+    assert_eq!(
+        got,
+        vec![b"a".to_vec(), b"b".to_vec(), b"C".to_vec(), b"D".to_vec()]
+    );
+    // The reader that stood inside the batch goes on at the cut, in the new segment.
+    assert_eq!(
+        early.next().unwrap().map(|r| r.data().to_vec()),
+        Some(b"C".to_vec())
+    );
     drop(w);
-    assert_eq!(seqs(dir), vec![0, 1]);
+    assert_eq!(seqs(dir), vec![0, 1, 2, 3]);
+    let report = applog::verify(dir).unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    // Cutting inside the batch again, at its second record, after a reopen.
+    let mut w = Writer::open(dir, opts()).unwrap();
+    w.truncate_back(3).unwrap();
+    drop(w);
+    assert_eq!(read_all(dir).len(), 3);
 }
 
 #[test]

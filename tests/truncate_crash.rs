@@ -25,9 +25,10 @@ fn new(seq: u64) -> Vec<u8> {
     format!("new{seq}").into_bytes()
 }
 
-/// Runs a cut at `cut` (after `OLD` synced records) and `NEW` appends after it, snapshotting
-/// every call, then checks every image. Returns the number of images checked.
-fn run(cut_at: impl Fn(&Path) -> u64) -> usize {
+/// Runs a cut at `cut` (after `OLD` synced records, appended in batches of `batch`) and `NEW`
+/// appends after it, snapshotting every call, then checks every image. Returns the number of
+/// images checked.
+fn run(batch: usize, cut_at: impl Fn(&Path) -> u64) -> usize {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("root");
     let images = tmp.path().join("images");
@@ -39,8 +40,9 @@ fn run(cut_at: impl Fn(&Path) -> u64) -> usize {
         Options::new().segment_pages(1).file_system(fs.clone()),
     )
     .unwrap();
-    for seq in 0..OLD {
-        w.append(&old(seq)).unwrap();
+    let records: Vec<Vec<u8>> = (0..OLD).map(old).collect();
+    for chunk in records.chunks(batch) {
+        w.append_batch(chunk).unwrap();
     }
     w.sync().unwrap();
     let cut = cut_at(&log);
@@ -164,7 +166,7 @@ fn check(images: &Path, cut: u64, done: u64, synced: u64) -> usize {
 
 #[test]
 fn every_crash_point_of_a_cut_inside_a_segment_leaves_the_log_before_or_after_it() {
-    let n = run(|log| {
+    let n = run(1, |log| {
         let v = applog::verify(log).unwrap();
         // Inside the third segment, so that later segments are removed.
         let s = &v.segments[2];
@@ -177,14 +179,31 @@ fn every_crash_point_of_a_cut_inside_a_segment_leaves_the_log_before_or_after_it
 
 #[test]
 fn every_crash_point_of_a_cut_at_a_segment_base_leaves_the_log_before_or_after_it() {
-    let n = run(|log| applog::verify(log).unwrap().segments[2].base_seq);
+    let n = run(1, |log| applog::verify(log).unwrap().segments[2].base_seq);
     assert!(n > 5, "only {n} crash points");
     println!("crash points checked: {n}");
 }
 
 #[test]
 fn every_crash_point_of_a_cut_of_every_record_leaves_the_log_before_or_after_it() {
-    let n = run(|_| 0);
+    let n = run(1, |_| 0);
+    assert!(n > 5, "only {n} crash points");
+    println!("crash points checked: {n}");
+}
+
+#[test]
+fn every_crash_point_of_a_cut_inside_a_batch_leaves_the_log_before_or_after_it() {
+    const BATCH: u64 = 7;
+    let n = run(BATCH as usize, |log| {
+        let v = applog::verify(log).unwrap();
+        let s = &v.segments[2];
+        assert!(s.records > 2);
+        // Not a batch's first record: the cut ends the batch.
+        let cut = s.base_seq + s.records / 2;
+        let cut = if cut % BATCH == 0 { cut + 1 } else { cut };
+        assert!(cut < s.base_seq + s.records);
+        cut
+    });
     assert!(n > 5, "only {n} crash points");
     println!("crash points checked: {n}");
 }

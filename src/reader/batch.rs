@@ -20,9 +20,16 @@ impl Reader {
         let Some(seg) = self.seg.as_mut() else {
             return Ok(false);
         };
-        match crate::segment::run_end(seg, self.off, self.next_seq, len, true)? {
+        let run = crate::segment::run_end(seg, self.off, self.next_seq, len, true)?;
+        // A cut of the log's end inside the batch ends it there (`Writer::truncate_back`).
+        let cut = seg.cut()?.filter(|&c| c > self.off);
+        match run {
             Run::Whole { end, .. } => {
-                self.run_end = end;
+                self.run_end = cut.map_or(end, |c| end.min(c));
+                Ok(true)
+            }
+            Run::Torn { at, .. } if cut.is_some_and(|c| at >= c) => {
+                self.run_end = cut.unwrap_or(at);
                 Ok(true)
             }
             Run::Torn { at, why, .. } => {

@@ -20,20 +20,19 @@ use crate::segment::{Opened, ReadSegment, Segment, WriteSegment};
 /// The offset of seq `seq`'s frame in `seg` (`HEADER_LEN` for its base; the offset after its
 /// last record for the seq after it).
 ///
+/// A cut may lie inside a batch: the batch then ends at the cut (its frames before the cut
+/// are all durable, since the writer syncs before it cuts).
+///
 /// # Errors
-/// `CutInsideBatch` when the frame before `seq`'s belongs to the same batch; `Corrupt` when
-/// the frames stop before `seq`.
+/// `Corrupt` when the frames stop before `seq`.
 pub(crate) fn offset_of<S: Segment>(seg: &S, seq: u64) -> Result<u64> {
     let layout = seg.header().layout;
     let (mut off, mut at) = (HEADER_LEN, seg.header().base_seq);
     while at < seq {
         match seg.check_at(off, at) {
-            Frame::Record { len, more, .. } => {
+            Frame::Record { len, .. } => {
                 off += layout.frame_len(u64::from(len));
                 at += 1;
-                if at == seq && more {
-                    return Err(Error::CutInsideBatch { seq });
-                }
             }
             other => {
                 return Err(Error::Corrupt {

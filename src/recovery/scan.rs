@@ -164,9 +164,17 @@ pub(crate) fn scan<S: Segment>(seg: &mut S, entry: Entry, live: bool) -> Result<
             Frame::Record { len, time, more } => {
                 // A batch counts only whole: walk to its last frame first.
                 let (end, records, time) = if more {
-                    match run_end(seg, off, seq, len, live)? {
-                        Run::Whole { end, records, time } => (end, records, time),
-                        Run::Torn { at, records, why } => {
+                    let run = run_end(seg, off, seq, len, live)?;
+                    match (run, cut.filter(|&c| c > off)) {
+                        // A cut of the log's end inside the batch ends it there.
+                        (Run::Whole { end, .. }, Some(c)) if end > c => {
+                            (c, frames_to_cut(seg, off, seq, c, &entry.path)?, time)
+                        }
+                        (Run::Torn { at, .. }, Some(c)) if at >= c => {
+                            (c, frames_to_cut(seg, off, seq, c, &entry.path)?, time)
+                        }
+                        (Run::Whole { end, records, time }, _) => (end, records, time),
+                        (Run::Torn { at, records, why }, _) => {
                             break Stop::TornBatch { at, records, why }
                         }
                     }
@@ -220,6 +228,38 @@ pub(crate) fn scan<S: Segment>(seg: &mut S, entry: Entry, live: bool) -> Result<
     s.garbage_after = s.stop != Stop::Cut && !seg.view().is_zero_from(s.sealed_end());
     seg.keep(s.end);
     Ok(s)
+}
+
+/// How many frames lie between `off` (the frame of `seq`) and a cut at `cut` inside their
+/// batch: the batch's part before the cut, which the walk to its end found whole.
+///
+/// # Errors
+/// `Corrupt` when the frames do not end exactly at the cut.
+fn frames_to_cut<S: Segment>(
+    seg: &S,
+    mut off: u64,
+    seq: u64,
+    cut: u64,
+    path: &Path,
+) -> Result<u64> {
+    let mut n = 0;
+    while off < cut {
+        match seg.check_at(off, seq + n) {
+            Frame::Record { len, .. } => {
+                off += seg.frame_len(u64::from(len));
+                n += 1;
+            }
+            _ => break,
+        }
+    }
+    if off != cut {
+        return Err(Error::Corrupt {
+            segment: path.to_owned(),
+            offset: format::CUT_WORD_OFFSET,
+            reason: format!("the cut word says offset {cut}, inside the frame that ends at {off}"),
+        });
+    }
+    Ok(n)
 }
 
 /// The error for a segment whose seqs would pass `u64::MAX`.

@@ -22,6 +22,10 @@ pub struct Durability {
     /// A flush failed: the writer is poisoned (see [`Error::Poisoned`]), and nothing more
     /// will become durable until the log is reopened.
     pub poisoned: bool,
+    /// How many times the log's end was cut through this writer
+    /// ([`truncate_back`](AsyncWriter::truncate_back)): `durable_seq` goes down to the cut
+    /// then, and only then.
+    pub cuts: u64,
 }
 
 /// What the flusher thread and the handles share.
@@ -72,14 +76,22 @@ impl Flusher {
                     w = self.wanted.wait(w).unwrap_or_else(PoisonError::into_inner);
                 }
             };
-            // `target` > 0: records below it were appended.
-            let outcome = self.shared.wait_durable(target - 1);
+            // `target` > 0: records below it were appended (unless the log's end was cut
+            // since: then the cut made them durable, and published that).
+            let outcome = match self.shared.wait_durable(target - 1) {
+                Err(Error::SeqNotAppended { .. }) => Ok(()),
+                other => other,
+            };
+            // Under the lock, so that a cut (which lowers the durable seq) is not undone by a
+            // figure read before it.
+            let w = self.lock();
             let durable = self.shared.durable_seq();
             let poisoned = outcome.is_err();
             self.tx.send_modify(|d| {
                 d.durable_seq = d.durable_seq.max(durable);
                 d.poisoned |= poisoned;
             });
+            drop(w);
             if let Err(e) = outcome {
                 tracing::debug!(error = %e, "flusher stopped: the writer is poisoned");
                 return;
@@ -201,6 +213,7 @@ impl AsyncWriter {
         let (tx, _) = watch::channel(Durability {
             durable_seq: shared.durable_seq(),
             poisoned: false,
+            cuts: 0,
         });
         let dir = shared.dir().to_owned();
         let flusher = Arc::new(Flusher {
@@ -292,9 +305,13 @@ impl AsyncWriter {
             }
             self.flusher().request(seq + 1);
             // The sender lives as long as `self`: `wait_for` cannot fail.
-            let _ = rx.wait_for(|d| d.durable_seq > seq || d.poisoned).await;
+            let _ = rx
+                .wait_for(|d| d.durable_seq > seq || d.poisoned || d.cuts != now.cuts)
+                .await;
         }
-        if rx.borrow().durable_seq > seq {
+        let after = *rx.borrow();
+        // A cut makes every record appended before it durable first.
+        if after.durable_seq > seq || (after.cuts != now.cuts && !after.poisoned) {
             return Ok(());
         }
         // Poisoned: the writer says why, at once (it waits for nothing once poisoned).
@@ -356,6 +373,31 @@ impl AsyncWriter {
     pub async fn truncate_front(&self, seq: u64) -> Result<u64> {
         let shared = self.shared().clone();
         super::blocking(move || shared.truncate_front(seq)).await
+    }
+
+    /// Removes every record at and after `seq`, durably, as
+    /// [`Writer::truncate_back`](crate::Writer::truncate_back) does, on a blocking thread; the
+    /// next append gets `seq`. Everything appended before it is made durable first, so a
+    /// [`durable`](Self::durable) future that was waiting resolves to Ok; the
+    /// [durable seq](Self::watch_durable) then goes down to `seq`, with
+    /// [`Durability::cuts`] counting the cut.
+    ///
+    /// # Errors
+    /// As [`Writer::truncate_back`](crate::Writer::truncate_back).
+    pub async fn truncate_back(&self, seq: u64) -> Result<()> {
+        let flusher = Arc::clone(&self.inner.flusher);
+        super::blocking(move || {
+            let mut w = flusher.lock();
+            let out = flusher.shared.truncate_back(seq);
+            let durable = flusher.shared.durable_seq();
+            flusher.tx.send_modify(|d| {
+                d.durable_seq = durable;
+                d.cuts += 1;
+            });
+            w.want = w.want.min(durable);
+            out
+        })
+        .await
     }
 
     /// Makes everything durable, then drops this handle (the log's lock is released when the

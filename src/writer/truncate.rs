@@ -20,13 +20,14 @@ impl Writer {
     /// `seq` on go to a new segment file. A crash at any point leaves the log either as it was
     /// or cut.
     ///
-    /// `seq == next_seq` changes nothing.
+    /// `seq == next_seq` changes nothing. `seq` may lie inside a batch (a new Raft leader's
+    /// entries may conflict from any index on): the batch then ends at `seq`, and its records
+    /// before `seq` stay, as they were made durable before the cut.
     ///
     /// # Errors
     /// [`Error::SeqNotAppended`] above [`next_seq`](Self::next_seq) and
     /// [`Error::SeqBeforeStart`] below [`first_seq`](Self::first_seq) (nothing changed);
-    /// [`Error::CutInsideBatch`] when `seq` lies inside a batch (everything was synced, nothing
-    /// else changed); [`Error::Io`], [`Error::NoSpace`]: when the cut could not be made durable
+    /// [`Error::Io`], [`Error::NoSpace`]: when the cut could not be made durable
     /// or the log not opened again after it, the writer is poisoned (reopen the log: recovery
     /// finishes or undoes the cut). [`Error::Poisoned`] after a failed sync.
     ///
