@@ -36,6 +36,10 @@ pub(crate) struct Entry {
 pub(crate) struct Listing {
     /// Segment files, sorted by base seq.
     pub segments: Vec<Entry>,
+    /// Segment files a reset removed (the newest segment starts the log anew: see
+    /// `Writer::reset`) that a crash left behind: not part of the log. The next writer (or
+    /// `recover`) removes them.
+    pub reset_dead: Vec<Entry>,
     /// Whether the lock file exists.
     pub has_lock_file: bool,
     /// Whether anything else is there.
@@ -75,6 +79,7 @@ pub(crate) fn list(dir: &Path) -> Result<Listing> {
     let rd = std::fs::read_dir(dir).map_err(|e| Error::io("could not list log", dir, e))?;
     let mut listing = Listing {
         segments: Vec::new(),
+        reset_dead: Vec::new(),
         has_lock_file: false,
         has_other: false,
     };
@@ -109,7 +114,25 @@ pub(crate) fn list(dir: &Path) -> Result<Listing> {
         }
     }
     listing.segments.sort_by_key(|e| e.base);
+    if listing.segments.len() > 1 && listing.segments.last().is_some_and(starts_log) {
+        // A reset's new segment is the newest until the segments before it are removed.
+        let newest = listing.segments.pop();
+        listing.reset_dead = std::mem::take(&mut listing.segments);
+        listing.segments.extend(newest);
+    }
     Ok(listing)
+}
+
+/// Whether the segment file's header says that it starts the log anew (a reset). A header
+/// that cannot be read or decoded says no: the scan reports it.
+fn starts_log(entry: &Entry) -> bool {
+    use std::os::unix::fs::FileExt;
+    let Ok(file) = File::open(&entry.path) else {
+        return false;
+    };
+    let mut b = [0u8; crate::format::HEADER_BYTES];
+    matches!(file.read_at(&mut b, 0), Ok(n) if n == b.len())
+        && crate::format::SegmentHeader::decode(&b).is_ok_and(|h| h.starts_log)
 }
 
 /// The exclusive writer lock, held until dropped: an `flock` on the log directory itself and

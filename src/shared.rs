@@ -327,6 +327,17 @@ impl SharedWriter {
             .map(drop)
     }
 
+    /// Starts the log again at `seq`, as [`Writer::reset`] does: removes the records before
+    /// it, and past the end makes the log empty, continuing at `seq`. Durability waits work as
+    /// for [`truncate_back`](Self::truncate_back).
+    ///
+    /// # Errors
+    /// As [`Writer::reset`].
+    pub fn reset(&self, seq: u64) -> Result<()> {
+        let core = self.core();
+        core.group.rewind(core.lock(), |w| w.reset(seq)).map(drop)
+    }
+
     /// Every record below this seq is durable.
     pub fn durable_seq(&self) -> u64 {
         self.core().lock().durable()

@@ -95,10 +95,10 @@ mod async_writer {
         }
         log.sync().await.unwrap();
         let mut watch = log.watch_durable();
-        assert_eq!(watch.borrow_and_update().cuts, 0);
+        assert_eq!(watch.borrow_and_update().rewinds, 0);
         log.truncate_back(10).await.unwrap();
         let d = *watch.borrow_and_update();
-        assert_eq!((d.durable_seq, d.cuts, d.poisoned), (10, 1, false));
+        assert_eq!((d.durable_seq, d.rewinds, d.poisoned), (10, 1, false));
         assert_eq!(log.durable_seq(), 10);
         // The new record at seq 10 is durable only once a flush covers it.
         assert_eq!(log.append(b"new").unwrap(), 10);

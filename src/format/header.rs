@@ -22,7 +22,13 @@ pub struct SegmentHeader {
     pub base_seq: u64,
     /// Random value that every frame CRC of this segment covers.
     pub salt: u64,
+    /// The segment starts the log anew (flag bit 0): it was created by a reset
+    /// (`Writer::reset`), and every segment with a lower base is removed.
+    pub starts_log: bool,
 }
+
+/// The `flags` bit of a segment that starts the log anew.
+const FLAG_STARTS_LOG: u32 = 1;
 
 /// Why bytes are not a valid segment header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,6 +85,8 @@ impl SegmentHeader {
         b[8..12].copy_from_slice(&self.layout.version().to_le_bytes());
         b[12..16].copy_from_slice(&self.page_size.to_le_bytes());
         b[16..20].copy_from_slice(&self.segment_pages.to_le_bytes());
+        let flags = if self.starts_log { FLAG_STARTS_LOG } else { 0 };
+        b[20..24].copy_from_slice(&flags.to_le_bytes());
         b[24..32].copy_from_slice(&self.base_seq.to_le_bytes());
         b[32..40].copy_from_slice(&self.salt.to_le_bytes());
         let crc = crc32fast::hash(&b[0..40]);
@@ -119,6 +127,7 @@ impl SegmentHeader {
             segment_pages: le_u32(b, 16),
             base_seq: le_u64(b, 24),
             salt: le_u64(b, 32),
+            starts_log: le_u32(b, 20) & FLAG_STARTS_LOG != 0,
         };
         if !h.page_size.is_power_of_two() || h.page_size < 512 {
             return Err(HeaderError::BadField("page size"));
@@ -126,7 +135,7 @@ impl SegmentHeader {
         if h.segment_pages == 0 || h.reservation() > MAX_RESERVATION {
             return Err(HeaderError::BadField("segment pages"));
         }
-        if le_u32(b, 20) != 0 {
+        if le_u32(b, 20) & !FLAG_STARTS_LOG != 0 {
             return Err(HeaderError::BadField("flags"));
         }
         // Outside the CRC: bytes 44..48 are reserved and zero. (The synced mark at 48..56 and

@@ -8,6 +8,7 @@ fn hdr() -> SegmentHeader {
         segment_pages: 16,
         base_seq: 42,
         salt: 0x1234_5678_9abc_def0,
+        starts_log: false,
     }
 }
 

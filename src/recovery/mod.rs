@@ -38,6 +38,7 @@
 mod analyze;
 mod cut;
 mod repair;
+mod reset;
 mod scan;
 mod verify;
 
@@ -48,6 +49,7 @@ pub use analyze::TornTail;
 pub(crate) use cut::{finish as finish_cuts, offset_of};
 pub use repair::Truncation;
 pub(crate) use repair::{link, recover_locked, Link};
+pub(crate) use reset::finish as finish_reset;
 pub(crate) use scan::seq_overflow;
 pub use scan::Corruption;
 pub use verify::{verify, SegmentReport, VerifyReport};
@@ -142,7 +144,10 @@ pub(crate) fn recover_with(
     // durable seal says the segment it names is durable (see `analyze`).
     fs.sync_dir(dir)
         .map_err(|e| Error::io("could not sync log directory", dir, e))?;
-    let entries = dir::list(dir)?.segments;
+    let listing = dir::list(dir)?;
+    // A reset that a crash interrupted is finished first, as a writer does.
+    reset::finish(dir, &listing.reset_dead, fs)?;
+    let entries = listing.segments;
     let segment_pages = entries
         .iter()
         .rev()

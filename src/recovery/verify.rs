@@ -67,6 +67,9 @@ pub struct VerifyReport {
     /// crash left in place: their records are removed (not corruption); the next writer
     /// deletes the files.
     pub removed_by_cut: Vec<PathBuf>,
+    /// Segment files before a reset (`Writer::reset` past the log's end) that a crash left
+    /// in place: not part of the log (not corruption); the next writer deletes the files.
+    pub removed_by_reset: Vec<PathBuf>,
     /// Whether a writer held the log's lock when the check started (the newest records may
     /// then have been appended during the check).
     pub writer_active: bool,
@@ -127,6 +130,7 @@ fn verify_once(dir: &Path) -> Result<VerifyReport> {
     let listing = dir::list_log(dir)?;
     let writer_active = dir::Lock::is_held(dir)?;
     let mut corruptions = Vec::new();
+    let removed_by_reset = listing.reset_dead.into_iter().map(|e| e.path).collect();
     let mut scans = scan_all(dir, listing.segments, &mut corruptions)?;
     if writer_active {
         // A live writer rolls over by creating the next segment before it seals this one:
@@ -196,6 +200,7 @@ fn verify_once(dir: &Path) -> Result<VerifyReport> {
         torn_tail: verdict.torn.map(|(_, t)| t),
         corruptions,
         removed_by_cut,
+        removed_by_reset,
         writer_active,
     })
 }

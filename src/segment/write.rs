@@ -112,7 +112,41 @@ impl WriteSegment {
         // From here on the file is ours: remove it again if it cannot be made a segment.
         // No copy-on-write (btrfs) first: the attribute takes only while the file is empty.
         crate::cow::prepare_new_file(&file, path)
-            .and_then(|()| Self::init(file, 0, path, base_seq, segment_pages, fs, durable_header))
+            .and_then(|()| {
+                Self::init(
+                    file,
+                    0,
+                    path,
+                    base_seq,
+                    segment_pages,
+                    fs,
+                    durable_header,
+                    false,
+                )
+            })
+            .inspect_err(|_| {
+                let _ = fs.remove_file(path);
+            })
+    }
+
+    /// Creates a segment that starts the log anew at `base_seq` (`Writer::reset`): its
+    /// header carries the flag that makes every segment with a lower base dead, and is
+    /// durable when this returns (the caller fsyncs the directory: that is the reset's commit
+    /// point).
+    ///
+    /// # Errors
+    /// As [`create`](Self::create).
+    pub(crate) fn create_start(
+        path: &Path,
+        base_seq: u64,
+        segment_pages: u32,
+        fs: &Arc<dyn FileSystem>,
+    ) -> Result<WriteSegment> {
+        let file = fs
+            .create_new(path)
+            .map_err(|e| Error::create("could not create segment", path, e))?;
+        crate::cow::prepare_new_file(&file, path)
+            .and_then(|()| Self::init(file, 0, path, base_seq, segment_pages, fs, true, true))
             .inspect_err(|_| {
                 let _ = fs.remove_file(path);
             })
@@ -144,9 +178,10 @@ impl WriteSegment {
                     .into(),
             });
         }
-        Self::init(file, size, path, base_seq, segment_pages, fs, true)
+        Self::init(file, size, path, base_seq, segment_pages, fs, true, false)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn init(
         file: File,
         size: u64,
@@ -155,6 +190,7 @@ impl WriteSegment {
         segment_pages: u32,
         fs: &Arc<dyn FileSystem>,
         durable_header: bool,
+        starts_log: bool,
     ) -> Result<WriteSegment> {
         let header = SegmentHeader {
             layout: format::Layout::CURRENT,
@@ -162,6 +198,7 @@ impl WriteSegment {
             segment_pages,
             base_seq,
             salt: random_salt(),
+            starts_log,
         };
         let mut seg = Self::mapped(file, size, path, header, fs)?;
         seg.zero_from(0)?;

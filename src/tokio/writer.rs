@@ -22,10 +22,11 @@ pub struct Durability {
     /// A flush failed: the writer is poisoned (see [`Error::Poisoned`]), and nothing more
     /// will become durable until the log is reopened.
     pub poisoned: bool,
-    /// How many times the log's end was cut through this writer
-    /// ([`truncate_back`](AsyncWriter::truncate_back)): `durable_seq` goes down to the cut
-    /// then, and only then.
-    pub cuts: u64,
+    /// How many times the log was cut back or reset through this writer
+    /// ([`truncate_back`](AsyncWriter::truncate_back), [`reset`](AsyncWriter::reset)):
+    /// `durable_seq` moves to where the change left the log then, and only then it may go
+    /// down.
+    pub rewinds: u64,
 }
 
 /// What the flusher thread and the handles share.
@@ -213,7 +214,7 @@ impl AsyncWriter {
         let (tx, _) = watch::channel(Durability {
             durable_seq: shared.durable_seq(),
             poisoned: false,
-            cuts: 0,
+            rewinds: 0,
         });
         let dir = shared.dir().to_owned();
         let flusher = Arc::new(Flusher {
@@ -306,12 +307,12 @@ impl AsyncWriter {
             self.flusher().request(seq + 1);
             // The sender lives as long as `self`: `wait_for` cannot fail.
             let _ = rx
-                .wait_for(|d| d.durable_seq > seq || d.poisoned || d.cuts != now.cuts)
+                .wait_for(|d| d.durable_seq > seq || d.poisoned || d.rewinds != now.rewinds)
                 .await;
         }
         let after = *rx.borrow();
         // A cut makes every record appended before it durable first.
-        if after.durable_seq > seq || (after.cuts != now.cuts && !after.poisoned) {
+        if after.durable_seq > seq || (after.rewinds != now.rewinds && !after.poisoned) {
             return Ok(());
         }
         // Poisoned: the writer says why, at once (it waits for nothing once poisoned).
@@ -380,19 +381,38 @@ impl AsyncWriter {
     /// next append gets `seq`. Everything appended before it is made durable first, so a
     /// [`durable`](Self::durable) future that was waiting resolves to Ok; the
     /// [durable seq](Self::watch_durable) then goes down to `seq`, with
-    /// [`Durability::cuts`] counting the cut.
+    /// [`Durability::rewinds`] counting the cut.
     ///
     /// # Errors
     /// As [`Writer::truncate_back`](crate::Writer::truncate_back).
     pub async fn truncate_back(&self, seq: u64) -> Result<()> {
+        self.rewind(move |shared| shared.truncate_back(seq)).await
+    }
+
+    /// Starts the log again at `seq`, as [`Writer::reset`](crate::Writer::reset) does, on a
+    /// blocking thread; durability as for [`truncate_back`](Self::truncate_back) (past the end,
+    /// the durable seq becomes `seq`).
+    ///
+    /// # Errors
+    /// As [`Writer::reset`](crate::Writer::reset).
+    pub async fn reset(&self, seq: u64) -> Result<()> {
+        self.rewind(move |shared| shared.reset(seq)).await
+    }
+
+    /// Runs `change` (a cut or a reset) on a blocking thread with the flusher held off, then
+    /// publishes the durable seq it leaves, counting the rewind.
+    async fn rewind(
+        &self,
+        change: impl FnOnce(&SharedWriter) -> Result<()> + Send + 'static,
+    ) -> Result<()> {
         let flusher = Arc::clone(&self.inner.flusher);
         super::blocking(move || {
             let mut w = flusher.lock();
-            let out = flusher.shared.truncate_back(seq);
+            let out = change(&flusher.shared);
             let durable = flusher.shared.durable_seq();
             flusher.tx.send_modify(|d| {
                 d.durable_seq = durable;
-                d.cuts += 1;
+                d.rewinds += 1;
             });
             w.want = w.want.min(durable);
             out

@@ -188,7 +188,8 @@ impl Writer {
         // List again under the lock: the previous holder may have changed things meanwhile.
         let listing = dir::list(&dir)?;
         let pages = segment_pages(&listing.segments, &opts, page)?;
-        // A cut of the log's end that a crash interrupted is finished first.
+        // A reset, or a cut of the log's end, that a crash interrupted is finished first.
+        recovery::finish_reset(&dir, &listing.reset_dead, &fs)?;
         let entries = recovery::finish_cuts(&dir, listing.segments, pages, &fs)?;
         let segments = entries.len();
         span.record("segments", segments);

@@ -105,23 +105,93 @@ impl Writer {
         drop(other);
         // The rest (later segments removed, the new segment) is what an open does after a
         // crash in the middle of a cut: do it the same way.
-        let Some(lock) = self.lock.take() else {
-            return self.check_poisoned();
-        };
-        let span = tracing::info_span!(
+        self.reopen(&tracing::info_span!(
             "applog.truncate_back",
             dir = %self.dir.display(),
             seq,
             segments = tracing::field::Empty,
             first_seq = tracing::field::Empty,
             next_seq = tracing::field::Empty,
-        );
+        ))
+    }
+
+    /// Starts the log again at `seq`, after a Raft snapshot was installed, say: removes every
+    /// record before `seq`, durably.
+    ///
+    /// - `seq` inside the log (at most [`next_seq`](Self::next_seq)): the oldest segments
+    ///   whose records all lie before `seq` are removed, as [`truncate_front`](Self::truncate_front)
+    ///   does. Records before `seq` that share a segment with later ones stay readable until
+    ///   that segment goes; [`first_seq`](Self::first_seq) says where the log starts.
+    /// - `seq` past the end: the log becomes empty and the next append gets `seq`. Everything
+    ///   appended is synced first; then a new segment that starts the log anew at `seq` is
+    ///   created and made durable (the commit point: a crash before it leaves the log as it
+    ///   was, after it the reset log), and the older segments are removed. Readers that still
+    ///   read them get [`Error::Rewound`].
+    ///
+    /// # Errors
+    /// [`Error::Io`], [`Error::NoSpace`]: when the new segment cannot be created, nothing
+    /// changed; when the reset could not be made durable or the log not opened again after
+    /// it, the writer is poisoned (reopen the log: recovery finishes
+    /// or undoes the reset). [`Error::Poisoned`] after a failed sync.
+    ///
+    /// # Example
+    /// ```
+    /// use applog::{Options, Reader, Writer};
+    /// # fn main() -> applog::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let mut log = Writer::open(dir.path(), Options::default())?;
+    /// log.append(b"a")?;
+    /// log.reset(1000)?; // a snapshot holds everything before 1000
+    /// assert_eq!((log.first_seq(), log.next_seq()), (1000, 1000));
+    /// assert_eq!(log.append(b"b")?, 1000);
+    ///
+    /// let mut reader = Reader::open(dir.path())?;
+    /// assert_eq!(reader.next()?.map(|r| r.seq()), Some(1000));
+    /// # Ok(()) }
+    /// ```
+    pub fn reset(&mut self, seq: u64) -> Result<()> {
+        self.check_poisoned()?;
+        if seq <= self.next_seq {
+            return self.truncate_front(seq).map(drop);
+        }
+        self.sync()?;
+        let path = self.dir.join(dir::segment_name(seq));
+        // Nothing changed when this fails: the file is removed again.
+        drop(WriteSegment::create_start(
+            &path,
+            seq,
+            self.segment_pages(),
+            &self.fs,
+        )?);
+        // The commit point: the new segment's name durable (its header already is).
+        if let Err(e) = self.fs.sync_dir(&self.dir) {
+            let e = Error::io("could not sync log directory", &self.dir, e);
+            self.poison(&e);
+            return Err(e);
+        }
+        tracing::info!(dir = %self.dir.display(), seq, "reset the log");
+        self.reopen(&tracing::info_span!(
+            "applog.reset",
+            dir = %self.dir.display(),
+            seq,
+            segments = tracing::field::Empty,
+            first_seq = tracing::field::Empty,
+            next_seq = tracing::field::Empty,
+        ))
+    }
+
+    /// Takes up the log again as an open does, without letting go of the lock: what finishes
+    /// a cut or a reset (recovery does the same after a crash). Poisons on failure.
+    fn reopen(&mut self, span: &tracing::Span) -> Result<()> {
+        let Some(lock) = self.lock.take() else {
+            return self.check_poisoned();
+        };
         let opened = Writer::open_locked(
             self.dir.clone(),
             self.opts.clone(),
             Arc::clone(&self.fs),
             lock,
-            &span,
+            span,
         );
         match opened {
             Ok(writer) => {

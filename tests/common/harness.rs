@@ -161,6 +161,7 @@ pub fn build_segment(data: &[u8]) -> (Vec<u8>, Built) {
         segment_pages: u32::from(inp.u8() % 8) + 1,
         base_seq: 0,
         salt: inp.u64(),
+        starts_log: false,
     };
     let reservation = header.reservation();
     let seed = header.crc_seed();

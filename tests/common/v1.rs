@@ -31,6 +31,7 @@ pub fn write_segment_in(
         segment_pages: pages,
         base_seq: base,
         salt: 0x5eed_0000_0000_0001 ^ base,
+        starts_log: false,
     };
     let seed = header.crc_seed();
     let mut bytes = header.encode().to_vec();

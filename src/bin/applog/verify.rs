@@ -82,6 +82,13 @@ fn print(args: &Args, r: &applog::VerifyReport) -> Result<(), Failure> {
                     path.display()
                 )?;
             }
+            for path in &r.removed_by_reset {
+                writeln!(
+                    out,
+                    "before reset {}: removed by a reset of the log (the next writer deletes it)",
+                    path.display()
+                )?;
+            }
             for c in &r.corruptions {
                 writeln!(out, "corrupt    {}", corruption_text(c))?;
             }
@@ -118,6 +125,7 @@ fn print(args: &Args, r: &applog::VerifyReport) -> Result<(), Failure> {
                 })
                 .collect(),
             removed_by_cut: r.removed_by_cut.iter().map(|p| json_path(p)).collect(),
+            removed_by_reset: r.removed_by_reset.iter().map(|p| json_path(p)).collect(),
         })?,
     }
     out.finish()
@@ -139,6 +147,7 @@ struct Report {
     cuts: Vec<CutJson>,
     /// Segment files wholly past a cut, left by a crash.
     removed_by_cut: Vec<String>,
+    removed_by_reset: Vec<String>,
 }
 
 /// A cut of the log's end in `verify --format json`.
