@@ -193,3 +193,20 @@ fn crc32fast_hash(b: &[u8]) -> u32 {
     h.update(b);
     h.finalize()
 }
+
+#[test]
+fn a_named_consumer_before_a_reset_moves_to_the_new_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut w = log_with(dir, 20);
+    let mut c = applog::Consumer::open(dir, "indexer").unwrap();
+    c.try_next().unwrap();
+    c.commit().unwrap();
+    drop(c);
+    w.reset(500).unwrap();
+    w.append(b"first").unwrap();
+    let all = applog::consumers(dir).unwrap();
+    assert_eq!(all[0].next_seq, 500);
+    let mut c = applog::Consumer::open(dir, "indexer").unwrap();
+    assert_eq!(c.try_next().unwrap().map(|r| r.seq()), Some(500));
+}

@@ -247,3 +247,36 @@ fn recover_keeps_a_cut_log_as_it_is() {
         assert_eq!(all[42].1, b"new 42");
     }
 }
+
+#[test]
+fn a_named_consumer_past_the_cut_is_moved_back_to_it_and_reads_the_new_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut w = log_with(dir, 20);
+    let mut c = applog::Consumer::open(dir, "indexer").unwrap();
+    while c.try_next().unwrap().is_some() {}
+    c.commit().unwrap();
+    drop(c);
+    let mut before = applog::Consumer::open(dir, "early").unwrap();
+    for _ in 0..5 {
+        before.try_next().unwrap();
+    }
+    before.commit().unwrap();
+    drop(before);
+    w.truncate_back(10).unwrap();
+    w.append(b"new 10").unwrap();
+    let positions: Vec<_> = applog::consumers(dir)
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.name, c.next_seq))
+        .collect();
+    assert_eq!(
+        positions,
+        vec![("early".to_string(), 5), ("indexer".to_string(), 10)]
+    );
+    let mut c = applog::Consumer::open(dir, "indexer").unwrap();
+    assert_eq!(
+        c.try_next().unwrap().map(|r| r.data().to_vec()),
+        Some(b"new 10".to_vec())
+    );
+}

@@ -20,6 +20,9 @@ impl Writer {
     /// `seq` on go to a new segment file. A crash at any point leaves the log either as it was
     /// or cut.
     ///
+    /// Named consumers whose committed position is past `seq` are moved back to it (one in
+    /// use at that moment is not: a warning names it).
+    ///
     /// `seq == next_seq` changes nothing. `seq` may lie inside a batch (a new Raft leader's
     /// entries may conflict from any index on): the batch then ends at `seq`, and its records
     /// before `seq` stay, as they were made durable before the cut.
@@ -105,14 +108,17 @@ impl Writer {
         drop(other);
         // The rest (later segments removed, the new segment) is what an open does after a
         // crash in the middle of a cut: do it the same way.
-        self.reopen(&tracing::info_span!(
+        let reopened = self.reopen(&tracing::info_span!(
             "applog.truncate_back",
             dir = %self.dir.display(),
             seq,
             segments = tracing::field::Empty,
             first_seq = tracing::field::Empty,
             next_seq = tracing::field::Empty,
-        ))
+        ));
+        reopened?;
+        self.move_consumers(|at| (at > seq).then_some(seq));
+        Ok(())
     }
 
     /// Starts the log again at `seq`, after a Raft snapshot was installed, say: removes every
@@ -126,7 +132,7 @@ impl Writer {
     ///   appended is synced first; then a new segment that starts the log anew at `seq` is
     ///   created and made durable (the commit point: a crash before it leaves the log as it
     ///   was, after it the reset log), and the older segments are removed. Readers that still
-    ///   read them get [`Error::Rewound`].
+    ///   read them get [`Error::Rewound`]. Named consumers not in use move to `seq`.
     ///
     /// # Errors
     /// [`Error::Io`], [`Error::NoSpace`]: when the new segment cannot be created, nothing
@@ -177,7 +183,33 @@ impl Writer {
             segments = tracing::field::Empty,
             first_seq = tracing::field::Empty,
             next_seq = tracing::field::Empty,
-        ))
+        ))?;
+        self.move_consumers(|at| (at < seq).then_some(seq));
+        Ok(())
+    }
+
+    /// After a cut or a reset: moves each named consumer whose committed position `moved`
+    /// maps to a new one (past a cut: back to the cut, so that it reads the records that
+    /// take the removed ones' seqs; before a reset: to the new start). A consumer in use
+    /// cannot be moved from here: its reader meets the change (`Error::Rewound`), and a
+    /// warning names it. The log's change is done whatever happens here.
+    fn move_consumers(&self, moved: impl Fn(u64) -> Option<u64>) {
+        let Ok(all) = crate::consumer::consumers(&self.dir) else {
+            return;
+        };
+        for c in all {
+            let Some(to) = moved(c.next_seq) else {
+                continue;
+            };
+            match crate::consumer::reset_consumer(&self.dir, &c.name, to) {
+                Ok(()) => {
+                    tracing::info!(dir = %self.dir.display(), consumer = %c.name, from = c.next_seq, to, "moved a consumer with the log's change");
+                }
+                Err(e) => {
+                    tracing::warn!(dir = %self.dir.display(), consumer = %c.name, position = c.next_seq, to, "could not move a consumer with the log's change: {e}");
+                }
+            }
+        }
     }
 
     /// Takes up the log again as an open does, without letting go of the lock: what finishes
