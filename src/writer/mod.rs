@@ -84,6 +84,8 @@ pub struct Writer {
     pub(crate) metrics: crate::metrics::WriterMetrics,
     /// The figures in the log's stats file (`applog::stats`).
     pub(crate) stats: crate::stats::Live,
+    /// The log's metadata (`applog.meta`, see `meta`).
+    pub(crate) meta: crate::meta::Store,
     _lock: Lock,
 }
 
@@ -113,6 +115,7 @@ impl Writer {
     ///   a segment file without the applog magic;
     /// - [`Error::Corrupt`] when a frame inside data that had been synced is damaged (nothing
     ///   is changed);
+    /// - [`Error::MetaCorrupt`] when the log's metadata file is damaged (nothing is changed);
     /// - [`Error::InvalidOptions`], [`Error::Io`], [`Error::NoSpace`].
     ///
     /// # Example
@@ -171,6 +174,9 @@ impl Writer {
             }
         }
         let lock = Lock::acquire(&dir, &*fs)?;
+        // The log's metadata, before recovery changes anything: a damaged file stops the open
+        // (a stored vote must not vanish).
+        let meta = crate::meta::Store::load(&dir, Arc::clone(&fs))?;
         // List again under the lock: the previous holder may have changed things meanwhile.
         let listing = dir::list(&dir)?;
         let segments = listing.segments.len();
@@ -267,6 +273,7 @@ impl Writer {
             clock: Clock::starting_at(rec.last_time),
             metrics,
             stats,
+            meta,
             _lock: lock,
         })
     }
