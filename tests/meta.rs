@@ -460,3 +460,34 @@ fn a_failed_first_store_leaves_no_file_behind_and_a_retry_creates_it() {
         Some(&b"v2"[..])
     );
 }
+
+#[test]
+fn a_copy_carries_the_metadata_over() {
+    let d = tempfile::tempdir().unwrap();
+    let (log, dest, plain) = (
+        d.path().join("log"),
+        d.path().join("copy"),
+        d.path().join("plain"),
+    );
+    let mut w = open(&log);
+    w.append(b"r").unwrap();
+    w.set_meta_many(&[("vote", Some(b"term 4")), ("purged", Some(b"0"))])
+        .unwrap();
+    applog::copy(&log, &dest).unwrap();
+    assert_eq!(read_meta(&dest).unwrap(), *w.meta());
+    assert_eq!(*open(&dest).meta(), *w.meta());
+
+    // A log without metadata gives a copy without a metadata file.
+    let other = d.path().join("other");
+    open(&other).append(b"r").unwrap();
+    applog::copy(&other, &plain).unwrap();
+    assert!(!plain.join(META_FILE).exists());
+
+    // A damaged metadata file stops the copy, and nothing is made.
+    drop(w);
+    damage(&log.join(META_FILE), |b| b[0] ^= 1);
+    let bad = d.path().join("bad");
+    let e = applog::copy(&log, &bad).unwrap_err();
+    assert!(matches!(e, Error::MetaCorrupt { .. }), "{e:?}");
+    assert!(!bad.exists());
+}
