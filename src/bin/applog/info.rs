@@ -1,4 +1,4 @@
-//! `applog info`: segments, sizes, reservation, lock.
+//! `applog info`: segments, sizes, reservation, lock, metadata names.
 
 use std::path::{Path, PathBuf};
 
@@ -59,6 +59,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let report = applog::verify(&args.log)?;
     let locked = applog::is_locked(&args.log)?;
     let id = applog::existing_log_id(&args.log)?;
+    let meta = applog::read_meta(&args.log)?;
     let segments: Vec<Segment<'_>> = report
         .segments
         .iter()
@@ -87,6 +88,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         page_size,
         locked,
         id.as_deref(),
+        &meta,
     );
     if !report.is_clean() {
         return Err(corrupt_failure(&args.log, &report));
@@ -123,6 +125,7 @@ fn print_text(
     page_size: Option<u32>,
     locked: bool,
     id: Option<&str>,
+    meta: &applog::Meta,
 ) -> Result<(), Failure> {
     let mut out = Out::new();
     writeln!(out, "log        {}", log.display())?;
@@ -165,6 +168,7 @@ fn print_text(
         (None, true) => "clean".into(),
     };
     writeln!(out, "status     {status}")?;
+    writeln!(out, "metadata   {}", meta_text(size, meta))?;
     writeln!(out)?;
     writeln!(
         out,
@@ -189,6 +193,19 @@ fn print_text(
         )?;
     }
     out.finish()
+}
+
+/// The metadata line of `info`: each name (quoted, escaped) and its value's size.
+fn meta_text(size: fn(u64) -> String, meta: &applog::Meta) -> String {
+    if meta.is_empty() {
+        return "none".into();
+    }
+    let names: Vec<String> = meta
+        .iter()
+        .map(|(name, value)| format!("{name:?} ({})", size(value.len() as u64)))
+        .collect();
+    let values = if meta.len() == 1 { "value" } else { "values" };
+    format!("{} {values}: {}", meta.len(), names.join(", "))
 }
 
 /// The times of the log's oldest and newest records that have one.
@@ -247,6 +264,14 @@ struct InfoJson<'a> {
     first_time: Option<String>,
     last_time: Option<String>,
     format_versions: Vec<u32>,
+    meta: Vec<MetaJson<'a>>,
+}
+
+/// A metadata value in `info --format json`: its name and size (not the value).
+#[derive(Serialize)]
+struct MetaJson<'a> {
+    name: &'a str,
+    value_bytes: usize,
 }
 
 /// A segment in `info --format json`.
@@ -276,6 +301,7 @@ fn print_json(
     page_size: Option<u32>,
     locked: bool,
     id: Option<&str>,
+    meta: &applog::Meta,
 ) -> Result<(), Failure> {
     let segments = segments
         .iter()
@@ -314,6 +340,13 @@ fn print_json(
         corruptions: corruptions_json(&r.corruptions),
         segments,
         log_id: id,
+        meta: meta
+            .iter()
+            .map(|(name, value)| MetaJson {
+                name,
+                value_bytes: value.len(),
+            })
+            .collect(),
     })?;
     out.finish()
 }
