@@ -491,3 +491,20 @@ fn a_copy_carries_the_metadata_over() {
     assert!(matches!(e, Error::MetaCorrupt { .. }), "{e:?}");
     assert!(!bad.exists());
 }
+
+#[test]
+fn a_directory_holding_only_a_metadata_file_is_not_a_log() {
+    let d = tempfile::tempdir().unwrap();
+    let (log, lone) = (d.path().join("log"), d.path().join("lone"));
+    open(&log).set_meta("vote", Some(b"v")).unwrap();
+    std::fs::create_dir(&lone).unwrap();
+    std::fs::copy(log.join(META_FILE), lone.join(META_FILE)).unwrap();
+    assert!(matches!(read_meta(&lone), Err(Error::NotALog { .. })));
+    let e = Writer::open(&lone, Options::default()).unwrap_err();
+    assert!(matches!(e, Error::NotALog { .. }), "{e:?}");
+    let names: Vec<_> = std::fs::read_dir(&lone)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, [META_FILE]);
+}

@@ -63,8 +63,8 @@ impl Meta {
 ///
 /// # Errors
 /// [`Error::MetaCorrupt`] when the file is damaged or not an applog metadata file (naming it
-/// and the byte offset); [`Error::NotALog`] when there is no metadata file and `dir` is not a
-/// log; [`Error::Io`].
+/// and the byte offset); [`Error::NotALog`] when `dir` is not a log (it holds no segment and
+/// no lock file); [`Error::Io`].
 ///
 /// # Example
 /// ```
@@ -80,13 +80,9 @@ impl Meta {
 /// ```
 pub fn read_meta(dir: impl AsRef<Path>) -> Result<Meta> {
     let dir = dir.as_ref();
-    match file::read(&dir.join(META_FILE), true)? {
-        Some(loaded) => Ok(loaded.meta),
-        None => {
-            crate::dir::list_log(dir)?;
-            Ok(Meta::default())
-        }
-    }
+    // The metadata file alone is not a log (as `log-id` or `applog.stats` alone are not).
+    crate::dir::list_log(dir)?;
+    Ok(file::read(&dir.join(META_FILE), true)?.map_or_else(Meta::default, |l| l.meta))
 }
 
 /// Checks a metadata name.
