@@ -171,9 +171,8 @@ impl Writer {
                 max: Meta::MAX_LEN,
             });
         }
-        let changed = changes.len();
         self.meta.store(next)?;
-        tracing::debug!(changes = changed, bytes = len, "stored metadata");
+        tracing::debug!(changes = changes.len(), bytes = len, "stored metadata");
         Ok(())
     }
 }

@@ -27,6 +27,16 @@ pub struct Args {
     bytes: bool,
 }
 
+/// What `info` tells of the log besides its segments.
+struct About<'a> {
+    log: &'a Path,
+    /// Whether a writer holds the lock now.
+    locked: bool,
+    /// The log's identity, if it has one yet.
+    id: Option<&'a str>,
+    meta: &'a applog::Meta,
+}
+
 /// A segment's report with what its header adds.
 struct Segment<'a> {
     report: &'a applog::SegmentReport,
@@ -80,16 +90,13 @@ pub fn run(args: Args) -> Result<(), Failure> {
         ReportFormat::Json => print_json,
     };
     let size = if args.bytes { exact } else { human };
-    let printed = print(
-        size,
-        &args.log,
-        &report,
-        &segments,
-        page_size,
+    let about = About {
+        log: &args.log,
         locked,
-        id.as_deref(),
-        &meta,
-    );
+        id: id.as_deref(),
+        meta: &meta,
+    };
+    let printed = print(size, &about, &report, &segments, page_size);
     if !report.is_clean() {
         return Err(corrupt_failure(&args.log, &report));
     }
@@ -119,14 +126,17 @@ pub(crate) fn human(n: u64) -> String {
 
 fn print_text(
     size: fn(u64) -> String,
-    log: &Path,
+    about: &About<'_>,
     r: &applog::VerifyReport,
     segments: &[Segment<'_>],
     page_size: Option<u32>,
-    locked: bool,
-    id: Option<&str>,
-    meta: &applog::Meta,
 ) -> Result<(), Failure> {
+    let About {
+        log,
+        locked,
+        id,
+        meta,
+    } = *about;
     let mut out = Out::new();
     writeln!(out, "log        {}", log.display())?;
     writeln!(
@@ -295,14 +305,17 @@ struct SegmentJson {
 
 fn print_json(
     _size: fn(u64) -> String,
-    log: &Path,
+    about: &About<'_>,
     r: &applog::VerifyReport,
     segments: &[Segment<'_>],
     page_size: Option<u32>,
-    locked: bool,
-    id: Option<&str>,
-    meta: &applog::Meta,
 ) -> Result<(), Failure> {
+    let About {
+        log,
+        locked,
+        id,
+        meta,
+    } = *about;
     let segments = segments
         .iter()
         .map(|s| SegmentJson {
