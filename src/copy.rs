@@ -6,9 +6,10 @@
 //! of those up to be a consistent log. Instead the end of the source is fixed first (`verify`,
 //! which also checks every frame), every record below it is read with a `Reader` (which checks
 //! each CRC and follows rollovers) and appended by a `Writer` into a hidden staging directory
-//! beside the destination, with the same seqs. The copy is synced, checked with `verify`, read
-//! back and compared with what was read from the source (a CRC of every seq and payload), its
-//! directory fsynced, and only then renamed to the destination (never replacing anything that
+//! beside the destination, with the same seqs, and the log's metadata (as read at the start)
+//! stored there. The copy is synced, checked with `verify`, read back and compared with what
+//! was read from the source (a CRC of every seq and payload, and the metadata), its directory
+//! fsynced, and only then renamed to the destination (never replacing anything that
 //! appeared there meanwhile) and the parent directory fsynced. Every change to durable state
 //! goes through the I/O seam, so a crash at any point leaves either no destination or the
 //! whole verified copy (`tests/crash_points.rs`).
@@ -45,11 +46,14 @@ pub struct CopyReport {
 /// copy's segments have the largest reservation of the source's segments (a page more when
 /// the source has version-1 segments).
 ///
+/// The log's metadata ([`Writer::set_meta`]), as stored when the copy starts, is copied too.
+///
 /// The copy is written in the current format: copying a log made by an older version of
 /// applog upgrades it. Each record keeps its time; one from a version-1 segment has none.
 ///
 /// # Errors
-/// [`Error::Corrupt`] when the source is damaged (nothing is made); [`Error::Copy`] when the
+/// [`Error::Corrupt`] when the source is damaged, [`Error::MetaCorrupt`] when its metadata
+/// file is (nothing is made); [`Error::Copy`] when the
 /// source changed under the copy, the copy did not verify, or `dest` appeared meanwhile;
 /// [`Error::Io`] (`AlreadyExists` when `dest` exists), [`Error::NoSpace`].
 ///
@@ -169,6 +173,8 @@ fn copy_reporting(
     if let Some(c) = report.corruptions.into_iter().next() {
         return Err(c.into_error());
     }
+    // The log's metadata as stored when the copy starts: the copy gets the same.
+    let meta = crate::read_meta(log)?;
     let (first, end) = (report.first_seq, report.next_seq);
     let page = crate::segment::page_size();
     let pages = report
@@ -190,6 +196,7 @@ fn copy_reporting(
         first,
         end,
         pages,
+        meta: &meta,
         progress,
     };
     let made = copy_into(log, &staging, &range, fs, cancel).and_then(|()| {
@@ -236,6 +243,8 @@ struct Range<'a> {
     end: u64,
     /// The copy's segment reservation.
     pages: u32,
+    /// The log's metadata.
+    meta: &'a crate::Meta,
     progress: &'a dyn Fn(u64, u64),
 }
 
@@ -305,6 +314,10 @@ fn copy_into(
         writer.append_at(record.data(), record.time_ns().unwrap_or(0))?;
     }
     (range.progress)(total, total);
+    if !range.meta.is_empty() {
+        let changes: Vec<_> = range.meta.iter().map(|(n, v)| (n, Some(v))).collect();
+        writer.set_meta_many(&changes)?;
+    }
     writer.close()?;
     interrupted(cancel)?;
 
@@ -323,6 +336,11 @@ fn copy_into(
                 check.corruptions.len(),
                 check.torn_tail.is_some()
             ),
+        });
+    }
+    if crate::read_meta(dir)? != *range.meta {
+        return Err(Error::Copy {
+            reason: "the copy's metadata read back differs from the log's".into(),
         });
     }
     let mut again = Digest::default();

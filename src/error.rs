@@ -154,6 +154,34 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// The log's metadata file ([`META_FILE`](crate::META_FILE)) is damaged or not an applog
+    /// metadata file: a bad header, a file shorter than one, or neither of its two slots
+    /// valid. Nothing was modified; the writer does not open the log over it.
+    MetaCorrupt {
+        /// The file.
+        path: PathBuf,
+        /// Where in it.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The log's metadata would not fit in its file ([`Meta::MAX_LEN`](crate::Meta::MAX_LEN)
+    /// bytes). Nothing was changed.
+    MetaTooLarge {
+        /// The metadata file.
+        path: PathBuf,
+        /// Bytes the metadata would take.
+        len: usize,
+        /// The most it can take.
+        max: usize,
+    },
+    /// A metadata name that is empty or longer than 255 bytes. Nothing was changed.
+    InvalidMetaName {
+        /// The name.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A consumer position outside what is allowed: `[first_seq, next_seq]`.
     ConsumerPosition {
         /// The name.
@@ -287,6 +315,23 @@ impl fmt::Display for Error {
                 "damaged stats file {} at byte offset {offset}: {reason}",
                 path.display()
             ),
+            Error::MetaCorrupt {
+                path,
+                offset,
+                reason,
+            } => write!(
+                f,
+                "damaged metadata file {} at byte offset {offset}: {reason}",
+                path.display()
+            ),
+            Error::MetaTooLarge { path, len, max } => write!(
+                f,
+                "metadata of {len} bytes does not fit in {} (at most {max} bytes)",
+                path.display()
+            ),
+            Error::InvalidMetaName { name, reason } => {
+                write!(f, "invalid metadata name {name:?}: {reason}")
+            }
             Error::ConsumerPosition {
                 name,
                 path,

@@ -3,14 +3,15 @@
 //! a model of the *durable image* (what a power cut would leave) apart from the live files.
 //!
 //! The model, per the Linux semantics the log relies on:
-//! - a file's bytes and size become durable only through an `msync` that covers them (stores
-//!   through the mapping and `pwrite` reach the page cache only);
+//! - a file's bytes and size become durable only through an `msync` that covers them, or an
+//!   `fdatasync` of the file (stores through the mapping and `pwrite` reach the page cache
+//!   only);
 //! - a directory entry (created, removed or renamed) becomes durable only through an fsync of
 //!   its directory; a file whose entry is durable but whose bytes never were is empty;
-//! - after a failed `msync`, the kernel may have marked the pages clean without writing them:
+//! - after a failed `msync` (or `fdatasync`), the kernel may have marked the pages clean without writing them:
 //!   a later `msync` of those pages persists nothing until they are written again (`pwrite`).
 //!   Stores through the mapping cannot be seen here, so they do not count as writing again;
-//! - a *lying* `msync` or directory fsync returns Ok and persists nothing.
+//! - a *lying* `msync`, `fdatasync` or directory fsync returns Ok and persists nothing.
 //!
 //! [`FaultFs::crash_image`] writes the durable image into a directory, to be opened as the log
 //! a crash at that moment would leave; [`FaultFs::snapshot_each_call`] does it after every
@@ -42,6 +43,8 @@ pub enum Call {
     WriteAt,
     /// `FileSystem::msync`.
     Msync,
+    /// `FileSystem::sync_data`.
+    SyncData,
     /// `FileSystem::sync_dir`.
     SyncDir,
     /// `FileSystem::remove_file`.
@@ -59,7 +62,8 @@ pub enum Fault {
     /// Fail with this OS error number (for example 5, EIO, or 28, ENOSPC) and do nothing. A
     /// failed `msync` also leaves its pages "clean but not written" (see the module docs).
     Fail(i32),
-    /// Return Ok and persist nothing (`msync` and `sync_dir`; other calls run normally).
+    /// Return Ok and persist nothing (`msync`, `sync_data` and `sync_dir`; other calls run
+    /// normally).
     Lie,
     /// Sleep this long, then run the call normally (a slow device).
     Delay(std::time::Duration),
@@ -324,6 +328,52 @@ impl FileSystem for FaultFs {
                         range.read(at, dst);
                     }
                 }
+            }),
+        };
+        self.end();
+        r
+    }
+
+    fn sync_data(&self, file: &File, path: &Path) -> io::Result<()> {
+        let fault = self.begin(Call::SyncData);
+        let ino = file.metadata().ok().map(|m| m.ino());
+        let r = match fault {
+            Some(Fault::Fail(errno)) => {
+                if let (Some(ino), Ok(m)) = (ino, file.metadata()) {
+                    let pages = m.len().div_ceil(PAGE);
+                    self.lock().lost.entry(ino).or_default().extend(0..pages);
+                }
+                Err(io::Error::from_raw_os_error(errno))
+            }
+            Some(Fault::Lie) => Ok(()),
+            Some(Fault::Delay(_)) | None => RealFs.sync_data(file, path).and_then(|()| {
+                let Some(ino) = ino else { return Ok(()) };
+                let mut live = Vec::new();
+                let len = file.metadata()?.len();
+                live.resize(usize::try_from(len).unwrap_or(0), 0);
+                std::os::unix::fs::FileExt::read_exact_at(file, &mut live, 0)?;
+                let mut st = self.lock();
+                let unwritten = st.lost.get(&ino).cloned().unwrap_or_default();
+                let content = st.content.entry(ino).or_default();
+                let old = std::mem::take(content);
+                *content = live;
+                // Pages a failed sync left clean but unwritten keep what was durable before.
+                for page in unwritten {
+                    let (Ok(a), Ok(b)) = (
+                        usize::try_from(page * PAGE),
+                        usize::try_from(page * PAGE + PAGE),
+                    ) else {
+                        continue;
+                    };
+                    let b = b.min(content.len());
+                    if a >= b {
+                        continue;
+                    }
+                    let keep = old.get(a..b.min(old.len())).unwrap_or(&[]);
+                    content[a..b].fill(0);
+                    content[a..a + keep.len()].copy_from_slice(keep);
+                }
+                Ok(())
             }),
         };
         self.end();

@@ -1,6 +1,6 @@
 //! The I/O seam: every system call that changes what a crash leaves behind goes through one
 //! small trait, [`FileSystem`]: creating files and directories, reserving and sizing blocks,
-//! `pwrite`, `msync`, directory `fsync`, unlink, rename and locking.
+//! `pwrite`, `msync`, `fdatasync`, directory `fsync`, unlink, rename and locking.
 //!
 //! The log uses [`RealFs`], which makes the system calls directly; a writer holds it as an
 //! `Arc<dyn FileSystem>` and calls it only on growth steps (one call per page grown) and
@@ -121,6 +121,15 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     /// # Errors
     /// The operating system's error.
     fn msync(&self, range: &Msync<'_>) -> io::Result<()>;
+
+    /// `fdatasync(2)` of a file written with [`write_at`](Self::write_at): makes its bytes and
+    /// size durable (the log's metadata file is written this way, not through a mapping).
+    ///
+    /// # Errors
+    /// The operating system's error.
+    fn sync_data(&self, file: &File, _path: &Path) -> io::Result<()> {
+        file.sync_data()
+    }
 
     /// `fsync(2)` of a directory: makes entries created, removed or renamed in it durable.
     ///

@@ -23,6 +23,9 @@
 //! - [`stats`] gives any process the live figures of a log (durable lag, the writer's syncs
 //!   and counters, whether a writer runs), which the writer keeps in a small shared file
 //!   ([`STATS_FILE`]); `applog stats` shows them.
+//! - [`Writer::set_meta`] stores a few named values beside the records (a Raft node's vote,
+//!   the last log id it purged), durably and crash-atomically, in a small file of the log
+//!   ([`META_FILE`]); [`read_meta`] reads them from any process.
 //! - With the `tokio` feature, `applog::tokio` is the async face: durability as futures
 //!   (`AsyncWriter::durable`), tailing as a `Stream` (`AsyncTailer`) with one waiter thread per
 //!   process for every tailer, and an async named consumer (see `docs/async.md`).
@@ -170,6 +173,7 @@ mod format;
 mod identity;
 mod io;
 mod mapping;
+mod meta;
 mod metrics;
 /// The writer/reader wake-up protocol. Public only with the `fault-injection` feature, so that
 /// the loom model test (tests/loom_notify.rs) checks the crate's own code; not part of the API.
@@ -202,6 +206,7 @@ pub use dir::{segment_name, LOCK_FILE};
 pub use durable::durable_seq;
 pub use error::{Error, Result};
 pub use identity::{existing_log_id, log_id, LOG_ID_FILE};
+pub use meta::{read_meta, Meta, META_FILE};
 pub use options::{Options, SyncPolicy};
 pub use reader::{Reader, Record};
 pub use recovery::{

@@ -388,3 +388,28 @@ impl SharedWriter {
         }));
     }
 }
+
+/// The log's metadata (see [`Writer::set_meta`]).
+impl SharedWriter {
+    /// The log's metadata as last stored (a copy; see [`Writer::meta`]).
+    pub fn meta(&self) -> crate::Meta {
+        self.core().lock().w.meta().clone()
+    }
+
+    /// Stores `value` under `name` (`None` removes it), durably and crash-atomically, as
+    /// [`Writer::set_meta`]. Appends wait meanwhile (one `pwrite` and one `fdatasync`).
+    ///
+    /// # Errors
+    /// As [`Writer::set_meta`].
+    pub fn set_meta(&self, name: &str, value: Option<&[u8]>) -> Result<()> {
+        self.core().lock().w.set_meta(name, value)
+    }
+
+    /// Several changes at once, crash-atomic together, as [`Writer::set_meta_many`].
+    ///
+    /// # Errors
+    /// As [`Writer::set_meta_many`].
+    pub fn set_meta_many(&self, changes: &[(&str, Option<&[u8]>)]) -> Result<()> {
+        self.core().lock().w.set_meta_many(changes)
+    }
+}

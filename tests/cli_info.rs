@@ -164,3 +164,50 @@ fn info_says_when_records_have_no_time() {
     let text = info(&log, &[]).ok().to_owned();
     assert!(line(&text, "format").starts_with("versions 1, 2: records in version-1"));
 }
+
+#[test]
+fn info_lists_the_metadata_names_and_value_sizes() {
+    let (_tmp, log, _) = log_of_1024_pages();
+    let text = info(&log, &[]).ok().to_owned();
+    assert!(text.contains("metadata   none\n"), "{text}");
+
+    let mut w = Writer::open(&log, Options::default()).expect("open writer");
+    w.set_meta_many(&[
+        ("vote", Some(&[7u8; 14][..])),
+        ("purged id", Some(&[0u8; 2000][..])),
+    ])
+    .expect("set meta");
+    drop(w);
+    let text = info(&log, &[]).ok().to_owned();
+    assert!(
+        text.contains("metadata   2 values: \"purged id\" (2.0 KiB), \"vote\" (14 B)\n"),
+        "{text}"
+    );
+    let text = info(&log, &["--bytes"]).ok().to_owned();
+    assert!(text.contains("\"purged id\" (2000)"), "{text}");
+    let json: serde_json::Value =
+        serde_json::from_str(info(&log, &["--format", "json"]).ok()).expect("JSON");
+    assert_eq!(
+        json["meta"],
+        serde_json::json!([
+            {"name": "purged id", "value_bytes": 2000},
+            {"name": "vote", "value_bytes": 14}
+        ]),
+        "{json}"
+    );
+}
+
+#[test]
+fn info_fails_naming_a_damaged_metadata_file() {
+    let (_tmp, log, _) = log_of_1024_pages();
+    let mut w = Writer::open(&log, Options::default()).expect("open writer");
+    w.set_meta("vote", Some(b"x")).expect("set meta");
+    drop(w);
+    let path = log.join(applog::META_FILE);
+    let mut bytes = std::fs::read(&path).expect("read");
+    bytes.truncate(5000);
+    std::fs::write(&path, bytes).expect("damage");
+    let stderr = info(&log, &[]).failed().to_owned();
+    assert!(stderr.contains(&path.display().to_string()), "{stderr}");
+    assert!(stderr.contains("byte offset 5000"), "{stderr}");
+}

@@ -431,3 +431,42 @@ impl AsyncWriter {
         super::blocking(move || shared.close()).await
     }
 }
+
+/// The log's metadata (see [`Writer::set_meta`](crate::Writer::set_meta)).
+impl AsyncWriter {
+    /// The log's metadata as last stored (a copy).
+    pub fn meta(&self) -> crate::Meta {
+        self.shared().meta()
+    }
+
+    /// Stores `value` under `name` (`None` removes it), durably and crash-atomically, on a
+    /// blocking thread (it writes and syncs a file), as
+    /// [`Writer::set_meta`](crate::Writer::set_meta).
+    ///
+    /// # Errors
+    /// As [`Writer::set_meta`](crate::Writer::set_meta).
+    pub async fn set_meta(&self, name: &str, value: Option<&[u8]>) -> Result<()> {
+        self.set_meta_many(&[(name, value)]).await
+    }
+
+    /// Several changes at once, crash-atomic together, on a blocking thread, as
+    /// [`Writer::set_meta_many`](crate::Writer::set_meta_many).
+    ///
+    /// # Errors
+    /// As [`Writer::set_meta_many`](crate::Writer::set_meta_many).
+    pub async fn set_meta_many(&self, changes: &[(&str, Option<&[u8]>)]) -> Result<()> {
+        let shared = self.shared().clone();
+        let owned: Vec<(String, Option<Vec<u8>>)> = changes
+            .iter()
+            .map(|&(n, v)| (n.to_owned(), v.map(<[u8]>::to_vec)))
+            .collect();
+        super::blocking(move || {
+            let changes: Vec<(&str, Option<&[u8]>)> = owned
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_deref()))
+                .collect();
+            shared.set_meta_many(&changes)
+        })
+        .await
+    }
+}

@@ -85,7 +85,10 @@ pub struct Writer {
     pub(crate) metrics: crate::metrics::WriterMetrics,
     /// The figures in the log's stats file (`applog::stats`).
     pub(crate) stats: crate::stats::Live,
-    /// Always `Some`, except after a failed `truncate_back` (which poisons the writer).
+    /// The log's metadata (`applog.meta`, see `meta`).
+    pub(crate) meta: crate::meta::Store,
+    /// Always `Some`, except after a failed `truncate_back` or `reset` (which poisons the
+    /// writer).
     lock: Option<Lock>,
 }
 
@@ -115,6 +118,7 @@ impl Writer {
     ///   a segment file without the applog magic;
     /// - [`Error::Corrupt`] when a frame inside data that had been synced is damaged (nothing
     ///   is changed);
+    /// - [`Error::MetaCorrupt`] when the log's metadata file is damaged (nothing is changed);
     /// - [`Error::InvalidOptions`], [`Error::Io`], [`Error::NoSpace`].
     ///
     /// # Example
@@ -185,6 +189,9 @@ impl Writer {
         span: &tracing::Span,
     ) -> Result<Writer> {
         let page = page_size();
+        // The log's metadata, before recovery changes anything: a damaged file stops the open
+        // (a stored vote must not vanish).
+        let meta = crate::meta::Store::load(&dir, Arc::clone(&fs))?;
         // List again under the lock: the previous holder may have changed things meanwhile.
         let listing = dir::list(&dir)?;
         let pages = segment_pages(&listing.segments, &opts, page)?;
@@ -283,6 +290,7 @@ impl Writer {
             clock: Clock::starting_at(rec.last_time),
             metrics,
             stats,
+            meta,
             lock: Some(lock),
         })
     }

@@ -1,4 +1,4 @@
-//! `applog info`: segments, sizes, reservation, lock.
+//! `applog info`: segments, sizes, reservation, lock, metadata names.
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +25,16 @@ pub struct Args {
     /// Sizes in exact bytes, not rounded to KiB, MiB, GiB (the JSON form is always exact).
     #[arg(long)]
     bytes: bool,
+}
+
+/// What `info` tells of the log besides its segments.
+struct About<'a> {
+    log: &'a Path,
+    /// Whether a writer holds the lock now.
+    locked: bool,
+    /// The log's identity, if it has one yet.
+    id: Option<&'a str>,
+    meta: &'a applog::Meta,
 }
 
 /// A segment's report with what its header adds.
@@ -59,6 +69,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let report = applog::verify(&args.log)?;
     let locked = applog::is_locked(&args.log)?;
     let id = applog::existing_log_id(&args.log)?;
+    let meta = applog::read_meta(&args.log)?;
     let segments: Vec<Segment<'_>> = report
         .segments
         .iter()
@@ -79,15 +90,13 @@ pub fn run(args: Args) -> Result<(), Failure> {
         ReportFormat::Json => print_json,
     };
     let size = if args.bytes { exact } else { human };
-    let printed = print(
-        size,
-        &args.log,
-        &report,
-        &segments,
-        page_size,
+    let about = About {
+        log: &args.log,
         locked,
-        id.as_deref(),
-    );
+        id: id.as_deref(),
+        meta: &meta,
+    };
+    let printed = print(size, &about, &report, &segments, page_size);
     if !report.is_clean() {
         return Err(corrupt_failure(&args.log, &report));
     }
@@ -117,13 +126,17 @@ pub(crate) fn human(n: u64) -> String {
 
 fn print_text(
     size: fn(u64) -> String,
-    log: &Path,
+    about: &About<'_>,
     r: &applog::VerifyReport,
     segments: &[Segment<'_>],
     page_size: Option<u32>,
-    locked: bool,
-    id: Option<&str>,
 ) -> Result<(), Failure> {
+    let About {
+        log,
+        locked,
+        id,
+        meta,
+    } = *about;
     let mut out = Out::new();
     writeln!(out, "log        {}", log.display())?;
     writeln!(
@@ -165,6 +178,7 @@ fn print_text(
         (None, true) => "clean".into(),
     };
     writeln!(out, "status     {status}")?;
+    writeln!(out, "metadata   {}", meta_text(size, meta))?;
     writeln!(out)?;
     writeln!(
         out,
@@ -189,6 +203,19 @@ fn print_text(
         )?;
     }
     out.finish()
+}
+
+/// The metadata line of `info`: each name (quoted, escaped) and its value's size.
+fn meta_text(size: fn(u64) -> String, meta: &applog::Meta) -> String {
+    if meta.is_empty() {
+        return "none".into();
+    }
+    let names: Vec<String> = meta
+        .iter()
+        .map(|(name, value)| format!("{name:?} ({})", size(value.len() as u64)))
+        .collect();
+    let values = if meta.len() == 1 { "value" } else { "values" };
+    format!("{} {values}: {}", meta.len(), names.join(", "))
 }
 
 /// The times of the log's oldest and newest records that have one.
@@ -247,6 +274,14 @@ struct InfoJson<'a> {
     first_time: Option<String>,
     last_time: Option<String>,
     format_versions: Vec<u32>,
+    meta: Vec<MetaJson<'a>>,
+}
+
+/// A metadata value in `info --format json`: its name and size (not the value).
+#[derive(Serialize)]
+struct MetaJson<'a> {
+    name: &'a str,
+    value_bytes: usize,
 }
 
 /// A segment in `info --format json`.
@@ -270,13 +305,17 @@ struct SegmentJson {
 
 fn print_json(
     _size: fn(u64) -> String,
-    log: &Path,
+    about: &About<'_>,
     r: &applog::VerifyReport,
     segments: &[Segment<'_>],
     page_size: Option<u32>,
-    locked: bool,
-    id: Option<&str>,
 ) -> Result<(), Failure> {
+    let About {
+        log,
+        locked,
+        id,
+        meta,
+    } = *about;
     let segments = segments
         .iter()
         .map(|s| SegmentJson {
@@ -314,6 +353,13 @@ fn print_json(
         corruptions: corruptions_json(&r.corruptions),
         segments,
         log_id: id,
+        meta: meta
+            .iter()
+            .map(|(name, value)| MetaJson {
+                name,
+                value_bytes: value.len(),
+            })
+            .collect(),
     })?;
     out.finish()
 }
