@@ -29,6 +29,7 @@ mod problems;
 mod progress;
 mod records;
 mod recover;
+mod rewind;
 mod ship;
 mod stats;
 mod tail;
@@ -41,7 +42,8 @@ mod verify;
 /// Append to, follow, check, recover, describe and copy applog logs.
 ///
 /// Also: watch a log's live figures (`applog stats`), read it with named consumers that resume
-/// where they stopped, list and reset those, trim old segments, ship logs into NATS JetStream
+/// where they stopped, list and reset those, trim old segments, cut a log's end or start it
+/// again at a seq (`applog cut`, `applog reset`), ship logs into NATS JetStream
 /// streams, and print shell completions
 /// (`applog completions SHELL`) and the man page (`applog man`).
 ///
@@ -69,6 +71,8 @@ enum Command {
     Copy(copy::Args),
     Consumers(consumers::Args),
     Trim(trim::Args),
+    Cut(rewind::CutArgs),
+    Reset(rewind::ResetArgs),
     Ship(ship::Args),
     Completions(generate::CompletionsArgs),
     Man(generate::ManArgs),
@@ -96,6 +100,8 @@ fn main() -> ExitCode {
         Command::Copy(args) => copy::run(args),
         Command::Consumers(args) => consumers::run(args),
         Command::Trim(args) => trim::run(args),
+        Command::Cut(args) => rewind::cut(args),
+        Command::Reset(args) => rewind::reset(args),
         Command::Ship(args) => ship::run(args),
         Command::Completions(args) => generate::completions(args),
         Command::Man(args) => generate::man(args),
