@@ -41,6 +41,7 @@
 // openraft's `StorageError`, which its storage traits return, is large; this crate returns it
 // as it is.
 #![allow(clippy::result_large_err)]
+#![warn(missing_docs)]
 
 mod codec;
 pub mod kv;

@@ -313,3 +313,69 @@ async fn a_record_that_is_not_an_entry_is_a_storage_error_naming_the_log() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_new_log_starts_at_its_first_entry_and_purged_entries_are_not_stored_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path()).await;
+    append(&mut store, entries(1, 5..8)).await;
+    assert_eq!(store.log().shared().first_seq(), 5);
+    assert_eq!(
+        indexes(&store.try_get_log_entries(..).await.unwrap()),
+        [5, 6, 7]
+    );
+    store.purge(log_id(1, 1, 6)).await.unwrap();
+    // Entries up to the purged one are covered by it: left out; the rest continue the log.
+    append(&mut store, [entries(1, 5..7), entries(1, 8..9)].concat()).await;
+    assert_eq!(
+        indexes(&store.try_get_log_entries(..).await.unwrap()),
+        [7, 8]
+    );
+    // Once purged, the log no longer starts anywhere it likes.
+    let err = store
+        .append_entries(entries(1, 12..13), |_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("expected index 9, got 12"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_purge_past_the_end_that_a_crash_interrupted_is_finished_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path()).await;
+    append(&mut store, entries(1, 0..5)).await;
+    store.close().await.unwrap();
+    // The purged id stored, the crash before the log was reset.
+    let mut log = applog::Writer::open(dir.path(), applog::Options::default()).unwrap();
+    let purged = postcard::to_stdvec(&log_id::<u64>(2, 1, 20)).unwrap();
+    log.set_meta(applog_raft::PURGED_META, Some(&purged))
+        .unwrap();
+    log.close().unwrap();
+
+    let mut store = open(dir.path()).await;
+    assert_eq!(store.log().next_seq(), 21);
+    assert!(store.try_get_log_entries(..).await.unwrap().is_empty());
+    let state = store.get_log_state().await.unwrap();
+    assert_eq!(state.last_purged_log_id, Some(log_id(2, 1, 20)));
+    assert_eq!(state.last_log_id, Some(log_id(2, 1, 20)));
+    append(&mut store, entries(2, 21..22)).await;
+}
+
+#[tokio::test]
+async fn a_damaged_vote_is_a_storage_error_naming_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = applog::Writer::open(dir.path(), applog::Options::default()).unwrap();
+    log.set_meta(applog_raft::VOTE_META, Some(b"\xff\xff\xff"))
+        .unwrap();
+    log.close().unwrap();
+    let mut store = open(dir.path()).await;
+    let err = store.read_vote().await.unwrap_err();
+    assert!(err.to_string().contains(applog_raft::VOTE_META), "{err}");
+    assert!(
+        err.to_string().contains(&dir.path().display().to_string()),
+        "{err}"
+    );
+}
