@@ -9,9 +9,10 @@
 //! - `applog_raft`: one `LogStore` behind an async mutex, on a two-thread tokio runtime; each
 //!   proposer task takes the lock, appends one entry (a `Set` of a 128-byte value, encoded
 //!   with postcard: 150 bytes) with `append_entries` (what openraft's `append` calls), lets
-//!   go of the lock and awaits its flush callback. The store's flush task waits for each
-//!   append's durability in turn, through applog's group commit: entries appended while a
-//!   flush runs share the next one.
+//!   go of the lock and awaits its flush callback. Each append starts a flush, or joins the
+//!   next one while a flush runs (applog's group commit); the store's flush task calls the
+//!   callbacks in order as their entries become durable. The bench prints how many entries
+//!   each flush carried.
 //! - `okaywal`: one okaywal entry of one chunk of the same encoded bytes per proposal,
 //!   `commit`ted, from that many threads (okaywal batches concurrent commits).
 //! - `write_fdatasync`: one `O_APPEND` file shared by that many threads; each `write`s the

@@ -39,9 +39,9 @@ enum Flush {
 ///
 /// - [`append`](RaftLogStorage::append) writes the entries of one call with one
 ///   [`append_batch`](AsyncWriter::append_batch) (after a crash they are there whole or not at
-///   all) and returns at once; the flush callback is called once they are durable, by the
-///   store's flush task, through applog's group commit: the appends made while a flush runs
-///   share the next one.
+///   all), starts a flush and returns at once; the flush callback is called once they are
+///   durable, by the store's flush task, in the order of the appends, through applog's group
+///   commit: the appends made while a flush runs share the next one.
 /// - [`truncate`](RaftLogStorage::truncate) cuts the log's end with
 ///   [`truncate_back`](AsyncWriter::truncate_back), durably.
 /// - [`purge`](RaftLogStorage::purge) records the last purged log id in the log's metadata
@@ -78,8 +78,11 @@ impl<C: RaftTypeConfig> LogStore<C> {
     /// [`AsyncWriter::open`] does, and starts the store's flush task on the current tokio
     /// runtime.
     ///
-    /// `opts` are applog's: [`SyncPolicy::Manual`](applog::SyncPolicy::Manual) (the default)
-    /// is the one to use: the store asks for every flush it needs.
+    /// `opts` are applog's (segment size, growth, ...), except the sync policy: the store uses
+    /// [`SyncPolicy::Always`](applog::SyncPolicy::Always) run in the background, so that every
+    /// append starts a flush at once, or joins the next one when a flush is running. (Asking
+    /// only when the flush task gets to an append's callback leaves the disk idle between
+    /// flushes: with 16 concurrent proposers that measured several times slower.)
     ///
     /// # Errors
     /// A [`StorageError`] with applog's error (which names the file) when the log cannot be
@@ -92,7 +95,7 @@ impl<C: RaftTypeConfig> LogStore<C> {
         let dir = dir.as_ref();
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|e| StorageIOError::read(AnyError::new(&e)))?;
-        let log = AsyncWriter::open(dir, opts)
+        let log = AsyncWriter::open(dir, opts.sync(applog::SyncPolicy::Always))
             .await
             .map_err(|e| StorageIOError::read(AnyError::new(&e)))?;
         let last_purged: Option<LogId<C::NodeId>> = match log.meta().get(PURGED_META) {
