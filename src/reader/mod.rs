@@ -567,8 +567,13 @@ impl Reader {
                     .into(),
             });
         }
-        if !self.dir.join(dir::segment_name(base)).exists()
+        // A later segment listed while this one is missing is a gap, unless this one was
+        // created between the two looks (the writer creates segments in order): look again
+        // after the listing.
+        let missing = || !self.dir.join(dir::segment_name(base)).exists();
+        if missing()
             && (durable_seal || dir::list(&self.dir)?.segments.iter().any(|e| e.base > base))
+            && missing()
         {
             if let Some(from) = old_base {
                 return Err(Error::Corrupt {
