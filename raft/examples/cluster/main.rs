@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use applog_raft::kv::{KvStateMachine, NodeId, Request, TypeConfig};
 use applog_raft::LogStore;
-use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
+use openraft::{BasicNode, Config, LogId, Raft, SnapshotPolicy, Vote};
 
 use network::Router;
 
@@ -44,6 +44,8 @@ pub struct NodeLog {
     pub dir: PathBuf,
     /// The records in it, by index (= applog seq).
     pub records: BTreeMap<u64, Vec<u8>>,
+    /// The vote and the last purged log id in the log's metadata, as text.
+    pub meta: String,
 }
 
 /// What a run found.
@@ -239,7 +241,13 @@ pub async fn run(root: &Path, writes: usize) -> Result<Summary, BoxError> {
         while let Some(rec) = reader.next()? {
             records.insert(rec.seq(), rec.data().to_vec());
         }
-        logs.push(NodeLog { id, dir, records });
+        let meta = describe_meta(&applog::read_meta(&dir)?);
+        logs.push(NodeLog {
+            id,
+            dir,
+            records,
+            meta,
+        });
     }
     let (shared, disagreements) = compare(&logs);
     Ok(Summary {
@@ -252,6 +260,20 @@ pub async fn run(root: &Path, writes: usize) -> Result<Summary, BoxError> {
         disagreements,
         same_state,
     })
+}
+
+/// The vote and the last purged log id a node's log keeps in its metadata (read without the
+/// log's lock, as any process can).
+fn describe_meta(meta: &applog::Meta) -> String {
+    let vote = meta
+        .get(applog_raft::VOTE_META)
+        .and_then(|b| postcard::from_bytes::<Vote<NodeId>>(b).ok())
+        .map_or_else(|| "none".to_owned(), |v| v.to_string());
+    let purged = meta
+        .get(applog_raft::PURGED_META)
+        .and_then(|b| postcard::from_bytes::<LogId<NodeId>>(b).ok())
+        .map_or_else(|| "none".to_owned(), |id| id.to_string());
+    format!("vote {vote}, last purged {purged}")
 }
 
 /// How many indexes two logs or more hold, and where the logs that hold an index differ.
@@ -295,14 +317,16 @@ fn print(summary: &Summary) {
         let last = log.records.keys().next_back();
         match (first, last) {
             (Some(f), Some(l)) => println!(
-                "node {}: {} entries, indexes {f}..={l} in {}",
+                "node {}: {} entries, indexes {f}..={l}; {}; in {}",
                 log.id,
                 log.records.len(),
+                log.meta,
                 log.dir.display()
             ),
             _ => println!(
-                "node {}: no entries (all purged) in {}",
+                "node {}: no entries; {}; in {}",
                 log.id,
+                log.meta,
                 log.dir.display()
             ),
         }
