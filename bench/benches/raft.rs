@@ -10,7 +10,7 @@
 //!   proposer task takes the lock, appends one entry (a `Set` of a 128-byte value, encoded
 //!   with postcard: 150 bytes) with `append_entries` (what openraft's `append` calls), lets
 //!   go of the lock and awaits its flush callback. Each append starts a flush, or joins the
-//!   next one while a flush runs (applog's group commit); the store's flush task calls the
+//!   next one while a flush runs (applog's group commit); the store's flush thread calls the
 //!   callbacks in order as their entries become durable. The bench prints how many entries
 //!   each flush carried.
 //! - `okaywal`: one okaywal entry of one chunk of the same encoded bytes per proposal,

@@ -13,7 +13,6 @@ use openraft::{
     AnyError, LogId, RaftLogId, RaftLogReader, RaftTypeConfig, StorageError, StorageIOError, Vote,
 };
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 
 use crate::codec;
 use crate::reader::LogReader;
@@ -26,7 +25,7 @@ pub const PURGED_META: &str = "raft.purged";
 /// What a flush callback is told: `Ok` once the entries are durable.
 type Done = Box<dyn FnOnce(io::Result<()>) + Send>;
 
-/// A job for the flush task, in the order the store queued it.
+/// A job for the flush thread, in the order the store queued it.
 enum Flush {
     /// Tell `done` once every record up to `last` is durable.
     Wait { last: u64, done: Done },
@@ -39,9 +38,9 @@ enum Flush {
 ///
 /// - [`append`](RaftLogStorage::append) writes the entries of one call with one
 ///   [`append_batch`](AsyncWriter::append_batch) (after a crash they are there whole or not at
-///   all), starts a flush and returns at once; the flush callback is called once they are
-///   durable, by the store's flush task, in the order of the appends, through applog's group
-///   commit: the appends made while a flush runs share the next one.
+///   all), asks the store's flush thread for them and returns at once; that thread calls the
+///   flush callback once they are durable, in the order of the appends, through applog's
+///   group commit: the appends made while a flush runs share the next one.
 /// - [`truncate`](RaftLogStorage::truncate) cuts the log's end with
 ///   [`truncate_back`](AsyncWriter::truncate_back), durably.
 /// - [`purge`](RaftLogStorage::purge) records the last purged log id in the log's metadata
@@ -50,7 +49,7 @@ enum Flush {
 ///   snapshot), everything: the log then continues at the purged index + 1.
 /// - The vote is stored in the log's metadata, durably and crash-atomically.
 ///
-/// Open it within a tokio runtime (the flush task runs there). [`close`](Self::close) it to
+/// Open it within a tokio runtime (its writer runs its async work there). [`close`](Self::close) it to
 /// make everything durable and release the log's lock at once; dropping it releases the lock
 /// too, once a flush under way has ended.
 pub struct LogStore<C: RaftTypeConfig> {
@@ -59,7 +58,8 @@ pub struct LogStore<C: RaftTypeConfig> {
     first: Arc<AtomicU64>,
     last_purged: Option<LogId<C::NodeId>>,
     flush: mpsc::UnboundedSender<Flush>,
-    flusher: JoinHandle<()>,
+    /// The store's flush thread (see [`run_flusher`]).
+    flusher: Option<std::thread::JoinHandle<()>>,
     reader: LogReader<C>,
 }
 
@@ -75,27 +75,26 @@ impl<C: RaftTypeConfig> Debug for LogStore<C> {
 
 impl<C: RaftTypeConfig> LogStore<C> {
     /// Opens (creating, locking and recovering) the log in `dir` as
-    /// [`AsyncWriter::open`] does, and starts the store's flush task on the current tokio
-    /// runtime.
+    /// [`AsyncWriter::open`] does (within a tokio runtime), and starts the store's flush
+    /// thread.
     ///
-    /// `opts` are applog's (segment size, growth, ...), except the sync policy: the store uses
-    /// [`SyncPolicy::Always`](applog::SyncPolicy::Always) run in the background, so that every
-    /// append starts a flush at once, or joins the next one when a flush is running. (Asking
-    /// only when the flush task gets to an append's callback leaves the disk idle between
-    /// flushes: with 16 concurrent proposers that measured several times slower.)
+    /// `opts` are applog's (segment size, growth, ...), except the sync policy, which is
+    /// [`SyncPolicy::Manual`](applog::SyncPolicy::Manual): the store's flush thread starts a
+    /// flush as soon as an append asks for one, or has the next flush cover it when one is
+    /// running (applog's group commit), and calls the flush callbacks itself.
     ///
     /// # Errors
     /// A [`StorageError`] with applog's error (which names the file) when the log cannot be
     /// opened or recovered, or its metadata is not what this store wrote; when called outside a
-    /// tokio runtime.
+    /// tokio runtime, or the flush thread cannot be started.
     pub async fn open(
         dir: impl AsRef<Path>,
         opts: applog::Options,
     ) -> Result<LogStore<C>, StorageError<C::NodeId>> {
         let dir = dir.as_ref();
-        let runtime = tokio::runtime::Handle::try_current()
+        tokio::runtime::Handle::try_current()
             .map_err(|e| StorageIOError::read(AnyError::new(&e)))?;
-        let log = AsyncWriter::open(dir, opts.sync(applog::SyncPolicy::Always))
+        let log = AsyncWriter::open(dir, opts.sync(applog::SyncPolicy::Manual))
             .await
             .map_err(|e| StorageIOError::read(AnyError::new(&e)))?;
         let last_purged: Option<LogId<C::NodeId>> = match log.meta().get(PURGED_META) {
@@ -121,14 +120,18 @@ impl<C: RaftTypeConfig> LogStore<C> {
         let log = Arc::new(log);
         let first = Arc::new(AtomicU64::new(first));
         let (flush, jobs) = mpsc::unbounded_channel();
-        let flusher = runtime.spawn(run_flusher(Arc::downgrade(&log), jobs));
+        let weak = Arc::downgrade(&log);
+        let flusher = std::thread::Builder::new()
+            .name("applog-raft-flush".into())
+            .spawn(move || run_flusher(&weak, jobs))
+            .map_err(|e| StorageIOError::write_logs(AnyError::new(&e)))?;
         Ok(LogStore {
             reader: LogReader::new(log.dir(), Arc::clone(&first)),
             log,
             first,
             last_purged,
             flush,
-            flusher,
+            flusher: Some(flusher),
         })
     }
 
@@ -215,15 +218,15 @@ impl<C: RaftTypeConfig> LogStore<C> {
             return Ok(());
         };
         if let Err(mpsc::error::SendError(job)) = self.flush.send(Flush::Wait { last, done }) {
-            // The flush task ended (its runtime is shutting down): say so to the caller and
+            // The flush thread ended (the store is going): say so to the caller and
             // the callback alike.
             if let Flush::Wait { done, .. } = job {
                 done(Err(io::Error::other(
-                    "the log store's flush task has stopped",
+                    "the log store's flush thread has stopped",
                 )));
             }
             return Err(StorageIOError::write_logs(AnyError::error(
-                "the log store's flush task has stopped",
+                "the log store's flush thread has stopped",
             ))
             .into());
         }
@@ -251,7 +254,7 @@ impl<C: RaftTypeConfig> LogStore<C> {
         self.reader.read(range)
     }
 
-    /// Makes every entry durable, waits for every flush callback, stops the flush task and
+    /// Makes every entry durable, waits for every flush callback, stops the flush thread and
     /// closes the log (releasing its lock).
     ///
     /// # Errors
@@ -264,8 +267,10 @@ impl<C: RaftTypeConfig> LogStore<C> {
             ..
         } = self;
         drop(flush);
-        // The task ends once it has told every callback; it never panics.
-        let _ = flusher.await;
+        // The thread ends once it has told every callback; it never panics.
+        if let Some(t) = flusher {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
         match Arc::into_inner(log) {
             Some(log) => log
                 .close()
@@ -284,17 +289,21 @@ fn hole<NID: openraft::NodeId>(expected: u64, got: u64) -> StorageError<NID> {
     .into()
 }
 
-/// The flush task: tells each callback, in order, once its entries are durable (each wait a
-/// group-commit flush shared with every append made until it starts).
-async fn run_flusher(log: Weak<AsyncWriter>, mut jobs: mpsc::UnboundedReceiver<Flush>) {
-    while let Some(job) = jobs.recv().await {
+/// The flush thread: tells each callback, in order, once its entries are durable. Each wait
+/// leads a group-commit flush in this thread (or joins the one running), which covers every
+/// record appended until it starts, so the callbacks queued meanwhile mostly find their
+/// entries durable already. It calls the callbacks itself: a proposal costs one wake-up of
+/// this thread and one of the task the callback tells, and no runtime thread blocks on a
+/// flush.
+fn run_flusher(log: &Weak<AsyncWriter>, mut jobs: mpsc::UnboundedReceiver<Flush>) {
+    while let Some(job) = jobs.blocking_recv() {
         match job {
             Flush::Barrier(tx) => {
                 let _ = tx.send(());
             }
             Flush::Wait { last, done } => {
                 let outcome = match log.upgrade() {
-                    Some(log) => log.durable(last).await.map_err(io::Error::other),
+                    Some(log) => log.shared().wait_durable(last).map_err(io::Error::other),
                     None => Err(io::Error::other(
                         "the log store was closed before the entries were durable",
                     )),
