@@ -17,6 +17,10 @@
 //!   `commit`ted, from that many threads (okaywal batches concurrent commits).
 //! - `write_fdatasync`: one `O_APPEND` file shared by that many threads; each `write`s the
 //!   same bytes framed (length + CRC) and calls `fdatasync`.
+//! - `raft_engine`: TiKV's Raft log (raft-engine 0.4, default configuration), one entry of
+//!   the same encoded bytes (a protobuf `BytesValue`) per proposal, written with `sync`;
+//!   each thread appends to a Raft group (region) of its own, as TiKV's regions do, and
+//!   raft-engine groups concurrent synced writes into one.
 //!
 //! ```text
 //! cargo bench -p applog-bench --bench raft -- --warm-up-time 1 --measurement-time 3
@@ -37,6 +41,7 @@ use applog_raft::kv::{Request, TypeConfig};
 use applog_raft::LogStore;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use openraft::{Entry, EntryPayload};
+use protobuf::well_known_types::BytesValue;
 
 const PROPOSERS: [usize; 2] = [1, 16];
 const VALUE: usize = 128;
@@ -153,6 +158,49 @@ fn run_proposers(
     })
 }
 
+/// raft-engine's view of an entry: a protobuf message whose first 8 bytes are its index.
+struct RawEntry;
+
+impl raft_engine::MessageExt for RawEntry {
+    type Entry = BytesValue;
+
+    fn index(e: &BytesValue) -> u64 {
+        e.value
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, u64::from_le_bytes)
+    }
+}
+
+static NEXT_REGION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+thread_local! {
+    /// This thread's Raft group in raft-engine, and the index of its next entry.
+    static REGION: (u64, std::cell::Cell<u64>) = (
+        NEXT_REGION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        std::cell::Cell::new(1),
+    );
+}
+
+/// One synced raft-engine write of one entry holding `bytes`, in this thread's region.
+fn raft_engine_append(engine: &raft_engine::Engine, bytes: &[u8]) {
+    REGION.with(|(region, next)| {
+        let index = next.get();
+        next.set(index + 1);
+        let mut value = index.to_le_bytes().to_vec();
+        value.extend_from_slice(bytes);
+        let entry = BytesValue {
+            value,
+            ..Default::default()
+        };
+        let mut batch = raft_engine::LogBatch::default();
+        batch
+            .add_entries::<RawEntry>(*region, &[entry])
+            .expect("add_entries");
+        engine.write(&mut batch, true).expect("raft-engine write");
+    });
+}
+
 fn report(name: &str, lat: &Mutex<Vec<u64>>) {
     let mut v = std::mem::take(&mut *lat.lock().expect("lock"));
     support::report_latency(name, &mut v);
@@ -233,6 +281,23 @@ fn raft(c: &mut Criterion) {
         });
         drop(file);
         report(&format!("raft/{proposers}/write_fdatasync"), &lat);
+        dirs.push(dir);
+
+        let dir = temp_dir("raft-engine");
+        let engine = raft_engine::Engine::open(raft_engine::Config {
+            dir: dir.path().join("engine").display().to_string(),
+            ..Default::default()
+        })
+        .expect("open raft-engine");
+        group.bench_function("raft_engine", |b| {
+            b.iter_custom(|iters| {
+                run_threads(proposers, iters, &lat, || {
+                    raft_engine_append(&engine, &bytes)
+                })
+            })
+        });
+        drop(engine);
+        report(&format!("raft/{proposers}/raft_engine"), &lat);
         dirs.push(dir);
         group.finish();
     }
