@@ -6,11 +6,14 @@
 //! every later one does (no removed record comes back); after `reset` returned, no removed
 //! record is seen again; records synced after the reset are there.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::sync::Arc;
 
 use applog::internals::FaultFs;
 use applog::{Options, Reader, Writer};
+use common::crash_images;
 
 const OLD: u64 = 120;
 const AT: u64 = 10_000;
@@ -64,14 +67,7 @@ fn every_crash_point_of_a_reset_leaves_the_old_log_or_the_reset_one() {
     let synced = fs.calls();
     w.close().unwrap();
 
-    let mut dirs: Vec<(u64, PathBuf)> = std::fs::read_dir(&images)
-        .unwrap()
-        .map(|e| {
-            let p = e.unwrap().path();
-            (p.file_name().unwrap().to_str().unwrap().parse().unwrap(), p)
-        })
-        .collect();
-    dirs.sort();
+    let dirs = crash_images(&images);
     let (mut befores, mut afters, mut leftovers) = (0, 0, 0);
     let mut seen_reset = false;
     for (call, image) in &dirs {

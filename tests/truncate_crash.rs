@@ -6,11 +6,14 @@
 //! the cut, every later one does (no removed record comes back); after `truncate_back`
 //! returned, no record it removed is ever seen again.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::sync::Arc;
 
 use applog::internals::FaultFs;
 use applog::{Options, Reader, Writer};
+use common::crash_images;
 
 const OLD: u64 = 200;
 const NEW: u64 = 30;
@@ -62,14 +65,7 @@ fn run(batch: usize, cut_at: impl Fn(&Path) -> u64) -> usize {
 }
 
 fn check(images: &Path, cut: u64, done: u64, synced: u64) -> usize {
-    let mut dirs: Vec<(u64, PathBuf)> = std::fs::read_dir(images)
-        .unwrap()
-        .map(|e| {
-            let p = e.unwrap().path();
-            (p.file_name().unwrap().to_str().unwrap().parse().unwrap(), p)
-        })
-        .collect();
-    dirs.sort();
+    let dirs = crash_images(images);
     let mut seen_cut = false;
     let (mut befores, mut afters, mut dead_files) = (0, 0, 0);
     for (call, image) in &dirs {

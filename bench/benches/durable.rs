@@ -37,8 +37,7 @@ mod support;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Barrier, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
 
 use applog::{Options, SharedWriter};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -61,45 +60,6 @@ fn fresh_dir(name: &str) -> PathBuf {
     let dir = bench_root().join(format!("durable-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
-}
-
-/// Runs `iters` calls of `op`, spread over `threads` threads that start together; returns the
-/// wall time and records each call's latency in `lat` (nanoseconds).
-fn run<F>(threads: usize, iters: u64, lat: &Mutex<Vec<u64>>, op: F) -> Duration
-where
-    F: Fn() + Sync,
-{
-    let start = Barrier::new(threads + 1);
-    let per = iters / threads as u64;
-    let extra = iters % threads as u64;
-    let mut elapsed = Duration::ZERO;
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads as u64)
-            .map(|t| {
-                let (start, op) = (&start, &op);
-                s.spawn(move || {
-                    let n = per + u64::from(t < extra);
-                    let mut mine = Vec::with_capacity(n as usize);
-                    start.wait();
-                    for _ in 0..n {
-                        let t0 = Instant::now();
-                        op();
-                        mine.push(t0.elapsed().as_nanos() as u64);
-                    }
-                    mine
-                })
-            })
-            .collect();
-        start.wait();
-        let t0 = Instant::now();
-        let all: Vec<Vec<u64>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-        elapsed = t0.elapsed();
-        let mut lat = lat.lock().unwrap();
-        for v in all {
-            lat.extend(v);
-        }
-    });
-    elapsed
 }
 
 fn report(name: &str, lat: &Mutex<Vec<u64>>) {
@@ -146,7 +106,7 @@ fn durable(c: &mut Criterion) {
             let log = SharedWriter::open(&dir, opts).expect("open applog");
             group.bench_function(name, |b| {
                 b.iter_custom(|iters| {
-                    run(threads, iters, &lat, || {
+                    support::run_threads(threads, iters, &lat, || {
                         log.append_durable(&payload).expect("append_durable");
                     })
                 })
@@ -169,7 +129,7 @@ fn durable(c: &mut Criterion) {
         let wal = WriteAheadLog::recover(&dir, support::NoCheckpoint).expect("open okaywal");
         group.bench_function("okaywal", |b| {
             b.iter_custom(|iters| {
-                run(threads, iters, &lat, || {
+                support::run_threads(threads, iters, &lat, || {
                     let mut entry = wal.begin_entry().expect("begin_entry");
                     entry.write_chunk(&payload).expect("write_chunk");
                     entry.commit().expect("commit");
@@ -192,7 +152,7 @@ fn durable(c: &mut Criterion) {
         let framed = frame(&payload);
         group.bench_function("write_fdatasync", |b| {
             b.iter_custom(|iters| {
-                run(threads, iters, &lat, || {
+                support::run_threads(threads, iters, &lat, || {
                     let mut f: &File = &file;
                     f.write_all(&framed).expect("write");
                     f.sync_data().expect("fdatasync");

@@ -34,7 +34,7 @@ mod support;
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use applog_raft::kv::{Request, TypeConfig};
@@ -66,47 +66,6 @@ fn temp_dir(name: &str) -> tempfile::TempDir {
         .prefix(&format!("applog-raft-{name}-"))
         .tempdir_in(support::bench_root())
         .expect("temporary directory")
-}
-
-/// Runs `iters` calls of `op` spread over `threads` threads that start together; returns the
-/// wall time and adds each call's latency (ns) to `lat`.
-fn run_threads(
-    threads: usize,
-    iters: u64,
-    lat: &Mutex<Vec<u64>>,
-    op: impl Fn() + Sync,
-) -> Duration {
-    let start = Barrier::new(threads + 1);
-    let per = iters / threads as u64;
-    let extra = iters % threads as u64;
-    let mut elapsed = Duration::ZERO;
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads as u64)
-            .map(|t| {
-                let (start, op) = (&start, &op);
-                s.spawn(move || {
-                    let n = per + u64::from(t < extra);
-                    let mut mine = Vec::with_capacity(n as usize);
-                    start.wait();
-                    for _ in 0..n {
-                        let t0 = Instant::now();
-                        op();
-                        mine.push(t0.elapsed().as_nanos() as u64);
-                    }
-                    mine
-                })
-            })
-            .collect();
-        start.wait();
-        let t0 = Instant::now();
-        let all: Vec<Vec<u64>> = handles
-            .into_iter()
-            .map(|h| h.join().expect("thread"))
-            .collect();
-        elapsed = t0.elapsed();
-        lat.lock().expect("lock").extend(all.into_iter().flatten());
-    });
-    elapsed
 }
 
 /// The same over `proposers` tokio tasks, each appending through the shared store.
@@ -253,7 +212,7 @@ fn raft(c: &mut Criterion) {
                 .expect("open okaywal");
         group.bench_function("okaywal", |b| {
             b.iter_custom(|iters| {
-                run_threads(proposers, iters, &lat, || {
+                support::run_threads(proposers, iters, &lat, || {
                     let mut entry = wal.begin_entry().expect("begin_entry");
                     entry.write_chunk(&bytes).expect("write_chunk");
                     entry.commit().expect("commit");
@@ -272,7 +231,7 @@ fn raft(c: &mut Criterion) {
             .expect("open file");
         group.bench_function("write_fdatasync", |b| {
             b.iter_custom(|iters| {
-                run_threads(proposers, iters, &lat, || {
+                support::run_threads(proposers, iters, &lat, || {
                     let mut f: &File = &file;
                     f.write_all(&framed).expect("write");
                     f.sync_data().expect("fdatasync");
@@ -291,7 +250,7 @@ fn raft(c: &mut Criterion) {
         .expect("open raft-engine");
         group.bench_function("raft_engine", |b| {
             b.iter_custom(|iters| {
-                run_threads(proposers, iters, &lat, || {
+                support::run_threads(proposers, iters, &lat, || {
                     raft_engine_append(&engine, &bytes)
                 })
             })

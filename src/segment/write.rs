@@ -106,27 +106,7 @@ impl WriteSegment {
         fs: &Arc<dyn FileSystem>,
         durable_header: bool,
     ) -> Result<WriteSegment> {
-        let file = fs
-            .create_new(path)
-            .map_err(|e| Error::create("could not create segment", path, e))?;
-        // From here on the file is ours: remove it again if it cannot be made a segment.
-        // No copy-on-write (btrfs) first: the attribute takes only while the file is empty.
-        crate::cow::prepare_new_file(&file, path)
-            .and_then(|()| {
-                Self::init(
-                    file,
-                    0,
-                    path,
-                    base_seq,
-                    segment_pages,
-                    fs,
-                    durable_header,
-                    false,
-                )
-            })
-            .inspect_err(|_| {
-                let _ = fs.remove_file(path);
-            })
+        Self::create_with(path, base_seq, segment_pages, fs, durable_header, false)
     }
 
     /// Creates a segment that starts the log anew at `base_seq` (`Writer::reset`): its
@@ -142,11 +122,27 @@ impl WriteSegment {
         segment_pages: u32,
         fs: &Arc<dyn FileSystem>,
     ) -> Result<WriteSegment> {
+        Self::create_with(path, base_seq, segment_pages, fs, true, true)
+    }
+
+    fn create_with(
+        path: &Path,
+        base_seq: u64,
+        segment_pages: u32,
+        fs: &Arc<dyn FileSystem>,
+        durable_header: bool,
+        starts_log: bool,
+    ) -> Result<WriteSegment> {
         let file = fs
             .create_new(path)
             .map_err(|e| Error::create("could not create segment", path, e))?;
+        // From here on the file is ours: remove it again if it cannot be made a segment.
+        // No copy-on-write (btrfs) first: the attribute takes only while the file is empty.
         crate::cow::prepare_new_file(&file, path)
-            .and_then(|()| Self::init(file, 0, path, base_seq, segment_pages, fs, true, true))
+            .and_then(|()| {
+                let init = (durable_header, starts_log);
+                Self::init(file, 0, path, base_seq, segment_pages, fs, init)
+            })
             .inspect_err(|_| {
                 let _ = fs.remove_file(path);
             })
@@ -178,10 +174,10 @@ impl WriteSegment {
                     .into(),
             });
         }
-        Self::init(file, size, path, base_seq, segment_pages, fs, true, false)
+        Self::init(file, size, path, base_seq, segment_pages, fs, (true, false))
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Maps a new or blank segment file and writes its header; `(durable_header, starts_log)`.
     fn init(
         file: File,
         size: u64,
@@ -189,8 +185,7 @@ impl WriteSegment {
         base_seq: u64,
         segment_pages: u32,
         fs: &Arc<dyn FileSystem>,
-        durable_header: bool,
-        starts_log: bool,
+        (durable_header, starts_log): (bool, bool),
     ) -> Result<WriteSegment> {
         let header = SegmentHeader {
             layout: format::Layout::CURRENT,

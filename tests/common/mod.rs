@@ -283,3 +283,17 @@ impl Rng {
         self.below(den) < num
     }
 }
+
+/// The crash images a `FaultFs` wrote into `images` (one directory per call, named by its
+/// number), in call order.
+pub fn crash_images(images: &Path) -> Vec<(u64, PathBuf)> {
+    let mut dirs: Vec<(u64, PathBuf)> = std::fs::read_dir(images)
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            (p.file_name().unwrap().to_str().unwrap().parse().unwrap(), p)
+        })
+        .collect();
+    dirs.sort();
+    dirs
+}

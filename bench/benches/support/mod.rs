@@ -5,6 +5,8 @@
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::{Barrier, Mutex};
+use std::time::{Duration, Instant};
 
 /// The directory benchmark files go to: `$APPLOG_BENCH_DIR`, else cargo's per-target
 /// temporary directory (`target/tmp`). Keep it on the file system under test, not tmpfs.
@@ -147,4 +149,45 @@ impl DeviceBytes {
         );
         record(name, "device_bytes_per_op", per_op);
     }
+}
+
+/// Runs `iters` calls of `op` spread over `threads` threads that start together; returns the
+/// wall time and adds each call's latency (ns) to `lat`.
+pub fn run_threads(
+    threads: usize,
+    iters: u64,
+    lat: &Mutex<Vec<u64>>,
+    op: impl Fn() + Sync,
+) -> Duration {
+    let start = Barrier::new(threads + 1);
+    let per = iters / threads as u64;
+    let extra = iters % threads as u64;
+    let mut elapsed = Duration::ZERO;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads as u64)
+            .map(|t| {
+                let (start, op) = (&start, &op);
+                s.spawn(move || {
+                    let n = per + u64::from(t < extra);
+                    let mut mine = Vec::with_capacity(n as usize);
+                    start.wait();
+                    for _ in 0..n {
+                        let t0 = Instant::now();
+                        op();
+                        mine.push(t0.elapsed().as_nanos() as u64);
+                    }
+                    mine
+                })
+            })
+            .collect();
+        start.wait();
+        let t0 = Instant::now();
+        let all: Vec<Vec<u64>> = handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect();
+        elapsed = t0.elapsed();
+        lat.lock().expect("lock").extend(all.into_iter().flatten());
+    });
+    elapsed
 }
