@@ -197,6 +197,7 @@ pub mod tokio;
 mod word_file;
 mod writer;
 
+pub use clock::RecordTime;
 pub use consumer::{
     consumer_path, consumers, delete_consumer, reset_consumer, validate_consumer_name, Consumer,
     ConsumerInfo, ConsumerState, CONSUMERS_DIR, MAX_NAME_LEN,

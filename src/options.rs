@@ -86,6 +86,7 @@ pub struct Options {
     pub(crate) retention: Option<crate::Retention>,
     pub(crate) slow_sync: Duration,
     pub(crate) fs: Fs,
+    pub(crate) record_time: crate::RecordTime,
 }
 
 /// A flush slower than this is logged (see [`Options::slow_sync`]).
@@ -112,6 +113,7 @@ impl Default for Options {
             retention: None,
             slow_sync: DEFAULT_SLOW_SYNC,
             fs: Fs(crate::io::real()),
+            record_time: crate::RecordTime::Precise,
         }
     }
 }
@@ -158,6 +160,17 @@ impl Options {
     /// Default: 1.
     pub fn grow_pages(mut self, pages: u32) -> Self {
         self.grow_pages = pages;
+        self
+    }
+
+    /// Where the time each record is stamped with comes from (see
+    /// [`RecordTime`](crate::RecordTime)): the precise wall clock, the kernel's coarse one
+    /// (1-4 ms resolution, cheaper to read), or no time at all. Reading the precise clock is
+    /// a noticeable part of an unsynced small append (tens of nanoseconds of a few hundred).
+    ///
+    /// Default: [`RecordTime::Precise`](crate::RecordTime::Precise).
+    pub fn record_time(mut self, source: crate::RecordTime) -> Self {
+        self.record_time = source;
         self
     }
 

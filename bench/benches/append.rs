@@ -8,6 +8,9 @@
 //!   log rolls to a new segment every ~4 MB, which is part of the cost), then `append`.
 //! - `applog_grow16`: the same with `Options::grow_pages(16)`: each growth step adds 16 pages
 //!   instead of the one the write needs (what the knob buys).
+//! - `applog_coarse_time` / `applog_no_time` (128 B only): `Options::record_time` with
+//!   `RecordTime::Coarse` (`CLOCK_REALTIME_COARSE`) and `RecordTime::Off` (no clock read):
+//!   what the per-record clock read costs.
 //! - `bufwriter`: a `BufWriter<File>` (default 8 KiB buffer) writing applog's framing of
 //!   format version 1 per record (without the time a version-2 record carries, and without the
 //!   clock read): an 8-byte header `[u32 len | u32 crc32fast(seq u64, len u32, payload)]`,
@@ -49,7 +52,8 @@
 //!   payload) of a 128 B record; `crc32fast_hash_128B`: plain `crc32fast::hash` of 128 B;
 //!   `memcpy_128B`: copying 128 B into memory that is already faulted in; `clock_realtime`:
 //!   `SystemTime::now()`, the clock read that stamps each record (`CLOCK_REALTIME` through
-//!   the vDSO).
+//!   the vDSO); `clock_realtime_coarse`: `CLOCK_REALTIME_COARSE`, what
+//!   `RecordTime::Coarse` reads.
 //!
 //! # How to run
 //!
@@ -114,7 +118,7 @@ use std::ptr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use applog::{Options, Writer};
+use applog::{Options, RecordTime, Writer};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use memmap2::{MmapMut, MmapOptions, MmapRaw};
 use rustix::fs::{fallocate, FallocateFlags};
@@ -670,10 +674,23 @@ fn append_benches(c: &mut Criterion) {
         let mut group = c.benchmark_group(format!("append/{name}"));
         group.throughput(Throughput::Elements(1));
 
-        for (variant, opts) in [
+        let mut variants = vec![
             ("applog", Options::default()),
             ("applog_grow16", Options::default().grow_pages(16)),
-        ] {
+        ];
+        if size == 128 {
+            variants.extend([
+                (
+                    "applog_coarse_time",
+                    Options::default().record_time(RecordTime::Coarse),
+                ),
+                (
+                    "applog_no_time",
+                    Options::default().record_time(RecordTime::Off),
+                ),
+            ]);
+        }
+        for (variant, opts) in variants {
             let mut log: Option<ApplogLog> = None;
             group.bench_function(variant, |b| {
                 let log = log.get_or_insert_with(|| ApplogLog::new(opts.clone()));
@@ -1073,6 +1090,14 @@ fn cost_benches(c: &mut Criterion) {
 
     group.bench_function("clock_realtime", |b| {
         b.iter(|| black_box(std::time::SystemTime::now()));
+    });
+
+    group.bench_function("clock_realtime_coarse", |b| {
+        b.iter(|| {
+            black_box(rustix::time::clock_gettime(
+                rustix::time::ClockId::RealtimeCoarse,
+            ))
+        });
     });
 
     group.bench_function("crc32fast_hash_128B", |b| {

@@ -265,6 +265,7 @@ impl Writer {
             // which would have the same name. Its capacity is the limit.
             max_record_len = max_record_len.min(seg.header().max_record_len());
         }
+        let clock = Clock::starting_at(rec.last_time, opts.record_time);
         Ok(Writer {
             first_seq: rec.first_seq.min(rec.next_seq),
             max_record_len,
@@ -287,7 +288,7 @@ impl Writer {
             poisoned: None,
             injected_sync_error: None,
             slow_syncs: 0,
-            clock: Clock::starting_at(rec.last_time),
+            clock,
             metrics,
             stats,
             meta,
