@@ -183,6 +183,7 @@ pub mod notify;
 #[cfg(not(feature = "fault-injection"))]
 mod notify;
 mod options;
+mod pretouch;
 mod reader;
 mod recovery;
 mod retention;

@@ -7,6 +7,7 @@
 //! raw pointers; every system call that changes durable state through `crate::io`.
 
 mod batch;
+mod grow;
 mod read;
 mod write;
 
@@ -14,6 +15,7 @@ use std::fs::File;
 use std::path::Path;
 
 pub(crate) use batch::{run_end, Run, RunBreak};
+pub(crate) use grow::Growth;
 pub(crate) use read::ReadSegment;
 pub(crate) use write::{SegmentSync, WriteSegment};
 

@@ -90,6 +90,8 @@ pub struct Writer {
     /// Always `Some`, except after a failed `truncate_back` or `reset` (which poisons the
     /// writer).
     lock: Option<Lock>,
+    /// Grows segments ahead of the data (see `Options::pretouch`); `None` when off.
+    pretouch: Option<crate::pretouch::Pretoucher>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -244,6 +246,13 @@ impl Writer {
         };
         let mut seg = seg;
         seg.set_grow_pages(opts.grow_pages);
+        let pretouch = crate::pretouch::Pretoucher::start(
+            opts.pretouch
+                .unwrap_or_else(|| seg.auto_pretouch(!opts.fs.is_real())),
+        );
+        if let Some(p) = &pretouch {
+            seg.attach(p.link(), pos);
+        }
         let synced_pos = seg.synced_mark().min(pos);
         // Durable at open: everything, unless recovery left sealed segments or a part of the
         // active one unsynced (a crash of the previous writer's process); then what the synced
@@ -293,6 +302,7 @@ impl Writer {
             stats,
             meta,
             lock: Some(lock),
+            pretouch,
         })
     }
 
@@ -384,8 +394,8 @@ impl Writer {
         }
         let off = self.pos;
         let end = off + flen;
-        if end > self.seg.size() {
-            self.seg.grow_to(end)?;
+        if self.seg.needs_growth(end) {
+            self.grow(off, end)?;
         }
         let seq = self.next_seq;
         // On an error there is nothing to take back: no frame after this one was staged, and
@@ -483,8 +493,9 @@ impl Writer {
                 self.roll()?;
                 continue;
             }
-            if end > self.seg.size() {
-                self.seg.grow_to(end)?;
+            if self.seg.needs_growth(end) {
+                let pos = self.pos;
+                self.grow(pos, end)?;
             }
             let start = self.pos;
             if let Err(e) = self.write_frames(start, end, time, &records[i..j]) {
@@ -584,6 +595,18 @@ impl Writer {
         e
     }
 
+    /// Makes room in the active segment for a write `[pos, end)`: attaches the segment to the
+    /// pretoucher first if it is not yet (a new segment, after a rollover, a cut or a reset).
+    #[cold]
+    fn grow(&mut self, pos: u64, end: u64) -> Result<()> {
+        if let Some(p) = &self.pretouch {
+            if !self.seg.attached() {
+                self.seg.attach(p.link(), pos);
+            }
+        }
+        self.seg.grow_for(pos, end)
+    }
+
     /// Wakes readers that wait on the active segment's wake word, if any (see `notify`): one
     /// atomic read-modify-write when nobody waits (on btrfs, a fence and a load).
     #[inline]
@@ -615,6 +638,9 @@ impl Drop for Writer {
     /// Publishes the final figures to the stats file, and whether the writer let go with
     /// every record durable, before the lock is released.
     fn drop(&mut self) {
+        // The pretoucher first: nothing grows a file once the lock is released.
+        self.seg.detach();
+        self.pretouch = None;
         let all_durable = self.all_durable();
         self.stats.release(self.next_seq, all_durable);
     }
