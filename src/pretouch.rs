@@ -251,6 +251,8 @@ fn step(job: &mut Job, lead: u64) -> bool {
         }
     };
     job.map.set_size(size);
+    // A kill here (tests) is a crash with the file grown ahead of the data.
+    fault_point!(AfterGrowth);
     if job.populate && size > old {
         if let Err(e) = job.map.populate(old, size - old) {
             if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) {
