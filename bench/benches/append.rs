@@ -5,7 +5,11 @@
 //! `append/<size>` (sizes 16 B, 128 B, 4 KiB, 64 KiB; criterion reports records/s, multiply by
 //! the size for payload bytes/s). None of them syncs.
 //! - `applog`: [`applog::Writer::open`] with [`Options::default`] (1000-page segments, so the
-//!   log rolls to a new segment every ~4 MB, which is part of the cost), then `append`.
+//!   log rolls to a new segment every ~4 MB, which is part of the cost) but pretouch off
+//!   (`Options::pretouch(0)`: the automatic default turns it on for tmpfs), then `append`.
+//!   Every `applog*` variant has pretouch off unless its name says otherwise.
+//! - `applog_pretouch` (128 B only): `Options::pretouch(8)`, a thread keeping the segment
+//!   grown and faulted in up to 8 pages ahead of the data.
 //! - `applog_grow16`: the same with `Options::grow_pages(16)`: each growth step adds 16 pages
 //!   instead of the one the write needs (what the knob buys).
 //! - `applog_coarse_time` / `applog_no_time` (128 B only): `Options::record_time` with
@@ -64,8 +68,9 @@
 //! ```
 //!
 //! Files go to `$APPLOG_BENCH_DIR` when set, else to cargo's per-target temporary directory
-//! (`target/tmp`), else `target/`: keep them on the file system under test (ext4 here), never
-//! tmpfs (the bench warns when it sees tmpfs). Each benchmark function gets its own temporary
+//! (`target/tmp`), else `target/`: keep them on the file system under test (ext4 here; tmpfs
+//! only to compare `applog`, `applog_pretouch` and `bufwriter` there: the bench warns when it
+//! sees tmpfs). Each benchmark function gets its own temporary
 //! directory; all of them are deleted at the end of the run.
 //!
 //! Logs stay bounded: once a log holds `APPLOG_BENCH_LOG_MIB` MiB of frames (default 512), it
@@ -674,20 +679,14 @@ fn append_benches(c: &mut Criterion) {
         let mut group = c.benchmark_group(format!("append/{name}"));
         group.throughput(Throughput::Elements(1));
 
-        let mut variants = vec![
-            ("applog", Options::default()),
-            ("applog_grow16", Options::default().grow_pages(16)),
-        ];
+        // Pretouch off unless named: the automatic default turns it on for tmpfs.
+        let base = || Options::default().pretouch(0);
+        let mut variants = vec![("applog", base()), ("applog_grow16", base().grow_pages(16))];
         if size == 128 {
             variants.extend([
-                (
-                    "applog_coarse_time",
-                    Options::default().record_time(RecordTime::Coarse),
-                ),
-                (
-                    "applog_no_time",
-                    Options::default().record_time(RecordTime::Off),
-                ),
+                ("applog_pretouch", base().pretouch(8)),
+                ("applog_coarse_time", base().record_time(RecordTime::Coarse)),
+                ("applog_no_time", base().record_time(RecordTime::Off)),
             ]);
         }
         for (variant, opts) in variants {

@@ -274,6 +274,12 @@ impl WriteSegment {
         self.ahead = Some(link.clone());
     }
 
+    /// Whether bytes are written with `pwrite` rather than through the mapping (see the
+    /// field).
+    pub(crate) fn by_pwrite(&self) -> bool {
+        self.by_pwrite
+    }
+
     /// Whether this segment has a pretoucher (or can have none: written with `pwrite`).
     pub(crate) fn attached(&self) -> bool {
         self.ahead.is_some() || self.by_pwrite

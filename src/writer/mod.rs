@@ -246,10 +246,14 @@ impl Writer {
         };
         let mut seg = seg;
         seg.set_grow_pages(opts.grow_pages);
-        let pretouch = crate::pretouch::Pretoucher::start(
+        // No thread for a log whose segments are written with `pwrite` (btrfs): nothing of
+        // them is pretouched.
+        let pretouch = crate::pretouch::Pretoucher::start(if seg.by_pwrite() {
+            0
+        } else {
             opts.pretouch
-                .unwrap_or_else(|| seg.auto_pretouch(!opts.fs.is_real())),
-        );
+                .unwrap_or_else(|| seg.auto_pretouch(!opts.fs.is_real()))
+        });
         if let Some(p) = &pretouch {
             seg.attach(p.link(), pos);
         }
