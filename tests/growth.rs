@@ -153,7 +153,7 @@ fn a_segment_cut_to_an_odd_length_grows_back_to_page_multiples() {
     let page = sys_page();
     let d = tempfile::tempdir().unwrap();
     let log = d.path().join("log");
-    let opts = || Options::new().segment_pages(64);
+    let opts = || Options::new().segment_pages(64).pretouch(0);
     let mut w = Writer::open(&log, opts()).unwrap();
     for seq in 0..5u64 {
         w.append(&payload(seq, 1000)).unwrap();
