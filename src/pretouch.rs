@@ -58,11 +58,13 @@ const TMPFS_MAGIC: i64 = 0x0102_1994;
 /// `Options::pretouch_auto`).
 pub(crate) const ENV: &str = "APPLOG_PRETOUCH";
 
-/// The automatic lead for a segment file: `APPLOG_PRETOUCH` when set to a number; else 0
+/// The automatic lead for a segment file: `APPLOG_PRETOUCH` when set to a number (a value
+/// that is not one is ignored with a warning); else 0
 /// under a file system substituted for tests (`custom_fs`); else [`TMPFS_PAGES`] on tmpfs and
 /// 0 elsewhere.
 pub(crate) fn auto_pages(file: &std::fs::File, custom_fs: bool) -> u32 {
-    if let Some(v) = std::env::var_os(ENV) {
+    // Empty counts as unset.
+    if let Some(v) = std::env::var_os(ENV).filter(|v| !v.is_empty()) {
         if let Some(pages) = v.to_str().and_then(|s| s.trim().parse::<u32>().ok()) {
             return pages;
         }

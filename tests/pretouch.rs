@@ -331,6 +331,9 @@ fn the_environment_variable_sets_the_lead_of_a_running_program() {
         .unwrap();
     assert!(bogus.status.success(), "{bogus:?}");
     let warned = String::from_utf8_lossy(&bogus.stderr);
-    assert!(warned.contains("APPLOG_PRETOUCH is not a number of pages"), "{warned}");
+    assert!(
+        warned.contains("APPLOG_PRETOUCH is not a number of pages"),
+        "{warned}"
+    );
     assert_eq!(read_all(&log).len(), 3);
 }

@@ -158,6 +158,28 @@ impl Appender {
         }
     }
 
+    /// Appends records read from a stream: one batch; when the batch fails (a full disk, the
+    /// last seq), the records one by one, so that those before the one that cannot be
+    /// appended still are, as when each line is appended on its own.
+    fn add_stream(&mut self, records: &[&[u8]]) -> Result<(), Failure> {
+        if self.sync_each {
+            return self.add_all(records);
+        }
+        let before = self.writer.next_seq();
+        match self.writer.append_batch(records) {
+            Ok(_) => Ok(()),
+            Err(_) => {
+                // A batch larger than a segment may have been appended in part.
+                let done = usize::try_from(self.writer.next_seq() - before).unwrap_or(0);
+                records
+                    .get(done..)
+                    .unwrap_or_default()
+                    .iter()
+                    .try_for_each(|r| self.add(r))
+            }
+        }
+    }
+
     /// Whether records were appended since the last sync.
     fn dirty(&self) -> bool {
         self.writer.next_seq() > self.durable
@@ -237,7 +259,7 @@ impl Pending {
                 r
             })
             .collect();
-        let added = app.add_all(&records);
+        let added = app.add_stream(&records);
         self.bytes.clear();
         self.ends.clear();
         if self.bytes.capacity() > 1 << 20 {
