@@ -19,7 +19,7 @@ impl Writer {
     /// batch but the last.
     ///
     /// # Crashes and power cuts
-    /// Until a sync covers it ([`sync`](Self::sync), the [`SyncPolicy`],
+    /// Until a sync covers it ([`sync`](Self::sync), the [`SyncPolicy`](crate::SyncPolicy),
     /// [`SharedWriter::wait_durable`](crate::SharedWriter::wait_durable)), a power cut or a
     /// kernel crash can lose the batch, but never keeps only part of it: the kernel writes
     /// dirty pages back in any order, and recovery cuts a batch whose last record did not
@@ -31,7 +31,7 @@ impl Writer {
     ///
     /// This holds for a batch that fits in one segment: its records, each taking 16 bytes
     /// more rounded up to a multiple of 8, at most [`max_record_len`](Self::max_record_len)
-    /// plus 16 bytes in all (a segment of the log's size, see [`Options::segment_pages`]). A
+    /// plus 16 bytes in all (a segment of the log's size, see [`Options::segment_pages`](crate::Options::segment_pages)). A
     /// larger batch is accepted and written in one part per segment: each part is kept or cut
     /// whole, so a power cut can keep the parts in the segments before the one it tore.
     ///
