@@ -254,9 +254,8 @@ impl Writer {
             opts.pretouch
                 .unwrap_or_else(|| seg.auto_pretouch(!opts.fs.is_real()))
         });
-        if let Some(p) = &pretouch {
-            seg.attach(p.link(), pos);
-        }
+        // The active segment is attached at its first growth (see `grow`): opening a log
+        // changes no file's size.
         let synced_pos = seg.synced_mark().min(pos);
         // Durable at open: everything, unless recovery left sealed segments or a part of the
         // active one unsynced (a crash of the previous writer's process); then what the synced
