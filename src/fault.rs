@@ -16,8 +16,8 @@ use std::sync::OnceLock;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Point {
-    /// A segment file was just grown (blocks reserved, size set); nothing is written into the
-    /// new bytes yet.
+    /// A segment file was just grown (blocks reserved, size set), by the writer or by its
+    /// pretoucher; nothing is written into the new bytes yet.
     AfterGrowth,
     /// A frame's bytes are in place but its header word (the publish of a record, a seal, or
     /// one frame of a batch) is not stored yet.

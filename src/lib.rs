@@ -183,6 +183,7 @@ pub mod notify;
 #[cfg(not(feature = "fault-injection"))]
 mod notify;
 mod options;
+mod pretouch;
 mod reader;
 mod recovery;
 mod retention;
@@ -197,6 +198,7 @@ pub mod tokio;
 mod word_file;
 mod writer;
 
+pub use clock::RecordTime;
 pub use consumer::{
     consumer_path, consumers, delete_consumer, reset_consumer, validate_consumer_name, Consumer,
     ConsumerInfo, ConsumerState, CONSUMERS_DIR, MAX_NAME_LEN,

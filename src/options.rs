@@ -86,6 +86,9 @@ pub struct Options {
     pub(crate) retention: Option<crate::Retention>,
     pub(crate) slow_sync: Duration,
     pub(crate) fs: Fs,
+    pub(crate) record_time: crate::RecordTime,
+    /// Pages of lead for the pretoucher; `None`: the automatic choice.
+    pub(crate) pretouch: Option<u32>,
 }
 
 /// A flush slower than this is logged (see [`Options::slow_sync`]).
@@ -103,6 +106,13 @@ impl PartialEq for Fs {
 
 impl Eq for Fs {}
 
+impl Fs {
+    /// Whether this is the real file system (not one substituted for tests).
+    pub(crate) fn is_real(&self) -> bool {
+        Arc::ptr_eq(&self.0, &crate::io::real())
+    }
+}
+
 impl Default for Options {
     fn default() -> Self {
         Options {
@@ -112,6 +122,8 @@ impl Default for Options {
             retention: None,
             slow_sync: DEFAULT_SLOW_SYNC,
             fs: Fs(crate::io::real()),
+            record_time: crate::RecordTime::Precise,
+            pretouch: None,
         }
     }
 }
@@ -158,6 +170,47 @@ impl Options {
     /// Default: 1.
     pub fn grow_pages(mut self, pages: u32) -> Self {
         self.grow_pages = pages;
+        self
+    }
+
+    /// Where the time each record is stamped with comes from (see
+    /// [`RecordTime`](crate::RecordTime)): the precise wall clock, the kernel's coarse one
+    /// (1-4 ms resolution, cheaper to read), or no time at all. Reading the precise clock is
+    /// a noticeable part of an unsynced small append (tens of nanoseconds of a few hundred).
+    ///
+    /// Default: [`RecordTime::Precise`](crate::RecordTime::Precise).
+    pub fn record_time(mut self, source: crate::RecordTime) -> Self {
+        self.record_time = source;
+        self
+    }
+
+    /// Keeps the active segment's file grown, and its new pages faulted in, up to `pages`
+    /// pages ahead of the data, from a thread of the writer's own (`applog-pretouch`); 0
+    /// turns it off. Growing a file and faulting in its new page costs the writer a few
+    /// microseconds per page, the largest part of appending small records; with a pretoucher
+    /// the writer usually finds that work done.
+    ///
+    /// The growth rule holds as without it: the file grows one page at a time, blocks
+    /// reserved first (a full disk is an `Err` from `append`, never a SIGBUS), and never more
+    /// than `pages` pages past the data (they are zeros, which recovery takes for the clean
+    /// end they are); the writer grows the file itself when it outruns the thread. Segments
+    /// written with `pwrite` (btrfs, see the guide) are not pretouched. It pays on tmpfs,
+    /// where a second core takes the page work off the writer; on a disk file system the
+    /// kernel's work per page is the floor, and a pretoucher mostly moves it to another core
+    /// (see the guide's performance notes).
+    ///
+    /// Default: [`pretouch_auto`](Self::pretouch_auto).
+    pub fn pretouch(mut self, pages: u32) -> Self {
+        self.pretouch = Some(pages);
+        self
+    }
+
+    /// The automatic pretouch choice (see [`pretouch`](Self::pretouch)), made when the writer
+    /// opens the log: 8 pages on tmpfs, off elsewhere. The environment variable
+    /// `APPLOG_PRETOUCH=<pages>` overrides it (0: off), for trying a lead, or turning it off,
+    /// without changing the program. Default.
+    pub fn pretouch_auto(mut self) -> Self {
+        self.pretouch = None;
         self
     }
 

@@ -96,7 +96,9 @@ proptest! {
 #[test]
 fn segment_grows_one_page_at_a_time() {
     let d = tempfile::tempdir().unwrap();
-    let mut w = Writer::open(d.path(), Options::new().segment_pages(SEG_PAGES)).unwrap();
+    // The exact rule, without a pretoucher growing ahead (tests/pretouch.rs has one).
+    let opts = Options::new().segment_pages(SEG_PAGES).pretouch(0);
+    let mut w = Writer::open(d.path(), opts).unwrap();
     let seg0 = seg_path(d.path(), 0);
     // A fresh segment holds only its header: one page.
     assert_eq!(std::fs::metadata(&seg0).unwrap().len(), page());
@@ -230,7 +232,7 @@ fn sync_policies_move_the_synced_mark() {
 #[test]
 fn grow_pages_grows_in_bigger_steps_and_changes_nothing_else() {
     let d = tempfile::tempdir().unwrap();
-    let opts = Options::new().segment_pages(64).grow_pages(8);
+    let opts = Options::new().segment_pages(64).grow_pages(8).pretouch(0);
     let mut w = Writer::open(d.path(), opts.clone()).unwrap();
     let seg0 = seg_path(d.path(), 0);
     let lens: Vec<usize> = (0..300).map(|i| [10, 300, 5000][i % 3]).collect();

@@ -5,9 +5,16 @@
 //! `append/<size>` (sizes 16 B, 128 B, 4 KiB, 64 KiB; criterion reports records/s, multiply by
 //! the size for payload bytes/s). None of them syncs.
 //! - `applog`: [`applog::Writer::open`] with [`Options::default`] (1000-page segments, so the
-//!   log rolls to a new segment every ~4 MB, which is part of the cost), then `append`.
+//!   log rolls to a new segment every ~4 MB, which is part of the cost) but pretouch off
+//!   (`Options::pretouch(0)`: the automatic default turns it on for tmpfs), then `append`.
+//!   Every `applog*` variant has pretouch off unless its name says otherwise.
+//! - `applog_pretouch` (128 B only): `Options::pretouch(8)`, a thread keeping the segment
+//!   grown and faulted in up to 8 pages ahead of the data.
 //! - `applog_grow16`: the same with `Options::grow_pages(16)`: each growth step adds 16 pages
 //!   instead of the one the write needs (what the knob buys).
+//! - `applog_coarse_time` / `applog_no_time` (128 B only): `Options::record_time` with
+//!   `RecordTime::Coarse` (`CLOCK_REALTIME_COARSE`) and `RecordTime::Off` (no clock read):
+//!   what the per-record clock read costs.
 //! - `bufwriter`: a `BufWriter<File>` (default 8 KiB buffer) writing applog's framing of
 //!   format version 1 per record (without the time a version-2 record carries, and without the
 //!   clock read): an 8-byte header `[u32 len | u32 crc32fast(seq u64, len u32, payload)]`,
@@ -49,7 +56,8 @@
 //!   payload) of a 128 B record; `crc32fast_hash_128B`: plain `crc32fast::hash` of 128 B;
 //!   `memcpy_128B`: copying 128 B into memory that is already faulted in; `clock_realtime`:
 //!   `SystemTime::now()`, the clock read that stamps each record (`CLOCK_REALTIME` through
-//!   the vDSO).
+//!   the vDSO); `clock_realtime_coarse`: `CLOCK_REALTIME_COARSE`, what
+//!   `RecordTime::Coarse` reads.
 //!
 //! # How to run
 //!
@@ -60,8 +68,9 @@
 //! ```
 //!
 //! Files go to `$APPLOG_BENCH_DIR` when set, else to cargo's per-target temporary directory
-//! (`target/tmp`), else `target/`: keep them on the file system under test (ext4 here), never
-//! tmpfs (the bench warns when it sees tmpfs). Each benchmark function gets its own temporary
+//! (`target/tmp`), else `target/`: keep them on the file system under test (ext4 here; tmpfs
+//! only to compare `applog`, `applog_pretouch` and `bufwriter` there: the bench warns when it
+//! sees tmpfs). Each benchmark function gets its own temporary
 //! directory; all of them are deleted at the end of the run.
 //!
 //! Logs stay bounded: once a log holds `APPLOG_BENCH_LOG_MIB` MiB of frames (default 512), it
@@ -114,7 +123,7 @@ use std::ptr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use applog::{Options, Writer};
+use applog::{Options, RecordTime, Writer};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use memmap2::{MmapMut, MmapOptions, MmapRaw};
 use rustix::fs::{fallocate, FallocateFlags};
@@ -670,10 +679,17 @@ fn append_benches(c: &mut Criterion) {
         let mut group = c.benchmark_group(format!("append/{name}"));
         group.throughput(Throughput::Elements(1));
 
-        for (variant, opts) in [
-            ("applog", Options::default()),
-            ("applog_grow16", Options::default().grow_pages(16)),
-        ] {
+        // Pretouch off unless named: the automatic default turns it on for tmpfs.
+        let base = || Options::default().pretouch(0);
+        let mut variants = vec![("applog", base()), ("applog_grow16", base().grow_pages(16))];
+        if size == 128 {
+            variants.extend([
+                ("applog_pretouch", base().pretouch(8)),
+                ("applog_coarse_time", base().record_time(RecordTime::Coarse)),
+                ("applog_no_time", base().record_time(RecordTime::Off)),
+            ]);
+        }
+        for (variant, opts) in variants {
             let mut log: Option<ApplogLog> = None;
             group.bench_function(variant, |b| {
                 let log = log.get_or_insert_with(|| ApplogLog::new(opts.clone()));
@@ -1073,6 +1089,14 @@ fn cost_benches(c: &mut Criterion) {
 
     group.bench_function("clock_realtime", |b| {
         b.iter(|| black_box(std::time::SystemTime::now()));
+    });
+
+    group.bench_function("clock_realtime_coarse", |b| {
+        b.iter(|| {
+            black_box(rustix::time::clock_gettime(
+                rustix::time::ClockId::RealtimeCoarse,
+            ))
+        });
     });
 
     group.bench_function("crc32fast_hash_128B", |b| {

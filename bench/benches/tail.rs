@@ -7,7 +7,9 @@
 //!   half of it. After the criterion groups, the bench also prints p50/p99 of the one-way
 //!   latency over 20,000 individually timed round trips.
 //! - `tail_throughput/*`: the writer appends N records without pausing, the child reads all N
-//!   and acknowledges; criterion's throughput is messages per second.
+//!   and acknowledges; criterion's throughput is messages per second. `applog_batch16/*`:
+//!   the same records appended with `append_batch` of 16 (one growth check, one clock read
+//!   and one publish per 16 records).
 //! - After the groups, a second one-way measurement that is not half of a round trip: the
 //!   writer sends one message every 50 µs (busy-waiting in between, as a producer that keeps
 //!   working would), each carrying its send time (`CLOCK_MONOTONIC`, one clock for every
@@ -16,7 +18,8 @@
 //!   receiver sleeps.
 //!
 //! The child process is this bench binary itself, started with `APPLOG_BENCH_CHILD` set. Logs
-//! live in fresh temporary directories (one pair per measurement batch), 64 MiB segments.
+//! live in fresh temporary directories (one pair per measurement batch), 64 MiB segments; the
+//! throughput logs under `$APPLOG_BENCH_DIR` when set (see `support::bench_root`).
 //! Run: `cargo bench -p applog-bench --bench tail` (add `-- --warm-up-time 1 --measurement-time 3` to shorten).
 
 #[path = "support/mod.rs"]
@@ -293,15 +296,27 @@ impl ApplogPeer {
         (f[0], f[1])
     }
 
-    fn stream(&mut self, wait: &str, iters: u64) -> Duration {
-        let dir = tempfile::tempdir().unwrap();
+    /// `iters` records appended without pausing, one `append` each (`batch` 1) or
+    /// `append_batch` of `batch` records; returns the time until the child has read them all.
+    fn stream(&mut self, wait: &str, iters: u64, batch: usize) -> Duration {
+        let dir = tempfile::tempdir_in(support::bench_root()).unwrap();
         let a = dir.path().join("a");
         let mut w = Writer::open(&a, opts()).unwrap();
         self.command(&format!("sink {} {iters} {wait}", a.display()));
         let msg = [7u8; MSG];
+        let msgs = vec![msg; batch];
         let start = Instant::now();
-        for _ in 0..iters {
-            w.append(&msg).unwrap();
+        if batch <= 1 {
+            for _ in 0..iters {
+                w.append(&msg).unwrap();
+            }
+        } else {
+            let mut left = iters;
+            while left > 0 {
+                let n = left.min(batch as u64) as usize;
+                w.append_batch(&msgs[..n]).unwrap();
+                left -= n as u64;
+            }
         }
         self.expect("ok");
         start.elapsed()
@@ -425,7 +440,10 @@ fn throughput(c: &mut Criterion) {
     for wait in ["spin", "block"] {
         let mut peer = ApplogPeer::new();
         g.bench_function(BenchmarkId::new("applog", wait), |b| {
-            b.iter_custom(|iters| peer.stream(wait, iters))
+            b.iter_custom(|iters| peer.stream(wait, iters, 1))
+        });
+        g.bench_function(BenchmarkId::new("applog_batch16", wait), |b| {
+            b.iter_custom(|iters| peer.stream(wait, iters, 16))
         });
     }
     let mut pipe = StreamPeer::pipe();

@@ -239,6 +239,22 @@ impl WriteMap {
         }
     }
 
+    /// Faults `[off, off + len)` in writable with `madvise(MADV_POPULATE_WRITE)` for the
+    /// pretoucher (see `pretouch`): the pages become resident and writable in this mapping
+    /// without a byte of them changing, so this is sound over any bytes, published or not.
+    /// A page past the end of the file makes the call fail (`EFAULT`), never raise SIGBUS.
+    ///
+    /// # Errors
+    /// The range lies outside what this mapping knows of the file; or the system's error
+    /// (`EINVAL` before Linux 5.14, which lacks `MADV_POPULATE_WRITE`).
+    pub(crate) fn populate(&self, off: u64, len: u64) -> io::Result<()> {
+        let at = self
+            .check(off, len)
+            .ok_or_else(|| out_of_bounds(off, len))?;
+        let n = usize::try_from(len).map_err(|_| out_of_bounds(off, len))?;
+        self.raw.advise_range(memmap2::Advice::PopulateWrite, at, n)
+    }
+
     /// `msync(MS_SYNC)` of `[off, off + len)`. Called only by the I/O seam (`crate::io`).
     pub(crate) fn msync(&self, off: u64, len: u64) -> io::Result<()> {
         let at = self

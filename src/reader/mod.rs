@@ -366,7 +366,13 @@ impl Reader {
         loop {
             match self.step()? {
                 Step::Nothing => return Ok(None),
-                Step::Yield(at) if at.seq >= self.skip_until && at.time >= self.skip_before => {
+                // A record without a time (`RecordTime::Off`) appended after a `seek_time`
+                // that reached the end cannot be placed in time: it is yielded, not skipped
+                // (else a tailer of a log without times would wait forever).
+                Step::Yield(at)
+                    if at.seq >= self.skip_until
+                        && (at.time >= self.skip_before || at.time == 0) =>
+                {
                     // Times never decrease along a log: every later record passes too.
                     self.skip_before = 0;
                     return Ok(Some(at));

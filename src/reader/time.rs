@@ -21,7 +21,13 @@ impl Reader {
     /// seq to be appended.
     ///
     /// Records without a time (appended by a version of applog before records carried their
-    /// time: see [`Record::time`](crate::Record::time)) count as older than any time.
+    /// time, or by a writer with [`RecordTime::Off`](crate::RecordTime::Off): see
+    /// [`Record::time`](crate::Record::time)) count as older than any time. On a log without
+    /// times, `seek_time` therefore walks the newest segment and positions the reader at the
+    /// end of the log (returning the next seq to be appended); records appended later,
+    /// having no time either, are yielded from there. Times are assumed not to decrease along
+    /// the log: where a writer without times followed one with times, the records of the
+    /// latter after `time` may be passed over.
     ///
     /// # Errors
     /// As [`seek`](Self::seek).

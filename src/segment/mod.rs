@@ -7,15 +7,19 @@
 //! raw pointers; every system call that changes durable state through `crate::io`.
 
 mod batch;
+mod grow;
 mod read;
+mod sync;
 mod write;
 
 use std::fs::File;
 use std::path::Path;
 
 pub(crate) use batch::{run_end, Run, RunBreak};
+pub(crate) use grow::Growth;
 pub(crate) use read::ReadSegment;
-pub(crate) use write::{SegmentSync, WriteSegment};
+pub(crate) use sync::SegmentSync;
+pub(crate) use write::WriteSegment;
 
 use crate::error::{Error, Result};
 use crate::format::{self, BadFrame, Frame, HeaderError, SegmentHeader, HEADER_LEN};

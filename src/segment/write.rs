@@ -1,5 +1,5 @@
-//! The write side of a segment: creating it, growing the file ahead of each write, publishing
-//! frames and seals, zeroing a torn tail, and the durability checkpoint of its bytes.
+//! The write side of a segment: creating it, growing the file ahead of each write (see
+//! `grow`), publishing frames and seals, zeroing a torn tail; its checkpoint is in `sync`.
 
 use std::fs::File;
 use std::io;
@@ -7,17 +7,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 
+use super::grow::Growth;
+use super::sync::{msync, SegmentSync};
 use super::{judge, judge_frame, open_file, page_size, probe, Opened, Segment};
 use crate::error::{is_enospc, Error, Result};
-use crate::format::{self, Frame, SegmentHeader, FRAME_HEADER_LEN, HEADER_LEN, SYNCED_MARK_OFFSET};
-use crate::io::{FileSystem, Msync};
+use crate::format::{self, Frame, SegmentHeader, FRAME_HEADER_LEN, HEADER_LEN};
+use crate::io::FileSystem;
 use crate::mapping::{View, WriteMap};
-
-/// Blocks are reserved with `fallocate` this many bytes at a time (capped at the
-/// reservation), ahead of the file size, so that growing by a page is one call that only sets
-/// the size. When a whole chunk does not fit on the disk, only what the write needs is
-/// reserved.
-const ALLOCATE_CHUNK: u64 = 64 * 1024;
+use crate::pretouch::Link;
 
 /// Bytes of zeros written per `pwrite` when a segment that is written with `pwrite` cuts a
 /// torn tail.
@@ -35,16 +32,16 @@ pub(crate) struct WriteSegment {
     header: SegmentHeader,
     seed: u32,
     fs: Arc<dyn FileSystem>,
-    /// Bytes of the file reserved with fallocate.
-    allocated: u64,
+    /// The file's growth state, shared with the pretoucher (see `pretouch`).
+    growth: Arc<Growth>,
     /// Extra bytes each growth step adds beyond what the write needs.
     grow_extra: u64,
-    /// Whether `fallocate` can extend this file (cleared at its first "not supported").
-    fallocate_extends: bool,
-}
-
-fn is_unsupported(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(c) if c == rustix::io::Errno::OPNOTSUPP.raw_os_error() || c == rustix::io::Errno::NOSYS.raw_os_error())
+    /// A write that ends past this offset takes [`grow_for`](Self::grow_for) first: the file
+    /// size this mapping knows, or, with a pretoucher, the point at which the writer asks it
+    /// for more pages (never past the size).
+    soft_end: u64,
+    /// The writer's pretoucher, once this segment is attached to it.
+    ahead: Option<Link>,
 }
 
 impl WriteSegment {
@@ -77,17 +74,27 @@ impl WriteSegment {
         let mut map = WriteMap::new(&file, header.reservation())
             .map_err(|e| Error::io("could not map segment", path, e))?;
         map.set_size(size);
+        let by_pwrite = crate::cow::writes_by_pwrite(&file);
+        let file = Arc::new(file);
+        let growth = Growth::new(
+            Arc::clone(&file),
+            path.to_owned(),
+            Arc::clone(fs),
+            size,
+            header.reservation(),
+        );
         Ok(WriteSegment {
             path: path.to_owned(),
-            by_pwrite: crate::cow::writes_by_pwrite(&file),
-            file: Arc::new(file),
+            by_pwrite,
+            file,
             map,
             seed: header.crc_seed(),
             header,
             fs: Arc::clone(fs),
-            allocated: size,
+            growth,
             grow_extra: 0,
-            fallocate_extends: true,
+            soft_end: size,
+            ahead: None,
         })
     }
 
@@ -242,6 +249,73 @@ impl WriteSegment {
         self.grow_extra = u64::from(pages.saturating_sub(1)) * page_size();
     }
 
+    /// Whether a write that ends at `end` must take [`grow_for`](Self::grow_for) first.
+    #[inline]
+    pub(crate) fn needs_growth(&self, end: u64) -> bool {
+        end > self.soft_end
+    }
+
+    /// Attaches this segment to the writer's pretoucher, which from then on keeps its file
+    /// grown and faulted in ahead of the data (see `pretouch`). Not for a segment written
+    /// with `pwrite` (see `by_pwrite`): no page of it is faulted in for writing, and growing
+    /// it ahead would only save the writer a `fallocate` per page.
+    /// `pos` is the writer's data end in it.
+    pub(crate) fn attach(&mut self, link: &Link, pos: u64) {
+        if self.ahead.is_some() || self.by_pwrite {
+            return;
+        }
+        self.growth.want.store(pos, Ordering::Relaxed);
+        link.attach(Arc::clone(&self.growth), self.map.clone());
+        self.ahead = Some(link.clone());
+    }
+
+    /// Whether bytes are written with `pwrite` rather than through the mapping (see the
+    /// field).
+    pub(crate) fn by_pwrite(&self) -> bool {
+        self.by_pwrite
+    }
+
+    /// Whether this segment has a pretoucher (or can have none: written with `pwrite`).
+    pub(crate) fn attached(&self) -> bool {
+        self.ahead.is_some() || self.by_pwrite
+    }
+
+    /// The automatic pretouch lead for this segment's file system (see `pretouch`).
+    pub(crate) fn auto_pretouch(&self, custom_fs: bool) -> u32 {
+        crate::pretouch::auto_pages(&self.file, custom_fs)
+    }
+
+    /// Stops the pretoucher's work on this segment: when this returns, it touches the file
+    /// and the mapping no more.
+    pub(crate) fn detach(&mut self) {
+        if let Some(link) = self.ahead.take() {
+            link.detach(&self.growth);
+        }
+    }
+
+    /// Before a write `[pos, end)` past [`needs_growth`](Self::needs_growth)'s mark: takes
+    /// up what the pretoucher grew, asks it for more pages ahead of `pos` (an atomic store
+    /// and a wake-up, about once per half its lead), and grows the file itself when it still
+    /// does not hold `end`.
+    ///
+    /// # Errors
+    /// As [`grow_to`](Self::grow_to).
+    #[cold]
+    pub(crate) fn grow_for(&mut self, pos: u64, end: u64) -> Result<()> {
+        self.map.set_size(self.growth.grown());
+        if let Some(link) = &self.ahead {
+            self.growth.want.store(pos, Ordering::Relaxed);
+            link.poke();
+        }
+        self.grow_to(end)?;
+        let size = self.map.size();
+        self.soft_end = match &self.ahead {
+            Some(link) => size.min(format::round_up(end, page_size()) + link.half_lead()),
+            None => size,
+        };
+        Ok(())
+    }
+
     /// Grows the file so that bytes `[0, end)` exist: to the smallest page multiple that holds
     /// them (plus the configured extra pages; capped at the reservation). Blocks are reserved
     /// first with fallocate, so a full file system is an error here rather than a SIGBUS at
@@ -254,100 +328,25 @@ impl WriteSegment {
             return Ok(());
         }
         let old_size = self.map.size();
-        let reservation = self.reservation();
         let page = page_size();
-        let new_size = (format::round_up(end, page) + self.grow_extra).min(reservation);
-        if new_size > self.allocated {
-            self.reserve_blocks(new_size)?;
-        }
-        if new_size > self.map.size() {
-            self.extend(new_size)?;
-        }
+        let new_size = self.growth.grow_to(end, self.grow_extra).inspect_err(|_| {
+            // A fallback write may have grown the file before it failed.
+            self.map.set_size(self.growth.grown());
+            self.soft_end = self.soft_end.min(self.map.size());
+        })?;
+        self.map.set_size(new_size);
+        self.soft_end = self.soft_end.min(self.map.size());
+        // The file grew inline: a pretoucher stopped by a failure may go on.
+        self.growth.stalled.store(false, Ordering::Relaxed);
         // A record that needs several new pages: fault them in with one call rather than one
         // fault each. Only the pages the record needs, and never for one page.
         // Not when writing with pwrite: a write fault is what must not happen there.
-        let needed = format::round_up(end, page).min(new_size);
+        let needed = format::round_up(end, page).min(self.map.size());
         if !self.by_pwrite && needed.saturating_sub(old_size) > page {
             self.map.prefault(old_size, needed - old_size);
         }
         fault_point!(AfterGrowth);
         Ok(())
-    }
-
-    /// Sets the file size to `new_size` (larger than the current one): with `fallocate` (mode
-    /// 0: the blocks, already reserved, and the new size in one call) where the file system
-    /// has it, else with `ftruncate`. `fallocate` skips ext4's `truncate_pagecache`, which
-    /// walks the page tables of every mapping on each page grown (128 B appends ~25% faster).
-    fn extend(&mut self, new_size: u64) -> Result<()> {
-        let old_size = self.map.size();
-        // Only from a page boundary (always so for files this crate grew).
-        if self.fallocate_extends && old_size % page_size() == 0 {
-            match self
-                .fs
-                .allocate(&self.file, &self.path, old_size, new_size - old_size, false)
-            {
-                Ok(()) => {
-                    self.map.set_size(new_size);
-                    return Ok(());
-                }
-                Err(e) if is_unsupported(&e) => self.fallocate_extends = false,
-                Err(e) => return Err(self.grow_error(e)),
-            }
-        }
-        self.fs
-            .set_len(&self.file, &self.path, new_size)
-            .map_err(|e| self.grow_error(e))?;
-        self.map.set_size(new_size);
-        Ok(())
-    }
-
-    /// Reserves blocks up to at least `new_size`: a chunk ahead when the disk has room, else
-    /// exactly what is needed.
-    fn reserve_blocks(&mut self, new_size: u64) -> Result<()> {
-        let from = self.allocated;
-        let chunk_end = (from + ALLOCATE_CHUNK)
-            .max(new_size)
-            .min(self.reservation());
-        let attempt = |to: u64| {
-            self.fs
-                .allocate(&self.file, &self.path, from, to - from, true)
-        };
-        let result = match attempt(chunk_end) {
-            Err(e) if is_enospc(&e) && chunk_end > new_size => attempt(new_size).map(|()| new_size),
-            other => other.map(|()| chunk_end),
-        };
-        match result {
-            Ok(to) => {
-                self.allocated = to;
-                Ok(())
-            }
-            Err(e) if is_unsupported(&e) => {
-                // No fallocate on this file system: make the blocks of the new pages exist by
-                // writing zeros through write(), which reports a full disk as an error. Only up
-                // to the new size: the file must never be longer than its growth rule.
-                let old = self.map.size();
-                let zeros = vec![0u8; usize::try_from(new_size - old).unwrap_or(0)];
-                self.fs
-                    .write_at(&self.file, &self.path, &zeros, old)
-                    .map_err(|e| self.grow_error(e))?;
-                self.map.set_size(new_size);
-                self.allocated = new_size;
-                Ok(())
-            }
-            Err(e) => Err(self.grow_error(e)),
-        }
-    }
-
-    fn grow_error(&self, e: io::Error) -> Error {
-        if is_enospc(&e) {
-            Error::NoSpace {
-                op: "grow segment",
-                path: self.path.clone(),
-                source: e,
-            }
-        } else {
-            Error::io("could not grow segment", &self.path, e)
-        }
     }
 
     /// Writes a record frame's body at `off` without publishing it: its `time` (version 2)
@@ -579,6 +578,11 @@ impl WriteSegment {
     /// # Errors
     /// `Io` with the operating system's error.
     pub(crate) fn store_cut(&self, offset: u64, durable: bool) -> Result<()> {
+        // The log's end moves: no more pages ahead of the old one (recovery then zeroes the
+        // cut bytes through a mapping of its own).
+        if let Some(link) = &self.ahead {
+            link.detach(&self.growth);
+        }
         let word = self.header.encode_cut(offset);
         let io = |e| Error::io("could not write the cut word of", &self.path, e);
         if self.by_pwrite {
@@ -611,6 +615,13 @@ impl WriteSegment {
             end,
             flush_mark,
         }
+    }
+}
+
+impl Drop for WriteSegment {
+    /// The pretoucher lets go of the segment before its mapping and file do.
+    fn drop(&mut self) {
+        self.detach();
     }
 }
 
@@ -652,134 +663,6 @@ impl Segment for WriteSegment {
 
     fn refresh_size(&mut self) -> Result<u64> {
         Ok(self.map.size())
-    }
-}
-
-/// msync of `[from, end)` rounded out to whole pages and cut at the file size, through the
-/// seam. Every msync of the crate goes through here.
-fn msync(fs: &dyn FileSystem, path: &Path, map: &WriteMap, from: u64, end: u64) -> Result<()> {
-    let end = end.min(map.limit());
-    let from = from.min(end) / page_size() * page_size();
-    if end <= from {
-        return Ok(());
-    }
-    fault_point!(BeforeMsync);
-    fs.msync(&Msync {
-        path,
-        map,
-        offset: from,
-        len: end - from,
-    })
-    .map_err(|e| Error::io("could not sync segment", path, e))
-}
-
-/// What a durability checkpoint needs of one segment, taken under the writer's lock and used
-/// without it: msync of `[from, end)` (bytes below `end` are published frames, never written
-/// again; bytes below `from` were made durable by an earlier checkpoint), then the synced
-/// mark, and, when `flush_mark` says so, msync of the header page that holds the mark. Appends
-/// past `end` may go on meanwhile.
-///
-/// A handle for a sealed segment is [`detached`](Self::detached): it keeps no mapping and no
-/// file open, and maps the file again when it runs, so that a writer that rolls over many
-/// times between checkpoints holds one mapping, not one per segment.
-pub(crate) struct SegmentSync {
-    pub(crate) path: PathBuf,
-    map: Option<(WriteMap, Arc<File>)>,
-    /// Whether the synced mark is written with `pwrite` (see `WriteSegment::by_pwrite`).
-    by_pwrite: bool,
-    header: SegmentHeader,
-    fs: Arc<dyn FileSystem>,
-    from: u64,
-    pub(crate) end: u64,
-    /// Whether [`mark_synced`](Self::mark_synced) also makes the mark durable.
-    pub(crate) flush_mark: bool,
-}
-
-impl SegmentSync {
-    /// The same handle without its mapping (see the type's docs).
-    pub(crate) fn detached(mut self) -> SegmentSync {
-        self.map = None;
-        self
-    }
-
-    /// Runs `f` on the mapping and the file: this handle's own, or the file opened and mapped
-    /// again. `Ok(None)` when a detached handle's file is gone: retention removed it, and its
-    /// records with it.
-    fn with_map<T>(&self, f: impl FnOnce(&WriteMap, &File) -> Result<T>) -> Result<Option<T>> {
-        if let Some((map, file)) = &self.map {
-            return f(map, file).map(Some);
-        }
-        let (file, size) = match open_file(&self.path, true) {
-            Ok(f) => f,
-            Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-                return Ok(None)
-            }
-            Err(e) => return Err(e),
-        };
-        let mut map = WriteMap::new(&file, self.header.reservation())
-            .map_err(|e| Error::io("could not map segment", &self.path, e))?;
-        map.set_size(size);
-        map.freeze_header(self.end);
-        f(&map, &file).map(Some)
-    }
-
-    /// `msync(MS_SYNC)` of `[from, end)` (whole pages).
-    ///
-    /// # Errors
-    /// `Io` with the operating system's error.
-    pub(crate) fn flush(&self) -> Result<()> {
-        self.with_map(|map, _| msync(&*self.fs, &self.path, map, self.from, self.end))
-            .map(drop)
-    }
-
-    /// Stores the synced mark `end`, then msyncs the header page when `flush_mark` is set.
-    /// Only after [`flush`](Self::flush) returned Ok; only one checkpoint runs at a time, so
-    /// nothing else writes the mark meanwhile. An unflushed mark reaches the disk with the next
-    /// write-back of the header page: it never claims more than was durable.
-    ///
-    /// # Errors
-    /// `Io` with the operating system's error.
-    pub(crate) fn mark_synced(&self) -> Result<()> {
-        fault_point!(BeforeSyncedMark);
-        let word = self.header.encode_synced_mark(self.end);
-        self.with_map(|map, file| {
-            let io = |e| Error::io("could not write synced mark of", &self.path, e);
-            if self.by_pwrite {
-                // Not a store into the header page (see `WriteSegment::by_pwrite`). A reader
-                // that sees the word half written finds it fails its check: no mark, for a
-                // moment, which only makes it wait where it could have read.
-                fence(Ordering::SeqCst);
-                self.fs
-                    .write_at(file, &self.path, &word.to_le_bytes(), SYNCED_MARK_OFFSET)
-                    .map_err(io)?;
-            } else {
-                map.store(SYNCED_MARK_OFFSET, word, Ordering::Release)
-                    .map_err(io)?;
-            }
-            // Readers that yield only durable records may wait for the mark: wake them as a
-            // publish does (one atomic operation when nobody waits).
-            if let Some(wake) = map.word32(format::WAKE_WORD_OFFSET) {
-                if self.by_pwrite {
-                    crate::notify::published_by_pwrite(wake, |v| {
-                        // A failed write leaves the word as it was: waiters time out and look
-                        // again.
-                        let _ = self.fs.write_at(
-                            file,
-                            &self.path,
-                            &v.to_ne_bytes(),
-                            format::WAKE_WORD_OFFSET,
-                        );
-                    });
-                } else {
-                    crate::notify::published(wake);
-                }
-            }
-            if self.flush_mark {
-                msync(&*self.fs, &self.path, map, 0, HEADER_LEN)?;
-            }
-            Ok(())
-        })
-        .map(drop)
     }
 }
 

@@ -183,6 +183,10 @@ impl Writer {
         }
         let seal_end = seal_at.map_or(self.pos, |at| at + FRAME_HEADER_LEN);
         let old = std::mem::replace(&mut self.seg, seg);
+        if let Some(p) = &self.pretouch {
+            // The pretoucher moves to the new segment (and lets go of the old one).
+            self.seg.attach(p.link(), HEADER_LEN);
+        }
         tracing::debug!(sealed = %old.path().display(), new = %path.display(), next_seq = self.next_seq, "rolled to a new segment");
         // A sealed segment's final mark is made durable by the checkpoint that covers the
         // seal: damage in an older segment must never pass for a torn tail (recovery would

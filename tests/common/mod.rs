@@ -72,9 +72,11 @@ pub fn page() -> u64 {
 }
 
 fn observed_page_size() -> u64 {
-    // A fresh segment is exactly one page long: read it back from the file system.
+    // A fresh segment is exactly one page long (without a pretoucher growing it ahead):
+    // read it back from the file system.
     let d = tempfile::tempdir().unwrap();
-    let w = applog::Writer::open(d.path(), applog::Options::new().segment_pages(4)).unwrap();
+    let opts = applog::Options::new().segment_pages(4).pretouch(0);
+    let w = applog::Writer::open(d.path(), opts).unwrap();
     let len = std::fs::metadata(d.path().join(applog::segment_name(0)))
         .unwrap()
         .len();

@@ -158,6 +158,28 @@ impl Appender {
         }
     }
 
+    /// Appends records read from a stream: one batch; when the batch fails (a full disk, the
+    /// last seq), the records one by one, so that those before the one that cannot be
+    /// appended still are, as when each line is appended on its own.
+    fn add_stream(&mut self, records: &[&[u8]]) -> Result<(), Failure> {
+        if self.sync_each {
+            return self.add_all(records);
+        }
+        let before = self.writer.next_seq();
+        match self.writer.append_batch(records) {
+            Ok(_) => Ok(()),
+            Err(_) => {
+                // A batch larger than a segment may have been appended in part.
+                let done = usize::try_from(self.writer.next_seq() - before).unwrap_or(0);
+                records
+                    .get(done..)
+                    .unwrap_or_default()
+                    .iter()
+                    .try_for_each(|r| self.add(r))
+            }
+        }
+    }
+
     /// Whether records were appended since the last sync.
     fn dirty(&self) -> bool {
         self.writer.next_seq() > self.durable
@@ -198,15 +220,66 @@ fn input_error(source: std::io::Error) -> Failure {
     }
 }
 
-/// Appends each record of standard input, split at `delimiter`, as it arrives. Memory stays
-/// bounded by one record: a record longer than a record can be is an error, found before it
-/// is read to its end. Syncs when input pauses for `IDLE`, and at least every `SYNC_EVERY`
-/// while it streams.
+/// Records of standard input already read and not yet appended: appended together with one
+/// `append_batch` when the input has no whole record left buffered (so nothing waits for
+/// more input), or at these bounds. Small bounds: a batch that does not fit in what is left
+/// of the active segment starts a new one.
+const BATCH_RECORDS: usize = 256;
+const BATCH_BYTES: usize = 16 * 1024;
+
+/// Records collected for one `append_batch`.
+#[derive(Default)]
+struct Pending {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Pending {
+    fn push(&mut self, record: &[u8]) {
+        self.bytes.extend_from_slice(record);
+        self.ends.push(self.bytes.len());
+    }
+
+    fn full(&self) -> bool {
+        self.ends.len() >= BATCH_RECORDS || self.bytes.len() >= BATCH_BYTES
+    }
+
+    /// Appends the records (one batch, or one by one with `--sync-each`) and empties.
+    fn flush(&mut self, app: &mut Appender) -> Result<(), Failure> {
+        if self.ends.is_empty() {
+            return Ok(());
+        }
+        let mut start = 0;
+        let records: Vec<&[u8]> = self
+            .ends
+            .iter()
+            .map(|&end| {
+                let r = self.bytes.get(start..end).unwrap_or_default();
+                start = end;
+                r
+            })
+            .collect();
+        let added = app.add_stream(&records);
+        self.bytes.clear();
+        self.ends.clear();
+        if self.bytes.capacity() > 1 << 20 {
+            self.bytes = Vec::new(); // do not keep a huge buffer for one long record
+        }
+        added
+    }
+}
+
+/// Appends each record of standard input, split at `delimiter`, as it arrives: the records
+/// that arrive together (whole in the input buffer) as one batch. Memory stays bounded by
+/// one batch: a record longer than a record can be is an error, found before it is read to
+/// its end (the records before it are appended). Syncs when input pauses for `IDLE`, and at
+/// least every `SYNC_EVERY` while it streams.
 fn append_stream(app: &mut Appender, delimiter: u8) -> Result<(), Failure> {
     let stdin = std::io::stdin();
     let mut input = BufReader::with_capacity(64 * 1024, stdin.lock());
     let max = app.writer.max_record_len();
     let mut record = Vec::new();
+    let mut pending = Pending::default();
     let mut number = 0u64;
     let what = if delimiter == b'\n' { "line" } else { "record" };
     loop {
@@ -220,19 +293,31 @@ fn append_stream(app: &mut Appender, delimiter: u8) -> Result<(), Failure> {
         number += 1;
         let n = Read::take(&mut input, max.saturating_add(2))
             .read_until(delimiter, &mut record)
-            .map_err(input_error)?;
+            .map_err(input_error);
+        let n = match n {
+            Ok(n) => n,
+            Err(e) => {
+                pending.flush(app)?;
+                return Err(e);
+            }
+        };
         if n == 0 {
-            return Ok(());
+            return pending.flush(app);
         }
         if record.last() == Some(&delimiter) {
             record.pop();
         }
         if record.len() as u64 > max {
+            pending.flush(app)?;
             return Err(Failure::Msg(format!(
                 "{what} {number} of standard input is longer than the {max} bytes a record can hold (raise --segment-pages)"
             )));
         }
-        app.add(&record)?;
+        pending.push(&record);
+        // The next read would wait for input: append what arrived first.
+        if pending.full() || !input.buffer().contains(&delimiter) {
+            pending.flush(app)?;
+        }
         if record.capacity() > 1 << 20 && record.len() < 1 << 16 {
             record = Vec::new(); // do not keep a huge buffer for one long record
         }
