@@ -117,17 +117,27 @@ mod async_writer {
         assert_eq!(data(tmp.path()).len(), 11);
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[tokio::test(flavor = "current_thread")]
     async fn async_durable_futures_pending_at_a_cut_resolve_ok() {
         let tmp = tempfile::tempdir().unwrap();
         let log = AsyncWriter::open(tmp.path(), Options::new().segment_pages(2))
             .await
             .unwrap();
+        let (ready_tx, mut ready) = tokio::sync::mpsc::unbounded_channel();
         let mut waits = Vec::new();
         for i in 0..200u32 {
             let seq = log.append(&i.to_le_bytes()).unwrap();
-            let log = log.clone();
-            waits.push(tokio::spawn(async move { log.durable(seq).await }));
+            let (log, ready_tx) = (log.clone(), ready_tx.clone());
+            waits.push(tokio::spawn(async move {
+                // On this one-thread runtime, the send and the future's first poll run
+                // without a yield between them: once the test has every signal, every
+                // future has asked for its record before the cut.
+                ready_tx.send(()).unwrap();
+                log.durable(seq).await
+            }));
+        }
+        for _ in 0..200 {
+            ready.recv().await.unwrap();
         }
         log.truncate_back(50).await.unwrap();
         for w in waits {

@@ -215,6 +215,8 @@ impl Writer {
     /// Takes up the log again as an open does, without letting go of the lock: what finishes
     /// a cut or a reset (recovery does the same after a crash). Poisons on failure.
     fn reopen(&mut self, span: &tracing::Span) -> Result<()> {
+        // The pretouch thread lets go of the old active segment before recovery may remove it.
+        self.seg.detach();
         let Some(lock) = self.lock.take() else {
             return self.check_poisoned();
         };
