@@ -100,3 +100,34 @@ fn bad_values_are_usage_errors() {
 fn s(x: &str) -> &std::ffi::OsStr {
     std::ffi::OsStr::new(x)
 }
+
+#[test]
+fn verify_names_segments_a_crash_left_before_a_reset_and_the_next_writer_removes_them() {
+    // What a crash between a reset's commit point and the removal of the older files
+    // leaves: the old segments beside the new one that starts the log.
+    let (_old_tmp, old) = ten_records();
+    let (_tmp, log) = new_log();
+    let mut w = Writer::open(&log, Options::new()).unwrap();
+    w.reset(1000).unwrap();
+    w.append(b"after").unwrap();
+    w.close().unwrap();
+    let old_seg = old.join(SEG0);
+    std::fs::copy(&old_seg, log.join(SEG0)).unwrap();
+    let out = run(&[s("verify"), log_arg(&log)]);
+    let text = out.ok();
+    assert!(
+        text.contains("before reset") && text.contains(SEG0),
+        "{text}"
+    );
+    // Readers see only the reset log; the next writer removes the old file.
+    let mut r = applog::Reader::open(&log).unwrap();
+    assert_eq!(
+        r.next().unwrap().map(|x| (x.seq(), x.data().to_vec())),
+        Some((1000, b"after".to_vec()))
+    );
+    assert!(r.next().unwrap().is_none());
+    drop(Writer::open(&log, Options::new()).unwrap());
+    assert!(!log.join(SEG0).exists());
+    let out = run(&[s("verify"), log_arg(&log)]);
+    assert!(!out.ok().contains("before reset"));
+}

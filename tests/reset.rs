@@ -2,21 +2,16 @@
 //! Past the end, the log becomes empty and continues at that seq; inside it, the records
 //! before it go segment by segment; readers of removed segments learn it.
 
+mod common;
+
 use std::path::Path;
+
+use common::read_all;
 
 use applog::{Error, Options, Reader, SharedWriter, Writer};
 
 fn opts() -> Options {
     Options::new().segment_pages(1)
-}
-
-fn read_all(dir: &Path) -> Vec<(u64, Vec<u8>)> {
-    let mut r = Reader::open(dir).unwrap();
-    let mut out = Vec::new();
-    while let Some(rec) = r.next().unwrap() {
-        out.push((rec.seq(), rec.data().to_vec()));
-    }
-    out
 }
 
 fn segment_files(dir: &Path) -> usize {

@@ -1,21 +1,16 @@
 //! `Writer::truncate_back`: cutting the log's end (for a Raft node's storage).
 
+mod common;
+
 use applog::{Error, Options, Reader, Writer};
 use std::path::Path;
+
+use common::read_all;
 
 const SEG_PAGES: u32 = 1;
 
 fn opts() -> Options {
     Options::new().segment_pages(SEG_PAGES)
-}
-
-fn read_all(dir: &Path) -> Vec<(u64, Vec<u8>)> {
-    let mut r = Reader::open(dir).unwrap();
-    let mut out = Vec::new();
-    while let Some(rec) = r.next().unwrap() {
-        out.push((rec.seq(), rec.data().to_vec()));
-    }
-    out
 }
 
 fn record(i: u64) -> Vec<u8> {

@@ -1,18 +1,15 @@
 //! Cutting the log's end through the shared and async writers: durability waits and the
 //! durable seq stay true across the cut.
 
+mod common;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use applog::{Options, Reader, SharedWriter};
+use applog::{Options, SharedWriter};
 
 fn data(dir: &std::path::Path) -> Vec<Vec<u8>> {
-    let mut r = Reader::open(dir).unwrap();
-    let mut out = Vec::new();
-    while let Some(rec) = r.next().unwrap() {
-        out.push(rec.data().to_vec());
-    }
-    out
+    common::read_all(dir).into_iter().map(|(_, d)| d).collect()
 }
 
 #[test]
