@@ -11,7 +11,6 @@
 //! of it (`CLOCK_REALTIME_COARSE`, updated once a tick: a few nanoseconds to read, 1-4 ms
 //! resolution), or none (records carry time 0, "no time").
 
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Where the writer takes the time each record is stamped with (see
 /// [`Options::record_time`](crate::Options::record_time)).
@@ -115,24 +114,32 @@ impl Clock {
     }
 }
 
-/// The system's wall-clock time in nanoseconds since the Unix epoch; at least 1 (0 is "no
-/// time" in a frame), which only a clock set before 1970 would need.
+/// The system's wall-clock time (`CLOCK_REALTIME`, through the vDSO) in nanoseconds since the
+/// Unix epoch; at least 1 (0 is "no time" in a frame), which only a clock set before 1970
+/// would need. Read with `clock_gettime` directly rather than through `SystemTime`, whose
+/// `duration_since` adds out-of-line arithmetic to every append.
 #[inline]
 pub(crate) fn wall_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| {
-        u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1)
-    })
+    timespec_ns(rustix::time::clock_gettime(rustix::time::ClockId::Realtime))
+}
+
+/// A `CLOCK_REALTIME*` reading in nanoseconds since the Unix epoch: at least 1; 1 for a time
+/// before the epoch; saturating far in the future.
+#[inline]
+fn timespec_ns(t: rustix::time::Timespec) -> u64 {
+    match (u64::try_from(t.tv_sec), u64::try_from(t.tv_nsec)) {
+        (Ok(s), Ok(ns)) => s.saturating_mul(1_000_000_000).saturating_add(ns).max(1),
+        _ => 1,
+    }
 }
 
 /// The kernel's coarse wall-clock time (`CLOCK_REALTIME_COARSE`, through the vDSO) in
 /// nanoseconds since the Unix epoch; at least 1, like [`wall_ns`].
 #[inline]
 pub(crate) fn coarse_ns() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
-    match (u64::try_from(t.tv_sec), u64::try_from(t.tv_nsec)) {
-        (Ok(s), Ok(ns)) => s.saturating_mul(1_000_000_000).saturating_add(ns).max(1),
-        _ => 1,
-    }
+    timespec_ns(rustix::time::clock_gettime(
+        rustix::time::ClockId::RealtimeCoarse,
+    ))
 }
 
 /// The coarse clock's resolution in nanoseconds (the tick), plus one tick of margin.

@@ -9,7 +9,8 @@
 //!   (`Options::pretouch(0)`: the automatic default turns it on for tmpfs), then `append`.
 //!   Every `applog*` variant has pretouch off unless its name says otherwise.
 //! - `applog_pretouch` (128 B only): `Options::pretouch(8)`, a thread keeping the segment
-//!   grown and faulted in up to 8 pages ahead of the data.
+//!   grown and faulted in up to 8 pages ahead of the data; `applog_pretouch32`: 32 pages
+//!   ahead (the writer wakes the thread once per half the lead, so 4x less often).
 //! - `applog_grow16`: the same with `Options::grow_pages(16)`: each growth step adds 16 pages
 //!   instead of the one the write needs (what the knob buys).
 //! - `applog_coarse_time` / `applog_no_time` (128 B only): `Options::record_time` with
@@ -56,7 +57,10 @@
 //!   payload) of a 128 B record; `crc32fast_hash_128B`: plain `crc32fast::hash` of 128 B;
 //!   `memcpy_128B`: copying 128 B into memory that is already faulted in; `clock_realtime`:
 //!   `SystemTime::now()`, the clock read that stamps each record (`CLOCK_REALTIME` through
-//!   the vDSO); `clock_realtime_coarse`: `CLOCK_REALTIME_COARSE`, what
+//!   the vDSO); `clock_realtime_ns_systemtime`: the same turned into nanoseconds since the
+//!   epoch with `duration_since` (what applog did); `clock_realtime_ns_clock_gettime`: the
+//!   same nanoseconds from `clock_gettime(CLOCK_REALTIME)` (what applog does);
+//!   `clock_realtime_coarse`: `CLOCK_REALTIME_COARSE`, what
 //!   `RecordTime::Coarse` reads.
 //!
 //! # How to run
@@ -685,6 +689,7 @@ fn append_benches(c: &mut Criterion) {
         if size == 128 {
             variants.extend([
                 ("applog_pretouch", base().pretouch(8)),
+                ("applog_pretouch32", base().pretouch(32)),
                 ("applog_coarse_time", base().record_time(RecordTime::Coarse)),
                 ("applog_no_time", base().record_time(RecordTime::Off)),
             ]);
@@ -1089,6 +1094,21 @@ fn cost_benches(c: &mut Criterion) {
 
     group.bench_function("clock_realtime", |b| {
         b.iter(|| black_box(std::time::SystemTime::now()));
+    });
+    group.bench_function("clock_realtime_ns_systemtime", |b| {
+        b.iter(|| {
+            black_box(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |d| d.as_nanos() as u64),
+            )
+        });
+    });
+    group.bench_function("clock_realtime_ns_clock_gettime", |b| {
+        b.iter(|| {
+            let t = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
+            black_box(t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64)
+        });
     });
 
     group.bench_function("clock_realtime_coarse", |b| {
