@@ -76,6 +76,11 @@ fn sample_run() -> TempDir {
          durable_latency/128B/pwrite_fdatasync\tp99_ns\t105000\n\
          tail_oneway/pipe\tp50_ns\t4500\n\
          tail_oneway/pipe\tp99_ns\t12000\n\
+         tail_stamped/busy/pipe\tp50_ns\t3000\n\
+         tail_stamped/idle/applog_spin\tp50_ns\t800\n\
+         tail_stamped/idle/applog_spin\tp99_ns\t2500\n\
+         tail_stamped/idle/applog_spin\tp999_ns\t40000\n\
+         tail_stamped/idle/applog_spin\tmax_ns\t1500000\n\
          not a figure\n",
     )
     .unwrap();
@@ -159,10 +164,16 @@ fn writes_the_tables_and_both_plots() {
         "| `durable_latency/128B/pwrite_fdatasync` | 42 µs | 35 µs | 105 µs | – | 1.00x |",
         "| `tail_latency/pipe` | 9.00 µs | 111.1 k/s |",
         "| `tail_oneway/pipe` | 4.50 µs | 12 µs |",
+        "| schedule | transport | p50 | p99 | p99.9 | max |",
+        "| idle | `applog_spin` | 800 ns | 2.50 µs | 40 µs | 1.50 ms |",
+        "| busy | `pipe` | 3.00 µs | – | – | – |",
         "| `misc/thing/64` | 2.00 s |",
     ] {
         assert!(md.contains(row), "no row {row:?} in results.md:\n{md}");
     }
+    assert!(md.contains("from the intended send time"), "{md}");
+    // The idle schedule before the busy one.
+    assert!(md.find("| idle |") < md.find("| busy |"), "{md}");
     // Only the sections the run measured.
     assert!(!md.contains("## Group commit"), "{md}");
     assert!(!md.contains("## Reading a whole log"), "{md}");

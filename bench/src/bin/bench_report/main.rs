@@ -26,6 +26,10 @@ use std::process::ExitCode;
 
 use serde_json::Value;
 
+/// Percentiles and other figures criterion does not keep, from `extra.tsv`: (name, key) to
+/// value.
+type Extra = BTreeMap<(String, String), f64>;
+
 /// One criterion benchmark.
 #[derive(Clone, Debug)]
 struct Bench {
@@ -49,6 +53,17 @@ const APPEND_VARIANTS: [(&str, &str); 9] = [
     ("mmap_presized_hugepage", "the same, `MADV_HUGEPAGE`"),
     ("memcpy", "memcpy into faulted memory (limit)"),
 ];
+/// The schedules of the `tail_stamped/<schedule>/<transport>` figures, in the order the
+/// tables show them.
+const STAMPED_SCHEDULES: [&str; 2] = ["idle", "busy"];
+/// The transports of the tail bench, in the order the tables show them.
+const TAIL_TRANSPORTS: [&str; 4] = ["applog_spin", "applog_block", "pipe", "unix_socket"];
+/// What the `tail_stamped` figures are, for the tables' titles.
+const STAMPED_TITLE: &str = "One-way latency timed by the receiver, from the intended send \
+     time: each message carries the time its slot in a fixed schedule was due (`idle`: one \
+     message per 50 µs; `busy`: one message per 2 µs, 500,000 a second); the writer sends it \
+     then, or at once when behind, so a stall of the writer counts against every message due \
+     meanwhile (no coordinated omission)";
 const APPEND_SIZES: [(&str, f64); 5] = [
     ("16B", 16.0),
     ("128B", 128.0),
@@ -223,4 +238,46 @@ fn find<'a>(benches: &'a [Bench], group: &str, function: &str) -> Option<(usize,
         .iter()
         .enumerate()
         .find(|(_, b)| b.group == group && b.function == function)
+}
+
+/// One `tail_stamped/<schedule>/<transport>` figure set.
+struct StampedRow {
+    /// The name in `extra.tsv`.
+    name: String,
+    schedule: String,
+    transport: String,
+}
+
+/// The `tail_stamped/` names in `extra` (any of `runs`), schedules and transports in the order
+/// of [`STAMPED_SCHEDULES`] and [`TAIL_TRANSPORTS`], others after them by name.
+fn stamped_rows<'a>(runs: impl IntoIterator<Item = &'a Extra>) -> Vec<StampedRow> {
+    let mut names: Vec<&String> = runs
+        .into_iter()
+        .flat_map(|e| e.keys())
+        .filter(|(n, k)| n.starts_with("tail_stamped/") && k == "p50_ns")
+        .map(|(n, _)| n)
+        .collect();
+    names.sort();
+    names.dedup();
+    let rank = |list: &[&str], x: &str| list.iter().position(|y| *y == x).unwrap_or(list.len());
+    let mut rows: Vec<StampedRow> = names
+        .into_iter()
+        .map(|n| {
+            let rest = &n["tail_stamped/".len()..];
+            let (schedule, transport) = rest.split_once('/').unwrap_or(("–", rest));
+            StampedRow {
+                name: n.clone(),
+                schedule: schedule.to_owned(),
+                transport: transport.to_owned(),
+            }
+        })
+        .collect();
+    rows.sort_by_key(|r| {
+        (
+            rank(&STAMPED_SCHEDULES, &r.schedule),
+            rank(&TAIL_TRANSPORTS, &r.transport),
+            r.name.clone(),
+        )
+    });
+    rows
 }
