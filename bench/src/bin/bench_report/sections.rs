@@ -25,7 +25,7 @@ pub fn results_md(
 }
 
 /// A time in ns, in a readable unit.
-fn time(ns: f64) -> String {
+pub fn time(ns: f64) -> String {
     if ns >= 1e9 {
         format!("{:.2} s", ns / 1e9)
     } else if ns >= 1e6 {
