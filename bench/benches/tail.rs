@@ -5,21 +5,33 @@
 //! - `tail_latency/*`: ping-pong. The child echoes each record (message) back on a second log
 //!   (pipe, socket); criterion's time per iteration is one round trip, so one-way latency is
 //!   half of it. After the criterion groups, the bench also prints p50/p99 of the one-way
-//!   latency over 20,000 individually timed round trips.
+//!   latency over 20,000 individually timed round trips (`tail_oneway/*`).
 //! - `tail_throughput/*`: the writer appends N records without pausing, the child reads all N
 //!   and acknowledges; criterion's throughput is messages per second. `applog_batch16/*`:
 //!   the same records appended with `append_batch` of 16 (one growth check, one clock read
 //!   and one publish per 16 records).
-//! - After the groups, a second one-way measurement that is not half of a round trip: the
-//!   writer sends one message every 50 µs (busy-waiting in between, as a producer that keeps
-//!   working would), each carrying its send time (`CLOCK_MONOTONIC`, one clock for every
-//!   process); the child takes the time when it has the message and reports p50/p99 of the
-//!   difference. In a round trip both sides go to sleep right after they send; here only the
-//!   receiver sleeps.
+//! - After the groups, a one-way measurement that is not half of a round trip
+//!   (`tail_stamped/<schedule>/<transport>`): the writer sends messages on a fixed schedule,
+//!   message i due at `start + i * interval`, and each message carries that intended send
+//!   time (`CLOCK_MONOTONIC` ns, one clock for every process), not the time it was actually
+//!   sent. The writer busy-waits for each slot, as a producer that keeps working would; when
+//!   it is behind schedule it sends at once, never skipping a slot. The child takes the time
+//!   when it has the message and reports p50, p99, p99.9 and the maximum of the difference.
+//!   Measuring from the intended time corrects for coordinated omission (as wrk2 and
+//!   HdrHistogram do): a stall of the sender, or a transport slower than the schedule, delays
+//!   every message due meanwhile, and all of that delay counts as latency. Two schedules:
+//!   - `idle`: one message per 50 µs, 20,000 messages (1 s): the receiver goes to sleep (or
+//!     spins idle) before each message;
+//!   - `busy`: one message per 2 µs (500,000 messages/s), 200,000 messages (0.4 s): the
+//!     writer is busy all the time and the receiver rarely sleeps.
+//!
+//!   `APPLOG_BENCH_TAIL_IDLE_MSGS` and `APPLOG_BENCH_TAIL_BUSY_MSGS` change the counts. Each
+//!   transport is warmed up with a tenth of the count on the same schedule first. In a round
+//!   trip both sides go to sleep right after they send; here only the receiver may.
 //!
 //! The child process is this bench binary itself, started with `APPLOG_BENCH_CHILD` set. Logs
-//! live in fresh temporary directories (one pair per measurement batch), 64 MiB segments; the
-//! throughput logs under `$APPLOG_BENCH_DIR` when set (see `support::bench_root`).
+//! live in fresh temporary directories (one pair per measurement batch) under
+//! `$APPLOG_BENCH_DIR` when set (see `support::bench_root`), 64 MiB segments.
 //! Run: `cargo bench -p applog-bench --bench tail` (add `-- --warm-up-time 1 --measurement-time 3` to shorten).
 
 #[path = "support/mod.rs"]
@@ -79,7 +91,8 @@ fn ready_tailer(a: &str, wait: &str, out: &mut impl Write) -> Tailer {
 
 /// Commands on stdin, one per line: `echo A B WAIT` (tail log A, append each record to log B,
 /// until an empty record), `sink A N WAIT` (read N records of A, then print `ok`) or
-/// `stamped A N WAIT` (read N stamped records of A, then print `ok P50 P99`, in ns).
+/// `stamped A N WAIT` (read N stamped records of A, then print `ok P50 P99 P999 MAX`, the
+/// one-way latency from each record's intended send time, in ns).
 fn applog_child() {
     let stdin = std::io::stdin();
     let mut out = std::io::stdout();
@@ -106,8 +119,8 @@ fn applog_child() {
                     let rec = t.next().expect("record");
                     lat.push(since(stamp_of(rec.data())));
                 }
-                let (p50, p99) = p50_p99(&mut lat);
-                writeln!(out, "ok {p50} {p99}").unwrap();
+                let [p50, p99, p999, max] = summary(&mut lat);
+                writeln!(out, "ok {p50} {p99} {p999} {max}").unwrap();
                 out.flush().unwrap();
             }
             ["sink", a, n, wait] => {
@@ -127,7 +140,8 @@ fn applog_child() {
 
 /// Pipe or socket: each batch starts with a 9-byte header: count N and mode (1, echo: send
 /// each message back; 0, sink: read N messages, then send one byte; 2, stamped: read N
-/// stamped messages, then send p50 and p99 of their one-way latency in ns, 8 bytes each).
+/// stamped messages, then send p50, p99, p99.9 and the maximum of their one-way latency from
+/// the intended send time, in ns, as 4 little-endian u64s).
 fn stream_child(mut input: impl Read, mut output: impl Write) {
     let mut head = [0u8; 9];
     let mut msg = [0u8; MSG];
@@ -139,9 +153,9 @@ fn stream_child(mut input: impl Read, mut output: impl Write) {
                 input.read_exact(&mut msg).unwrap();
                 lat.push(since(stamp_of(&msg)));
             }
-            let (p50, p99) = p50_p99(&mut lat);
-            output.write_all(&p50.to_le_bytes()).unwrap();
-            output.write_all(&p99.to_le_bytes()).unwrap();
+            for v in summary(&mut lat) {
+                output.write_all(&v.to_le_bytes()).unwrap();
+            }
             output.flush().unwrap();
             continue;
         }
@@ -160,22 +174,72 @@ fn stream_child(mut input: impl Read, mut output: impl Write) {
     }
 }
 
-// ---------------------------------------------------------------- send stamps
+// ---------------------------------------------------------------- scheduled messages
 
-/// Gap between two stamped messages: long enough that the receiver sleeps before each one.
-const STAMP_INTERVAL: Duration = Duration::from_micros(50);
+/// A schedule of stamped messages: one every `interval`, `msgs` of them.
+#[derive(Clone, Copy)]
+struct Schedule {
+    name: &'static str,
+    interval: Duration,
+    msgs: u64,
+}
+
+impl Schedule {
+    /// The two schedules, each with its count (from the environment when set there).
+    fn all() -> [Schedule; 2] {
+        let count = |var: &str, default: u64| {
+            std::env::var(var)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default)
+        };
+        [
+            // Long enough between messages that the receiver sleeps before each one.
+            Schedule {
+                name: "idle",
+                interval: Duration::from_micros(50),
+                msgs: count("APPLOG_BENCH_TAIL_IDLE_MSGS", 20_000),
+            },
+            // 500,000 messages/s: the writer is always busy, the receiver rarely sleeps.
+            Schedule {
+                name: "busy",
+                interval: Duration::from_micros(2),
+                msgs: count("APPLOG_BENCH_TAIL_BUSY_MSGS", 200_000),
+            },
+        ]
+    }
+
+    /// A tenth of the count on the same schedule.
+    fn warm_up(self) -> Schedule {
+        Schedule {
+            msgs: (self.msgs / 10).max(1),
+            ..self
+        }
+    }
+
+    /// Calls `send` `msgs` times with a message that carries its intended send time, `start +
+    /// i * interval` (`CLOCK_MONOTONIC` ns), busy-waiting until that time. A send that is
+    /// behind schedule goes at once; no slot is skipped, so the delay of a late message
+    /// counts against its latency (no coordinated omission).
+    fn send(self, mut send: impl FnMut(&[u8])) {
+        let interval = self.interval.as_nanos() as u64;
+        let mut msg = [7u8; MSG];
+        let start = mono_ns();
+        for i in 0..self.msgs {
+            let due = start + i * interval;
+            while mono_ns() < due {
+                std::hint::spin_loop();
+            }
+            msg[..8].copy_from_slice(&due.to_le_bytes());
+            send(&msg);
+        }
+    }
+}
 
 /// `CLOCK_MONOTONIC` in ns: the same clock in every process of the machine.
 fn mono_ns() -> u64 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
     t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
-}
-
-/// A 128 B message that carries the time it is sent.
-fn stamped_msg() -> [u8; MSG] {
-    let mut msg = [7u8; MSG];
-    msg[..8].copy_from_slice(&mono_ns().to_le_bytes());
-    msg
 }
 
 fn stamp_of(msg: &[u8]) -> u64 {
@@ -187,23 +251,15 @@ fn since(stamp: u64) -> u64 {
     mono_ns().saturating_sub(stamp)
 }
 
-fn p50_p99(v: &mut [u64]) -> (u64, u64) {
+/// p50, p99, p99.9 and the maximum of latencies (ns).
+fn summary(v: &mut [u64]) -> [u64; 4] {
     v.sort_unstable();
-    let at = |p: usize| v[(v.len() * p / 100).min(v.len() - 1)];
-    (at(50), at(99))
-}
-
-/// Calls `send` with a freshly stamped message `n` times, one every [`STAMP_INTERVAL`],
-/// busy-waiting in between.
-fn send_paced(n: u64, mut send: impl FnMut(&[u8])) {
-    let start = Instant::now();
-    for i in 0..n {
-        let due = start + STAMP_INTERVAL * i as u32;
-        while Instant::now() < due {
-            std::hint::spin_loop();
-        }
-        send(&stamped_msg());
-    }
+    [
+        support::quantile(v, 0.5),
+        support::quantile(v, 0.99),
+        support::quantile(v, 0.999),
+        v.last().copied().unwrap_or(0),
+    ]
 }
 
 // ---------------------------------------------------------------- the parent side
@@ -252,7 +308,7 @@ impl ApplogPeer {
 
     /// `iters` round trips through two logs; returns the time of each (or the total).
     fn ping_pong(&mut self, wait: &str, iters: u64, each: Option<&mut Vec<Duration>>) -> Duration {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir_in(support::bench_root()).unwrap();
         let (a, b) = (dir.path().join("a"), dir.path().join("b"));
         let mut w = Writer::open(&a, opts()).unwrap();
         drop(Writer::open(&b, opts()).unwrap());
@@ -276,13 +332,14 @@ impl ApplogPeer {
         total
     }
 
-    /// `n` stamped messages; returns (p50, p99) of the one-way latency in ns.
-    fn stamped(&mut self, wait: &str, n: u64) -> (u64, u64) {
-        let dir = tempfile::tempdir().unwrap();
+    /// Stamped messages on `schedule`; returns p50, p99, p99.9 and the maximum of the one-way
+    /// latency from the intended send time, in ns.
+    fn stamped(&mut self, wait: &str, schedule: Schedule) -> [u64; 4] {
+        let dir = tempfile::tempdir_in(support::bench_root()).unwrap();
         let a = dir.path().join("a");
         let mut w = Writer::open(&a, opts()).unwrap();
-        self.command(&format!("stamped {} {n} {wait}", a.display()));
-        send_paced(n, |msg| {
+        self.command(&format!("stamped {} {} {wait}", a.display(), schedule.msgs));
+        schedule.send(|msg| {
             w.append(msg).unwrap();
         });
         let mut line = String::new();
@@ -292,8 +349,8 @@ impl ApplogPeer {
             .skip(1)
             .map(|x| x.parse().unwrap())
             .collect();
-        assert_eq!(f.len(), 2, "child said {line:?}");
-        (f[0], f[1])
+        f.try_into()
+            .unwrap_or_else(|_| panic!("child said {line:?}, expected ok P50 P99 P999 MAX"))
     }
 
     /// `iters` records appended without pausing, one `append` each (`batch` 1) or
@@ -380,18 +437,16 @@ impl StreamPeer {
         start.elapsed()
     }
 
-    /// `n` stamped messages; returns (p50, p99) of the one-way latency in ns.
-    fn stamped(&mut self, n: u64) -> (u64, u64) {
+    /// Stamped messages on `schedule`; returns p50, p99, p99.9 and the maximum of the one-way
+    /// latency from the intended send time, in ns.
+    fn stamped(&mut self, schedule: Schedule) -> [u64; 4] {
         let mut h = [2u8; 9];
-        h[..8].copy_from_slice(&n.to_le_bytes());
+        h[..8].copy_from_slice(&schedule.msgs.to_le_bytes());
         self.tx.write_all(&h).unwrap();
-        send_paced(n, |msg| self.tx.write_all(msg).unwrap());
-        let mut back = [0u8; 16];
+        schedule.send(|msg| self.tx.write_all(msg).unwrap());
+        let mut back = [0u8; 32];
         self.rx.read_exact(&mut back).unwrap();
-        (
-            u64::from_le_bytes(back[..8].try_into().unwrap()),
-            u64::from_le_bytes(back[8..].try_into().unwrap()),
-        )
+        std::array::from_fn(|i| u64::from_le_bytes(back[i * 8..][..8].try_into().unwrap()))
     }
 
     fn stream(&mut self, iters: u64) -> Duration {
@@ -487,30 +542,44 @@ fn percentiles(n: u64) {
         peer.ping_pong(n, Some(&mut v));
         report(name, v);
     }
+}
 
-    // One-way, stamped: the receiver measures.
-    let stamped = |name: &str, (p50, p99): (u64, u64)| {
-        println!(
-            "one-way latency {name:<16} p50 {:>8.2} us   p99 {:>8.2} us   ({n} stamped messages, one per {} us)",
-            p50 as f64 / 1e3,
-            p99 as f64 / 1e3,
-            STAMP_INTERVAL.as_micros()
-        );
-        let key = format!("tail_stamped/{}", name.replace(' ', "_"));
-        support::record(&key, "p50_ns", p50 as f64);
-        support::record(&key, "p99_ns", p99 as f64);
-    };
-    for wait in ["spin", "block"] {
-        let mut peer = ApplogPeer::new();
-        peer.stamped(wait, n / 10); // warm up
-        stamped(&format!("applog {wait}"), peer.stamped(wait, n));
-    }
-    for (name, mut peer) in [
-        ("pipe", StreamPeer::pipe()),
-        ("unix socket", StreamPeer::socket()),
-    ] {
-        peer.stamped(n / 10);
-        stamped(name, peer.stamped(n));
+/// p50, p99, p99.9 and the maximum of the one-way latency from the intended send time of
+/// stamped messages, measured by the receiver, for each schedule and transport.
+fn stamped_percentiles() {
+    for schedule in Schedule::all() {
+        let report = |name: &str, [p50, p99, p999, max]: [u64; 4]| {
+            let us = |ns: u64| ns as f64 / 1e3;
+            println!(
+                "one-way latency {:<4} {name:<12} p50 {:>8.2} us   p99 {:>8.2} us   p99.9 {:>8.2} us   \
+                 max {:>9.2} us   ({} messages, one per {} us, from the intended send time)",
+                schedule.name,
+                us(p50),
+                us(p99),
+                us(p999),
+                us(max),
+                schedule.msgs,
+                schedule.interval.as_micros()
+            );
+            let key = format!("tail_stamped/{}/{}", schedule.name, name.replace(' ', "_"));
+            support::record(&key, "p50_ns", p50 as f64);
+            support::record(&key, "p99_ns", p99 as f64);
+            support::record(&key, "p999_ns", p999 as f64);
+            support::record(&key, "max_ns", max as f64);
+            support::record(&key, "samples", schedule.msgs as f64);
+        };
+        for wait in ["spin", "block"] {
+            let mut peer = ApplogPeer::new();
+            peer.stamped(wait, schedule.warm_up());
+            report(&format!("applog {wait}"), peer.stamped(wait, schedule));
+        }
+        for (name, mut peer) in [
+            ("pipe", StreamPeer::pipe()),
+            ("unix socket", StreamPeer::socket()),
+        ] {
+            peer.stamped(schedule.warm_up());
+            report(name, peer.stamped(schedule));
+        }
     }
 }
 
@@ -526,5 +595,6 @@ fn main() {
     // Not under `cargo test --benches` / `--test` (criterion's smoke-test mode).
     if !std::env::args().any(|a| a == "--test" || a == "--list") {
         percentiles(20_000);
+        stamped_percentiles();
     }
 }

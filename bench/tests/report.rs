@@ -1,6 +1,6 @@
 //! The report program from the outside: a small made-up run in criterion's layout, then
-//! `bench_report RESULTS_DIR OUT_DIR`, then what it wrote; and that a missing or broken run
-//! is a clear error and exit status 1, not a panic.
+//! `bench_report RESULTS_DIR OUT_DIR` (or two runs and `bench_report --ipc`), then what it
+//! wrote; and that a missing or broken run is a clear error and exit status 1, not a panic.
 
 use std::fs;
 use std::path::Path;
@@ -76,6 +76,11 @@ fn sample_run() -> TempDir {
          durable_latency/128B/pwrite_fdatasync\tp99_ns\t105000\n\
          tail_oneway/pipe\tp50_ns\t4500\n\
          tail_oneway/pipe\tp99_ns\t12000\n\
+         tail_stamped/busy/pipe\tp50_ns\t3000\n\
+         tail_stamped/idle/applog_spin\tp50_ns\t800\n\
+         tail_stamped/idle/applog_spin\tp99_ns\t2500\n\
+         tail_stamped/idle/applog_spin\tp999_ns\t40000\n\
+         tail_stamped/idle/applog_spin\tmax_ns\t1500000\n\
          not a figure\n",
     )
     .unwrap();
@@ -159,10 +164,16 @@ fn writes_the_tables_and_both_plots() {
         "| `durable_latency/128B/pwrite_fdatasync` | 42 µs | 35 µs | 105 µs | – | 1.00x |",
         "| `tail_latency/pipe` | 9.00 µs | 111.1 k/s |",
         "| `tail_oneway/pipe` | 4.50 µs | 12 µs |",
+        "| schedule | transport | p50 | p99 | p99.9 | max |",
+        "| idle | `applog_spin` | 800 ns | 2.50 µs | 40 µs | 1.50 ms |",
+        "| busy | `pipe` | 3.00 µs | – | – | – |",
         "| `misc/thing/64` | 2.00 s |",
     ] {
         assert!(md.contains(row), "no row {row:?} in results.md:\n{md}");
     }
+    assert!(md.contains("from the intended send time"), "{md}");
+    // The idle schedule before the busy one.
+    assert!(md.find("| idle |") < md.find("| busy |"), "{md}");
     // Only the sections the run measured.
     assert!(!md.contains("## Group commit"), "{md}");
     assert!(!md.contains("## Reading a whole log"), "{md}");
@@ -273,5 +284,172 @@ fn wrong_arguments_print_the_usage() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("usage: bench_report RESULTS_DIR OUT_DIR"));
+    let usage = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(
+        usage.contains("usage: bench_report RESULTS_DIR OUT_DIR"),
+        "{usage}"
+    );
+    assert!(
+        usage.contains("bench_report --ipc EXT4_RESULTS TMPFS_RESULTS OUT_DIR"),
+        "{usage}"
+    );
+}
+
+/// One run for `--ipc` on file system `fs`: appends of 128 B, tail throughput and latency;
+/// times in ns.
+fn ipc_run(fs: &str, appends: &[(&str, f64)], streams: &[(&str, Option<&str>, f64)]) -> TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let r = dir.path();
+    for (variant, ns) in appends {
+        bench(r, "append/128B", variant, None, *ns, None);
+    }
+    for (function, value, ns) in streams {
+        bench(r, "tail_throughput", function, *value, *ns, None);
+    }
+    let scale = if fs == "ext4" { 1.0 } else { 0.5 };
+    let mut extra = String::new();
+    for (name, key, ns) in [
+        ("tail_oneway/pipe", "p50_ns", 1400.0),
+        ("tail_oneway/applog_spin", "p50_ns", 500.0),
+        ("tail_stamped/busy/pipe", "p50_ns", 3000.0),
+        ("tail_stamped/idle/applog_spin", "p50_ns", 800.0),
+        ("tail_stamped/idle/applog_spin", "p99_ns", 2500.0),
+        ("tail_stamped/idle/applog_spin", "p999_ns", 40_000.0),
+        ("tail_stamped/idle/applog_spin", "max_ns", 1_500_000.0),
+    ] {
+        extra += &format!("{name}\t{key}\t{}\n", ns * scale);
+    }
+    fs::write(r.join("extra.tsv"), extra).unwrap();
+    fs::write(
+        r.join("run.tsv"),
+        format!("command\tscripts/ipc-report.sh\nfilesystem\t{fs}\ncpu\tTest CPU\n"),
+    )
+    .unwrap();
+    dir
+}
+
+fn ipc_report(ext4: &Path, tmpfs: &Path, out: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bench_report"))
+        .arg("--ipc")
+        .args([ext4, tmpfs, out])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn ipc_report_sets_ext4_and_tmpfs_side_by_side() {
+    let ext4 = ipc_run(
+        "ext4",
+        &[
+            ("bufwriter", 250.0),
+            ("applog_pretouch", 180.0),
+            ("applog", 200.0),
+            ("memcpy", 10.0),
+        ],
+        &[
+            ("applog", Some("spin"), 100.0),
+            ("pipe", None, 700.0),
+            ("unix_socket", None, 1000.0),
+        ],
+    );
+    let tmpfs = ipc_run(
+        "tmpfs",
+        &[("applog", 120.0), ("bufwriter", 240.0), ("memcpy", 10.0)],
+        &[("applog", Some("spin"), 80.0), ("pipe", None, 700.0)],
+    );
+    let out = tempfile::tempdir().unwrap();
+    let o = ipc_report(ext4.path(), tmpfs.path(), out.path());
+    assert!(
+        o.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let md = fs::read_to_string(out.path().join("ipc.md")).unwrap();
+    let rows = [
+        "| variant | ext4 | tmpfs | ext4 vs `bufwriter` | tmpfs vs `bufwriter` |",
+        "| `applog`: applog, default options | 200.0 | 120.0 | 1.25 | 2.00 |",
+        "| `applog_pretouch`: applog, `pretouch(8)` | 180.0 | – | 1.39 | – |",
+        "| `bufwriter`: `BufWriter<File>` log, same framing | 250.0 | 240.0 | 1.00 | 1.00 |",
+        "| `memcpy`: memcpy into faulted memory (limit) | 10.0 | 10.0 | 25.00 | 24.00 |",
+        "| transport | ext4 | tmpfs | ext4 vs `pipe` | tmpfs vs `pipe` |",
+        "| `applog/spin` | 10.00 | 12.50 | 7.00 | 8.75 |",
+        "| `pipe` | 1.43 | 1.43 | 1.00 | 1.00 |",
+        "| `unix_socket` | 1.00 | – | 0.70 | – |",
+        "| `applog_spin` | 500 ns | 250 ns | – | – |",
+        "| `pipe` | 1.40 µs | 700 ns | – | – |",
+        "| idle | `applog_spin` | 800 ns | 400 ns | 2.50 µs | 1.25 µs | 40 µs | 20 µs | 1.50 ms | 750 µs |",
+        "| busy | `pipe` | 3.00 µs | 1.50 µs | – | – | – | – | – | – |",
+        "| | ext4 | tmpfs |",
+        "| file system of the bench files | ext4 | tmpfs |",
+        "| CPU | Test CPU | Test CPU |",
+    ];
+    let mut last = 0;
+    for row in rows {
+        let at = md
+            .find(row)
+            .unwrap_or_else(|| panic!("no row {row:?} in ipc.md:\n{md}"));
+        assert!(at > last, "row {row:?} out of order in ipc.md:\n{md}");
+        last = at;
+    }
+
+    let append = svg_texts(&read_svg(&out.path().join("ipc_append.svg")));
+    for text in [
+        "applog",
+        "applog_pretouch",
+        "bufwriter",
+        "ext4",
+        "tmpfs",
+        "200 ns",
+        "120 ns",
+    ] {
+        assert!(
+            append.iter().any(|t| t == text),
+            "no text {text:?} in ipc_append.svg: {append:?}"
+        );
+    }
+    let throughput = svg_texts(&read_svg(&out.path().join("ipc_throughput.svg")));
+    for text in [
+        "applog/spin",
+        "pipe",
+        "unix_socket",
+        "ext4",
+        "tmpfs",
+        "12.50 M/s",
+    ] {
+        assert!(
+            throughput.iter().any(|t| t == text),
+            "no text {text:?} in ipc_throughput.svg: {throughput:?}"
+        );
+    }
+}
+
+#[test]
+fn ipc_report_refuses_runs_it_cannot_use() {
+    let ext4 = ipc_run("ext4", &[("applog", 200.0)], &[]);
+    let tmpfs = ipc_run("tmpfs", &[("applog", 120.0)], &[]);
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("docs");
+
+    // The runs the wrong way round.
+    let o = ipc_report(tmpfs.path(), ext4.path(), &dest);
+    let run_tsv = tmpfs.path().join("run.tsv");
+    assert_clean_failure(
+        &o,
+        &format!(
+            "{}: the bench files were on tmpfs, not ext4",
+            run_tsv.display()
+        ),
+    );
+
+    // A missing run.
+    let missing = out.path().join("no-such-run");
+    let o = ipc_report(ext4.path(), &missing, &dest);
+    assert_clean_failure(&o, &format!("TMPFS results {}", missing.display()));
+
+    // A run of other benches.
+    let other = sample_run();
+    fs::remove_dir_all(other.path().join("criterion/tail_latency")).unwrap();
+    let o = ipc_report(other.path(), tmpfs.path(), &dest);
+    assert_clean_failure(&o, "no append/128B or tail_* benchmarks");
+    assert!(!dest.exists());
 }

@@ -1,8 +1,11 @@
 //! Turns one benchmark run into `results.md` and SVG plots: what `scripts/bench-report.sh`
-//! runs after the benches.
+//! runs after the benches. With `--ipc`, turns two runs of the append (128 B) and tail
+//! benches, one on ext4 and one on tmpfs, into `ipc.md` and its plots: what
+//! `scripts/ipc-report.sh` runs.
 //!
 //! ```text
 //! cargo run --release -p applog-bench --bin bench_report -- RESULTS_DIR OUT_DIR
+//! cargo run --release -p applog-bench --bin bench_report -- --ipc EXT4_RESULTS TMPFS_RESULTS OUT_DIR
 //! ```
 //!
 //! RESULTS_DIR holds `criterion/` (criterion's output, `CRITERION_HOME`), `extra.tsv` (the
@@ -12,11 +15,19 @@
 //! measured is shown; every figure is criterion's median (or a percentile of individually
 //! timed calls, where the table says so).
 //!
-//! `sections` writes the tables of `results.md`, `plots` draws the SVG plots; this file reads
-//! the run. A missing or unreadable RESULTS_DIR, no criterion results in it, criterion output
-//! that is not JSON or lacks the fields read here, or an output that cannot be written is an
-//! error that names the file, and exit status 1; `extra.tsv` and `run.tsv` may be absent.
+//! EXT4_RESULTS and TMPFS_RESULTS are results directories like RESULTS_DIR; OUT_DIR gets
+//! `ipc.md`, `ipc_append.svg` and `ipc_throughput.svg`.
+//!
+//! `sections` writes the tables of `results.md`, `plots` draws its SVG plots; `ipc` and
+//! `ipc_plots` do the same for `ipc.md`; this file reads the runs. A missing or unreadable
+//! results directory, no criterion results in it, criterion output that is not JSON or lacks
+//! the fields read here, or an output that cannot be written is an error that names the file,
+//! and exit status 1; `extra.tsv` and `run.tsv` may be absent. For `--ipc`, a run without any
+//! append 128 B or tail benchmark, or whose `run.tsv` names another file system than its
+//! column's, is an error too.
 
+mod ipc;
+mod ipc_plots;
 mod plots;
 mod sections;
 
@@ -25,6 +36,21 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use serde_json::Value;
+
+/// Percentiles and other figures criterion does not keep, from `extra.tsv`: (name, key) to
+/// value.
+type Extra = BTreeMap<(String, String), f64>;
+
+/// One run of benches: what a results directory holds.
+struct Run {
+    /// Criterion's benchmarks, sorted by group (numbers as numbers) and function.
+    benches: Vec<Bench>,
+    extra: Extra,
+    /// The run's description from `run.tsv`: machine, command, load, dates.
+    meta: BTreeMap<String, String>,
+    /// The results directory, for error messages.
+    dir: PathBuf,
+}
 
 /// One criterion benchmark.
 #[derive(Clone, Debug)]
@@ -49,6 +75,23 @@ const APPEND_VARIANTS: [(&str, &str); 9] = [
     ("mmap_presized_hugepage", "the same, `MADV_HUGEPAGE`"),
     ("memcpy", "memcpy into faulted memory (limit)"),
 ];
+/// The append variants measured at 128 B only, with their descriptions.
+const APPEND_128B_VARIANTS: [(&str, &str); 3] = [
+    ("applog_pretouch", "applog, `pretouch(8)`"),
+    ("applog_coarse_time", "applog, `RecordTime::Coarse`"),
+    ("applog_no_time", "applog, `RecordTime::Off`"),
+];
+/// The schedules of the `tail_stamped/<schedule>/<transport>` figures, in the order the
+/// tables show them.
+const STAMPED_SCHEDULES: [&str; 2] = ["idle", "busy"];
+/// The transports of the tail bench, in the order the tables show them.
+const TAIL_TRANSPORTS: [&str; 4] = ["applog_spin", "applog_block", "pipe", "unix_socket"];
+/// What the `tail_stamped` figures are, for the tables' titles.
+const STAMPED_TITLE: &str = "One-way latency timed by the receiver, from the intended send \
+     time: each message carries the time its slot in a fixed schedule was due (`idle`: one \
+     message per 50 µs; `busy`: one message per 2 µs, 500,000 a second); the writer sends it \
+     then, or at once when behind, so a stall of the writer counts against every message due \
+     meanwhile (no coordinated omission)";
 const APPEND_SIZES: [(&str, f64); 5] = [
     ("16B", 16.0),
     ("128B", 128.0),
@@ -58,12 +101,21 @@ const APPEND_SIZES: [(&str, f64); 5] = [
 ];
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().collect();
-    if args.len() != 3 {
-        eprintln!("usage: bench_report RESULTS_DIR OUT_DIR");
-        return ExitCode::from(2);
-    }
-    match run(Path::new(&args[1]), Path::new(&args[2])) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.as_slice() {
+        [results, out] if !results.starts_with("--") => report(Path::new(results), Path::new(out)),
+        [flag, ext4, tmpfs, out] if flag == "--ipc" => {
+            ipc_report(Path::new(ext4), Path::new(tmpfs), Path::new(out))
+        }
+        _ => {
+            eprintln!(
+                "usage: bench_report RESULTS_DIR OUT_DIR\n       \
+                 bench_report --ipc EXT4_RESULTS TMPFS_RESULTS OUT_DIR"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bench_report: {e}");
@@ -72,20 +124,68 @@ fn main() -> ExitCode {
     }
 }
 
-/// Reads the run in `results` and writes the report into `out`. The errors name the file.
-fn run(results: &Path, out: &Path) -> Result<(), String> {
-    let meta = std::fs::metadata(results)
-        .map_err(|e| format!("RESULTS_DIR {}: {e}", results.display()))?;
+/// Reads the run in `results` and writes `results.md` and its plots into `out`. The errors
+/// name the file.
+fn report(results: &Path, out: &Path) -> Result<(), String> {
+    let run = load_run(results, "RESULTS_DIR")?;
+    let write = writer(out)?;
+    write(
+        "results.md",
+        sections::results_md(&run.benches, &run.extra, &run.meta),
+    )?;
+    let plot = |name: &str, svg: Result<String, Box<dyn std::error::Error>>| {
+        write(name, svg.map_err(|e| format!("drawing {name}: {e}"))?)
+    };
+    plot("append_throughput.svg", plots::append_svg(&run.benches))?;
+    plot("latency_percentiles.svg", plots::latency_svg(&run.extra))?;
+    eprintln!(
+        "bench_report: {} benchmarks -> {}",
+        run.benches.len(),
+        out.join("results.md").display()
+    );
+    Ok(())
+}
+
+/// Reads the ext4 and the tmpfs run and writes `ipc.md` and its plots into `out`.
+fn ipc_report(ext4: &Path, tmpfs: &Path, out: &Path) -> Result<(), String> {
+    let mut runs = Vec::new();
+    for (dir, fs) in [ext4, tmpfs].into_iter().zip(ipc::FILE_SYSTEMS) {
+        let run = load_run(dir, &format!("{} results", fs.to_uppercase()))?;
+        ipc::check(&run, fs)?;
+        runs.push(run);
+    }
+    let runs = [&runs[0], &runs[1]];
+    let write = writer(out)?;
+    write("ipc.md", ipc::ipc_md(runs))?;
+    let plot = |name: &str, svg: Result<String, Box<dyn std::error::Error>>| {
+        write(name, svg.map_err(|e| format!("drawing {name}: {e}"))?)
+    };
+    plot("ipc_append.svg", ipc_plots::append_svg(runs))?;
+    plot("ipc_throughput.svg", ipc_plots::throughput_svg(runs))?;
+    eprintln!("bench_report: -> {}", out.join("ipc.md").display());
+    Ok(())
+}
+
+/// Creates `out` and returns a function that writes a file into it; its errors name the file.
+fn writer(out: &Path) -> Result<impl Fn(&str, String) -> Result<(), String> + '_, String> {
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    Ok(move |name: &str, text: String| {
+        let path = out.join(name);
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
+    })
+}
+
+/// Reads a results directory (`what` names it in errors: `RESULTS_DIR`, ...).
+fn load_run(results: &Path, what: &str) -> Result<Run, String> {
+    let meta =
+        std::fs::metadata(results).map_err(|e| format!("{what} {}: {e}", results.display()))?;
     if !meta.is_dir() {
-        return Err(format!(
-            "RESULTS_DIR {}: not a directory",
-            results.display()
-        ));
+        return Err(format!("{what} {}: not a directory", results.display()));
     }
     let criterion = results.join("criterion");
     if !criterion.is_dir() {
         return Err(format!(
-            "{}: no criterion output (CRITERION_HOME) in RESULTS_DIR",
+            "{}: no criterion output (CRITERION_HOME) in {what}",
             criterion.display()
         ));
     }
@@ -98,26 +198,12 @@ fn run(results: &Path, out: &Path) -> Result<(), String> {
         ));
     }
     benches.sort_by(|a, b| (natural(&a.group), &a.function).cmp(&(natural(&b.group), &b.function)));
-    let extra = load_tsv(&results.join("extra.tsv"))?;
-    let run = load_run(&results.join("run.tsv"))?;
-    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
-
-    let write = |name: &str, text: String| {
-        let path = out.join(name);
-        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
-    };
-    write("results.md", sections::results_md(&benches, &extra, &run))?;
-    let plot = |name: &str, svg: Result<String, Box<dyn std::error::Error>>| {
-        write(name, svg.map_err(|e| format!("drawing {name}: {e}"))?)
-    };
-    plot("append_throughput.svg", plots::append_svg(&benches))?;
-    plot("latency_percentiles.svg", plots::latency_svg(&extra))?;
-    eprintln!(
-        "bench_report: {} benchmarks -> {}",
-        benches.len(),
-        out.join("results.md").display()
-    );
-    Ok(())
+    Ok(Run {
+        benches,
+        extra: load_tsv(&results.join("extra.tsv"))?,
+        meta: load_meta(&results.join("run.tsv"))?,
+        dir: results.to_owned(),
+    })
 }
 
 /// A sort key that puts `durable/4` before `durable/16`: numbers compare as numbers.
@@ -208,7 +294,7 @@ fn load_tsv(path: &Path) -> Result<BTreeMap<(String, String), f64>, String> {
 }
 
 /// `key <TAB> value` lines of the run description.
-fn load_run(path: &Path) -> Result<BTreeMap<String, String>, String> {
+fn load_meta(path: &Path) -> Result<BTreeMap<String, String>, String> {
     let mut m = BTreeMap::new();
     for line in read_optional(path)?.lines() {
         if let Some((k, v)) = line.split_once('\t') {
@@ -223,4 +309,46 @@ fn find<'a>(benches: &'a [Bench], group: &str, function: &str) -> Option<(usize,
         .iter()
         .enumerate()
         .find(|(_, b)| b.group == group && b.function == function)
+}
+
+/// One `tail_stamped/<schedule>/<transport>` figure set.
+struct StampedRow {
+    /// The name in `extra.tsv`.
+    name: String,
+    schedule: String,
+    transport: String,
+}
+
+/// The `tail_stamped/` names in `extra` (any of `runs`), schedules and transports in the order
+/// of [`STAMPED_SCHEDULES`] and [`TAIL_TRANSPORTS`], others after them by name.
+fn stamped_rows<'a>(runs: impl IntoIterator<Item = &'a Extra>) -> Vec<StampedRow> {
+    let mut names: Vec<&String> = runs
+        .into_iter()
+        .flat_map(|e| e.keys())
+        .filter(|(n, k)| n.starts_with("tail_stamped/") && k == "p50_ns")
+        .map(|(n, _)| n)
+        .collect();
+    names.sort();
+    names.dedup();
+    let rank = |list: &[&str], x: &str| list.iter().position(|y| *y == x).unwrap_or(list.len());
+    let mut rows: Vec<StampedRow> = names
+        .into_iter()
+        .map(|n| {
+            let rest = &n["tail_stamped/".len()..];
+            let (schedule, transport) = rest.split_once('/').unwrap_or(("–", rest));
+            StampedRow {
+                name: n.clone(),
+                schedule: schedule.to_owned(),
+                transport: transport.to_owned(),
+            }
+        })
+        .collect();
+    rows.sort_by_key(|r| {
+        (
+            rank(&STAMPED_SCHEDULES, &r.schedule),
+            rank(&TAIL_TRANSPORTS, &r.transport),
+            r.name.clone(),
+        )
+    });
+    rows
 }

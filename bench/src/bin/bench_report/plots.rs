@@ -1,6 +1,7 @@
-//! The plots, drawn with plotters' SVG backend: append throughput by record size, and latency
-//! percentiles. Text goes into the SVG as `<text>` elements, so no font file is read; plotters
-//! only estimates text widths for the layout.
+//! The plots of `results.md`, drawn with plotters' SVG backend: append throughput by record
+//! size, and latency percentiles; and the helpers `ipc_plots` shares (title, legend, axes).
+//! Text goes into the SVG as `<text>` elements, so no font file is read; plotters only
+//! estimates text widths for the layout.
 
 use std::collections::BTreeMap;
 use std::error::Error;
@@ -14,13 +15,13 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::{find, natural, Bench, APPEND_SIZES, APPEND_VARIANTS};
 
-type DrawResult<T> = Result<T, Box<dyn Error>>;
+pub type DrawResult<T> = Result<T, Box<dyn Error>>;
 
-const FONT: &str = "sans-serif";
+pub const FONT: &str = "sans-serif";
 
 /// The append plot's line colors, in the order its series are drawn; applog red, peers blue in
 /// the latency plot.
-const COLORS: [RGBColor; 9] = [
+pub const COLORS: [RGBColor; 9] = [
     RGBColor(0xd6, 0x27, 0x28),
     RGBColor(0xff, 0x7f, 0x0e),
     RGBColor(0x1f, 0x77, 0xb4),
@@ -33,14 +34,14 @@ const COLORS: [RGBColor; 9] = [
 ];
 const APPLOG_COLOR: RGBColor = COLORS[0];
 const PEER_COLOR: RGBColor = COLORS[2];
-const GRID: RGBColor = RGBColor(0xdd, 0xdd, 0xdd);
+pub const GRID: RGBColor = RGBColor(0xdd, 0xdd, 0xdd);
 
 /// The width of the legend, right of the plot, px.
 const LEGEND_WIDTH: u32 = 250;
 
 /// How a legend entry shows its series.
 #[derive(Clone, Copy)]
-enum Mark {
+pub enum Mark {
     Line(ShapeStyle),
     Dashed(ShapeStyle),
     Bar(ShapeStyle),
@@ -221,11 +222,11 @@ pub fn latency_svg(extra: &BTreeMap<(String, String), f64>) -> DrawResult<String
     Ok(svg)
 }
 
-type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+pub type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 
 /// Draws the title across the top of `root` and splits the rest into the plot and, at the
 /// right, the legend.
-fn titled<'a>(root: &Area<'a>, title: &str) -> DrawResult<(Area<'a>, Area<'a>)> {
+pub fn titled<'a>(root: &Area<'a>, title: &str) -> DrawResult<(Area<'a>, Area<'a>)> {
     let body = root.margin(12, 12, 12, 12).titled(title, (FONT, 22))?;
     let (w, _) = body.dim_in_pixel();
     let (plot, legend) = body.split_horizontally(w.saturating_sub(LEGEND_WIDTH));
@@ -234,7 +235,7 @@ fn titled<'a>(root: &Area<'a>, title: &str) -> DrawResult<(Area<'a>, Area<'a>)> 
 
 /// The series' names, each after a sample of its line or bar, in a column at the top of
 /// `area`.
-fn legend(area: &Area<'_>, entries: &[(String, Mark)]) -> DrawResult<()> {
+pub fn legend(area: &Area<'_>, entries: &[(String, Mark)]) -> DrawResult<()> {
     if entries.is_empty() {
         return Ok(());
     }
@@ -267,7 +268,7 @@ fn legend(area: &Area<'_>, entries: &[(String, Mark)]) -> DrawResult<()> {
 }
 
 /// Says, in the middle of a plot, that the run measured none of what it shows.
-fn no_data(area: &Area<'_>) -> DrawResult<()> {
+pub fn no_data(area: &Area<'_>) -> DrawResult<()> {
     let (w, h) = area.dim_in_pixel();
     let style = TextStyle::from((FONT, 18)).pos(Pos::new(HPos::Center, VPos::Center));
     area.draw(&Text::new(
@@ -279,7 +280,7 @@ fn no_data(area: &Area<'_>) -> DrawResult<()> {
 }
 
 /// An axis of `n` categories at 0, 1, .. n - 1, one unit wide each, with a tick at each.
-struct Categories(usize);
+pub struct Categories(pub usize);
 
 impl Ranged for Categories {
     type FormatOption = DefaultFormatting;
@@ -305,7 +306,7 @@ impl Ranged for Categories {
 
 /// The powers of ten around the positive values, at least one decade apart; `None` without
 /// any.
-fn decades(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
+pub fn decades(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     let mut range: Option<(f64, f64)> = None;
     for v in values.filter(|v| v.is_finite() && *v > 0.0) {
         let (lo, hi) = range.unwrap_or((v, v));
@@ -321,7 +322,7 @@ fn decades(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
 }
 
 /// The ticks of a log axis from `lo` to `hi`, both powers of ten.
-fn powers_of_ten(lo: f64, hi: f64) -> Vec<f64> {
+pub fn powers_of_ten(lo: f64, hi: f64) -> Vec<f64> {
     let (lo_e, hi_e) = (lo.log10().round() as i32, hi.log10().round() as i32);
     (lo_e..=hi_e).map(|e| 10f64.powi(e)).collect()
 }
@@ -347,7 +348,7 @@ fn bytes_per_s(v: f64) -> String {
 }
 
 /// A time given in ns: `100 ns`, `1 µs`, `10 ms`.
-fn duration_label(ns: f64) -> String {
+pub fn duration_label(ns: f64) -> String {
     scaled(ns, &[(1e9, "s"), (1e6, "ms"), (1e3, "µs")], "ns")
 }
 

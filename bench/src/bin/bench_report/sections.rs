@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::{find, Bench, APPEND_SIZES, APPEND_VARIANTS};
+use crate::{find, stamped_rows, Bench, APPEND_SIZES, APPEND_VARIANTS, STAMPED_TITLE};
 
 /// The whole of `results.md`.
 pub fn results_md(
@@ -25,7 +25,7 @@ pub fn results_md(
 }
 
 /// A time in ns, in a readable unit.
-fn time(ns: f64) -> String {
+pub fn time(ns: f64) -> String {
     if ns >= 1e9 {
         format!("{:.2} s", ns / 1e9)
     } else if ns >= 1e6 {
@@ -323,27 +323,18 @@ fn tail_section(
             rate(1e9 / b.median)
         );
     }
-    for (prefix, title) in [
-        (
-            "tail_oneway/",
-            "One-way latency from individually timed round trips (half of each)",
-        ),
-        (
-            "tail_stamped/",
-            "One-way latency measured one way (stamped messages every 50 µs from a busy writer, \
-             timed by the receiver)",
-        ),
-    ] {
-        let names: Vec<&String> = extra
-            .keys()
-            .filter(|(n, k)| n.starts_with(prefix) && k == "p50_ns")
-            .map(|(n, _)| n)
-            .collect();
-        if names.is_empty() {
-            continue;
-        }
-        let _ = writeln!(md, "\n{title}:\n\n| transport | p50 | p99 |\n|---|---|---|");
-        for n in names {
+    let oneway: Vec<&String> = extra
+        .keys()
+        .filter(|(n, k)| n.starts_with("tail_oneway/") && k == "p50_ns")
+        .map(|(n, _)| n)
+        .collect();
+    if !oneway.is_empty() {
+        let _ = writeln!(
+            md,
+            "\nOne-way latency from individually timed round trips (half of each):\n\n\
+             | transport | p50 | p99 |\n|---|---|---|"
+        );
+        for n in oneway {
             let q = |k: &str| {
                 extra
                     .get(&(n.clone(), k.to_owned()))
@@ -351,6 +342,32 @@ fn tail_section(
                     .map_or("–".into(), time)
             };
             let _ = writeln!(md, "| `{n}` | {} | {} |", q("p50_ns"), q("p99_ns"));
+        }
+    }
+    let stamped = stamped_rows([extra]);
+    if !stamped.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n{STAMPED_TITLE}:\n\n\
+             | schedule | transport | p50 | p99 | p99.9 | max |\n|---|---|---|---|---|---|"
+        );
+        for r in stamped {
+            let q = |k: &str| {
+                extra
+                    .get(&(r.name.clone(), k.to_owned()))
+                    .copied()
+                    .map_or("–".into(), time)
+            };
+            let _ = writeln!(
+                md,
+                "| {} | `{}` | {} | {} | {} | {} |",
+                r.schedule,
+                r.transport,
+                q("p50_ns"),
+                q("p99_ns"),
+                q("p999_ns"),
+                q("max_ns")
+            );
         }
     }
     md.push('\n');
