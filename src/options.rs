@@ -206,7 +206,7 @@ impl Options {
     }
 
     /// The automatic pretouch choice (see [`pretouch`](Self::pretouch)), made when the writer
-    /// opens the log: 8 pages on tmpfs, off elsewhere. The environment variable
+    /// opens the log: 32 pages on tmpfs, off elsewhere. The environment variable
     /// `APPLOG_PRETOUCH=<pages>` overrides it (0: off), for trying a lead, or turning it off,
     /// without changing the program. Default.
     pub fn pretouch_auto(mut self) -> Self {
