@@ -65,7 +65,7 @@ struct Bench {
 
 /// The append variants, in the order tables and plots show them, with their descriptions.
 const APPEND_VARIANTS: [(&str, &str); 9] = [
-    ("applog", "applog, default options"),
+    ("applog", "applog, default options, pretouch off"),
     ("applog_grow16", "applog, `grow_pages(16)`"),
     ("bufwriter", "`BufWriter<File>` log, same framing"),
     ("okaywal", "okaywal `write_chunk` (no commit)"),
@@ -76,8 +76,9 @@ const APPEND_VARIANTS: [(&str, &str); 9] = [
     ("memcpy", "memcpy into faulted memory (limit)"),
 ];
 /// The append variants measured at 128 B only, with their descriptions.
-const APPEND_128B_VARIANTS: [(&str, &str); 3] = [
+const APPEND_128B_VARIANTS: [(&str, &str); 4] = [
     ("applog_pretouch", "applog, `pretouch(8)`"),
+    ("applog_pretouch32", "applog, `pretouch(32)` (the tmpfs default)"),
     ("applog_coarse_time", "applog, `RecordTime::Coarse`"),
     ("applog_no_time", "applog, `RecordTime::Off`"),
 ];

@@ -125,7 +125,7 @@ fn append_section(md: &mut String, benches: &[Bench], shown: &mut [bool]) {
     // Ratios: applog's throughput over each peer's (above 1: applog is faster).
     let _ = writeln!(
         md,
-        "\nThroughput of applog (default options) divided by each peer's, same run \
+        "\nThroughput of applog (default options, pretouch off) divided by each peer's, same run \
          (above 1.00: applog is faster; **bold**: applog loses):\n"
     );
     let peers = [
