@@ -11,7 +11,6 @@
 //! of it (`CLOCK_REALTIME_COARSE`, updated once a tick: a few nanoseconds to read, 1-4 ms
 //! resolution), or none (records carry time 0, "no time").
 
-
 /// Where the writer takes the time each record is stamped with (see
 /// [`Options::record_time`](crate::Options::record_time)).
 ///

@@ -13,6 +13,9 @@
 //!   ahead (the writer wakes the thread once per half the lead, so 4x less often).
 //! - `applog_grow16`: the same with `Options::grow_pages(16)`: each growth step adds 16 pages
 //!   instead of the one the write needs (what the knob buys).
+//! - `applog_batch16` / `applog_batch64` (128 B only): pretouch off, the records appended with
+//!   `append_batch` of 16 or 64 (one clock read, one growth check and one publish per
+//!   batch); the time per record.
 //! - `applog_coarse_time` / `applog_no_time` (128 B only): `Options::record_time` with
 //!   `RecordTime::Coarse` (`CLOCK_REALTIME_COARSE`) and `RecordTime::Off` (no clock read):
 //!   what the per-record clock read costs.
@@ -236,6 +239,38 @@ fn time_appends<L: BenchLog>(log: &mut L, payload: &[u8], iters: u64) -> Duratio
             log.append(black_box(payload));
         }
         total += start.elapsed();
+        left -= n;
+    }
+    total
+}
+
+/// As [`time_appends`] for applog with `append_batch` of `k` records (the last call of a chunk
+/// may hold fewer): the time for `iters` records.
+fn time_batches(log: &mut ApplogLog, payload: &[u8], k: usize, iters: u64) -> Duration {
+    let flen = frame_len(payload.len());
+    let batch = vec![payload; k];
+    let mut left = iters;
+    let mut total = Duration::ZERO;
+    while left > 0 {
+        let n = left.min(log.room() / flen);
+        if n == 0 {
+            log.recycle();
+            assert!(log.room() >= flen, "a record does not fit in an empty log");
+            continue;
+        }
+        let w = log.writer.as_mut().expect("writer is open");
+        let start = Instant::now();
+        let mut done = 0;
+        while done < n {
+            let m = usize::try_from(n - done).map_or(k, |left| left.min(k));
+            black_box(
+                w.append_batch(black_box(&batch[..m]))
+                    .expect("applog append_batch"),
+            );
+            done += m as u64;
+        }
+        total += start.elapsed();
+        log.dirs.used += n * flen;
         left -= n;
     }
     total
@@ -701,6 +736,16 @@ fn append_benches(c: &mut Criterion) {
                 b.iter_custom(|iters| time_appends(log, &data, iters));
             });
             drop(log);
+        }
+        if size == 128 {
+            for k in [16, 64] {
+                let mut log: Option<ApplogLog> = None;
+                group.bench_function(format!("applog_batch{k}"), |b| {
+                    let log = log.get_or_insert_with(|| ApplogLog::new(base()));
+                    b.iter_custom(|iters| time_batches(log, &data, k, iters));
+                });
+                drop(log);
+            }
         }
 
         let mut log: Option<BufLog> = None;

@@ -7,9 +7,9 @@
 //!   half of it. After the criterion groups, the bench also prints p50/p99 of the one-way
 //!   latency over 20,000 individually timed round trips (`tail_oneway/*`).
 //! - `tail_throughput/*`: the writer appends N records without pausing, the child reads all N
-//!   and acknowledges; criterion's throughput is messages per second. `applog_batch16/*`:
-//!   the same records appended with `append_batch` of 16 (one growth check, one clock read
-//!   and one publish per 16 records).
+//!   and acknowledges; criterion's throughput is messages per second. `applog_batch16/*`
+//!   and `applog_batch64/*`: the same records appended with `append_batch` of 16 or 64 (one
+//!   growth check, one clock read and one publish per batch).
 //! - After the groups, a one-way measurement that is not half of a round trip
 //!   (`tail_stamped/<schedule>/<transport>`): the writer sends messages on a fixed schedule,
 //!   message i due at `start + i * interval`, and each message carries that intended send
@@ -499,6 +499,9 @@ fn throughput(c: &mut Criterion) {
         });
         g.bench_function(BenchmarkId::new("applog_batch16", wait), |b| {
             b.iter_custom(|iters| peer.stream(wait, iters, 16))
+        });
+        g.bench_function(BenchmarkId::new("applog_batch64", wait), |b| {
+            b.iter_custom(|iters| peer.stream(wait, iters, 64))
         });
     }
     let mut pipe = StreamPeer::pipe();

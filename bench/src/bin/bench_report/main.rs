@@ -76,9 +76,20 @@ const APPEND_VARIANTS: [(&str, &str); 9] = [
     ("memcpy", "memcpy into faulted memory (limit)"),
 ];
 /// The append variants measured at 128 B only, with their descriptions.
-const APPEND_128B_VARIANTS: [(&str, &str); 4] = [
+const APPEND_128B_VARIANTS: [(&str, &str); 6] = [
     ("applog_pretouch", "applog, `pretouch(8)`"),
-    ("applog_pretouch32", "applog, `pretouch(32)` (the tmpfs default)"),
+    (
+        "applog_pretouch32",
+        "applog, `pretouch(32)` (the tmpfs default)",
+    ),
+    (
+        "applog_batch16",
+        "applog, `append_batch` of 16, pretouch off",
+    ),
+    (
+        "applog_batch64",
+        "applog, `append_batch` of 64, pretouch off",
+    ),
     ("applog_coarse_time", "applog, `RecordTime::Coarse`"),
     ("applog_no_time", "applog, `RecordTime::Off`"),
 ];
