@@ -224,7 +224,21 @@ trait BenchLog {
 
 /// Times `iters` appends of `payload`, in chunks that fit the log, recycling between chunks.
 fn time_appends<L: BenchLog>(log: &mut L, payload: &[u8], iters: u64) -> Duration {
-    let flen = frame_len(payload.len());
+    time_chunks(log, frame_len(payload.len()), iters, |log, n| {
+        for _ in 0..n {
+            log.append(black_box(payload));
+        }
+    })
+}
+
+/// Times `iters` records of `flen` frame bytes each in chunks that fit the log, recycling it
+/// between chunks (untimed); `append(log, n)` appends `n` records.
+fn time_chunks<L: BenchLog>(
+    log: &mut L,
+    flen: u64,
+    iters: u64,
+    mut append: impl FnMut(&mut L, u64),
+) -> Duration {
     let mut left = iters;
     let mut total = Duration::ZERO;
     while left > 0 {
@@ -235,9 +249,7 @@ fn time_appends<L: BenchLog>(log: &mut L, payload: &[u8], iters: u64) -> Duratio
             continue;
         }
         let start = Instant::now();
-        for _ in 0..n {
-            log.append(black_box(payload));
-        }
+        append(log, n);
         total += start.elapsed();
         left -= n;
     }
@@ -249,17 +261,8 @@ fn time_appends<L: BenchLog>(log: &mut L, payload: &[u8], iters: u64) -> Duratio
 fn time_batches(log: &mut ApplogLog, payload: &[u8], k: usize, iters: u64) -> Duration {
     let flen = frame_len(payload.len());
     let batch = vec![payload; k];
-    let mut left = iters;
-    let mut total = Duration::ZERO;
-    while left > 0 {
-        let n = left.min(log.room() / flen);
-        if n == 0 {
-            log.recycle();
-            assert!(log.room() >= flen, "a record does not fit in an empty log");
-            continue;
-        }
+    time_chunks(log, flen, iters, |log, n| {
         let w = log.writer.as_mut().expect("writer is open");
-        let start = Instant::now();
         let mut done = 0;
         while done < n {
             let m = usize::try_from(n - done).map_or(k, |left| left.min(k));
@@ -269,11 +272,8 @@ fn time_batches(log: &mut ApplogLog, payload: &[u8], k: usize, iters: u64) -> Du
             );
             done += m as u64;
         }
-        total += start.elapsed();
         log.dirs.used += n * flen;
-        left -= n;
-    }
-    total
+    })
 }
 
 /// Retires a log (untimed): frees the blocks and page cache of its files by truncating them

@@ -261,21 +261,7 @@ fn run_section(md: &mut String, runs: [&Run; 2]) {
         "## The runs\n\n| | {} |\n|---|---|---|",
         pair(FILE_SYSTEMS.map(str::to_owned))
     );
-    for (k, label) in [
-        ("filesystem", "file system of the bench files"),
-        ("started", "started (UTC)"),
-        ("finished", "finished (UTC)"),
-        ("cpu", "CPU"),
-        ("cpus", "CPUs"),
-        ("memory", "memory"),
-        ("kernel", "kernel"),
-        ("rustc", "rustc"),
-        ("criterion", "criterion options"),
-        ("benches", "benches run"),
-        ("load_before", "load average before (1, 5, 15 min)"),
-        ("load_after", "load average after"),
-        ("commit", "applog commit"),
-    ] {
+    for (k, label) in crate::RUN_FIELDS {
         let cells = runs.map(|r| r.meta.get(k).cloned().unwrap_or_else(|| "?".into()));
         let _ = writeln!(md, "| {label} | {} |", pair(cells));
     }

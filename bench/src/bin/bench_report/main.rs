@@ -93,6 +93,23 @@ const APPEND_128B_VARIANTS: [(&str, &str); 6] = [
     ("applog_coarse_time", "applog, `RecordTime::Coarse`"),
     ("applog_no_time", "applog, `RecordTime::Off`"),
 ];
+/// The lines of `run.tsv` the reports show, in order, with their labels (`benches` only where
+/// the run names them).
+const RUN_FIELDS: [(&str, &str); 13] = [
+    ("filesystem", "file system of the bench files"),
+    ("started", "started (UTC)"),
+    ("finished", "finished (UTC)"),
+    ("cpu", "CPU"),
+    ("cpus", "CPUs"),
+    ("memory", "memory"),
+    ("kernel", "kernel"),
+    ("rustc", "rustc"),
+    ("criterion", "criterion options"),
+    ("benches", "benches run"),
+    ("load_before", "load average before (1, 5, 15 min)"),
+    ("load_after", "load average after"),
+    ("commit", "applog commit"),
+];
 /// The schedules of the `tail_stamped/<schedule>/<transport>` figures, in the order the
 /// tables show them.
 const STAMPED_SCHEDULES: [&str; 2] = ["idle", "busy"];

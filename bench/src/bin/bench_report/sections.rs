@@ -62,20 +62,10 @@ fn header(md: &mut String, run: &BTreeMap<String, String>) {
         get("command")
     );
     let _ = writeln!(md, "| | |\n|---|---|");
-    for (k, label) in [
-        ("started", "started (UTC)"),
-        ("finished", "finished (UTC)"),
-        ("cpu", "CPU"),
-        ("cpus", "CPUs"),
-        ("memory", "memory"),
-        ("kernel", "kernel"),
-        ("filesystem", "file system of the bench files"),
-        ("rustc", "rustc"),
-        ("criterion", "criterion options"),
-        ("load_before", "load average before (1, 5, 15 min)"),
-        ("load_after", "load average after"),
-        ("commit", "applog commit"),
-    ] {
+    for (k, label) in crate::RUN_FIELDS {
+        if k == "benches" && !run.contains_key(k) {
+            continue;
+        }
         let _ = writeln!(md, "| {label} | {} |", get(k));
     }
     md.push('\n');
