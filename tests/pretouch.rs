@@ -22,6 +22,8 @@ use applog::{Error, Options, Writer};
 use common::*;
 
 const LEAD: u32 = 8;
+/// The automatic lead on tmpfs, as the guide documents it.
+const TMPFS_LEAD: u32 = 32;
 
 /// Checks the bound on every segment: at least the data's pages, at most `lead` pages more.
 /// Returns whether some segment is grown ahead of its data.
@@ -251,7 +253,7 @@ fn wait_until_ahead_or_settled(log: &Path) -> bool {
         t == 0x0102_1994
     };
     if tmpfs {
-        wait_until_ahead(log, 8)
+        wait_until_ahead(log, TMPFS_LEAD)
     } else {
         check_bound(log, 0)
     }
