@@ -186,4 +186,23 @@ mod tests {
         );
         assert_eq!(Clock::starting_at(precise, RecordTime::Off).now(), 0);
     }
+
+    #[test]
+    fn clock_readings_before_1970_or_past_2554_stay_valid_times() {
+        let ts = |tv_sec, tv_nsec| rustix::time::Timespec { tv_sec, tv_nsec };
+        assert_eq!(timespec_ns(ts(-1, 500_000_000)), 1, "before the epoch");
+        assert_eq!(timespec_ns(ts(0, 0)), 1, "0 means no time");
+        assert_eq!(timespec_ns(ts(1, 5)), 1_000_000_005);
+        assert_eq!(
+            timespec_ns(ts(i64::MAX, 999_999_999)),
+            u64::MAX,
+            "saturates"
+        );
+        let now = wall_ns();
+        let std_now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        assert!(u128::from(now) <= std_now, "read before the standard clock");
+    }
 }
