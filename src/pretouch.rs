@@ -51,8 +51,9 @@ use crate::segment::{page_size, Growth};
 /// moves it to another core (see the performance notes in the guide). 32 rather than 8: the
 /// writer wakes the thread once per half the lead, and waking a sleeping thread on another
 /// core costs microseconds (an inter-processor interrupt, dearer still in a virtual machine);
-/// 128 B appends on tmpfs took 125-140 ns with 32 pages against 205 ns with 8 (and 170-215 ns
-/// without a pretoucher), and 64 or 128 pages bought nothing more.
+/// in two interleaved rounds of 128 B appends on tmpfs, 125 and 140 ns with 32 pages against
+/// 207 and 205 ns with 8 (217 and 185 ns without a pretoucher); 64 or 128 pages bought nothing
+/// more.
 pub(crate) const TMPFS_PAGES: u32 = 32;
 
 /// `TMPFS_MAGIC`, the `f_type` of a tmpfs in `statfs`.

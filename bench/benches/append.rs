@@ -59,10 +59,11 @@
 //! - `crc32_128B`: the frame CRC of format version 2 (crc32fast over seed, seq, length, time,
 //!   payload) of a 128 B record; `crc32fast_hash_128B`: plain `crc32fast::hash` of 128 B;
 //!   `memcpy_128B`: copying 128 B into memory that is already faulted in; `clock_realtime`:
-//!   `SystemTime::now()`, the clock read that stamps each record (`CLOCK_REALTIME` through
-//!   the vDSO); `clock_realtime_ns_systemtime`: the same turned into nanoseconds since the
-//!   epoch with `duration_since` (what applog did); `clock_realtime_ns_clock_gettime`: the
-//!   same nanoseconds from `clock_gettime(CLOCK_REALTIME)` (what applog does);
+//!   `SystemTime::now()` (`CLOCK_REALTIME` through the vDSO); `clock_realtime_ns_systemtime`:
+//!   the same turned into nanoseconds since the epoch with `duration_since` (how applog
+//!   stamped records before); `clock_realtime_ns_clock_gettime`: nanoseconds since the epoch
+//!   from `clock_gettime(CLOCK_REALTIME)` directly (how applog stamps them now, less its
+//!   checks for a time before 1970 or past 2554);
 //!   `clock_realtime_coarse`: `CLOCK_REALTIME_COARSE`, what
 //!   `RecordTime::Coarse` reads.
 //!

@@ -1,5 +1,6 @@
-//! The write side of a segment: creating it, growing the file ahead of each write (see
-//! `grow`), publishing frames and seals, zeroing a torn tail; its checkpoint is in `sync`.
+//! The write side of a segment: creating it, publishing frames and seals, zeroing a torn tail;
+//! growing the file ahead of each write is in `growth` (the system calls in `segment::grow`),
+//! its checkpoint in `segment::sync`.
 
 use std::fs::File;
 use std::io;
